@@ -1,0 +1,16 @@
+//! The typed store layer under the state machine.
+//!
+//! * [`StateRead`] / [`StateWrite`]: the only way modules touch state.
+//! * [`Delta`]: a copy-on-write overlay (per block, per tx, per message) that is either
+//!   applied to its parent or dropped, so a failed tx changes nothing.
+//! * [`Storage`]: the persistent, versioned, authenticated store. Each committed height is a
+//!   Jellyfish Merkle tree version; the app hash is its root. An ordered `(key, version)`
+//!   index beside the tree answers point reads and range scans at any retained height.
+
+mod delta;
+mod kv;
+mod storage;
+
+pub use delta::{Changes, Delta};
+pub use kv::{prefix_end, StateRead, StateWrite};
+pub use storage::{proof_spec, PreparedCommit, Snapshot, Storage, StoreError};
