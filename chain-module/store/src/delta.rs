@@ -140,9 +140,13 @@ mod tests {
     use super::*;
 
     fn base() -> BTreeMap<Vec<u8>, Vec<u8>> {
-        [(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec()), (b"c".to_vec(), b"3".to_vec())]
-            .into_iter()
-            .collect()
+        [
+            (b"a".to_vec(), b"1".to_vec()),
+            (b"b".to_vec(), b"2".to_vec()),
+            (b"c".to_vec(), b"3".to_vec()),
+        ]
+        .into_iter()
+        .collect()
     }
 
     #[test]

@@ -156,7 +156,9 @@ impl Storage {
             for (key, node) in prepared.node_batch.nodes() {
                 let key = borsh::to_vec(key).map_err(db_err)?;
                 let node = borsh::to_vec(node).map_err(db_err)?;
-                nodes.insert(key.as_slice(), node.as_slice()).map_err(db_err)?;
+                nodes
+                    .insert(key.as_slice(), node.as_slice())
+                    .map_err(db_err)?;
             }
             let mut values = tx.open_table(VALUES).map_err(db_err)?;
             let mut preimages = tx.open_table(PREIMAGES).map_err(db_err)?;
@@ -168,7 +170,8 @@ impl Storage {
                 preimages.insert(&hash, key.as_slice()).map_err(db_err)?;
             }
             let mut meta = tx.open_table(META).map_err(db_err)?;
-            meta.insert(LATEST_VERSION, prepared.version).map_err(db_err)?;
+            meta.insert(LATEST_VERSION, prepared.version)
+                .map_err(db_err)?;
         }
         tx.commit().map_err(db_err)
     }
@@ -279,7 +282,8 @@ impl StateRead for Snapshot {
     }
 
     fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
-        self.try_range(start, end, limit).unwrap_or_else(|e| fatal(e))
+        self.try_range(start, end, limit)
+            .unwrap_or_else(|e| fatal(e))
     }
 }
 

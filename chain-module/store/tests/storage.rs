@@ -20,8 +20,24 @@ fn versions_are_readable_and_roots_are_content_addressed() {
     let storage = Storage::open(&dir.path().join("state.redb")).unwrap();
     assert_eq!(storage.latest_version().unwrap(), None);
 
-    let r1 = commit(&storage, 1, &[("acct/a", Some("1")), ("acct/b", Some("2")), ("zeta", Some("z"))]);
-    let r2 = commit(&storage, 2, &[("acct/a", Some("10")), ("acct/b", None), ("acct/c", Some("3"))]);
+    let r1 = commit(
+        &storage,
+        1,
+        &[
+            ("acct/a", Some("1")),
+            ("acct/b", Some("2")),
+            ("zeta", Some("z")),
+        ],
+    );
+    let r2 = commit(
+        &storage,
+        2,
+        &[
+            ("acct/a", Some("10")),
+            ("acct/b", None),
+            ("acct/c", Some("3")),
+        ],
+    );
     assert_ne!(r1, r2);
     assert_eq!(storage.latest_version().unwrap(), Some(2));
     assert_eq!(storage.root_hash(1).unwrap(), r1);
@@ -31,7 +47,9 @@ fn versions_are_readable_and_roots_are_content_addressed() {
     assert_eq!(v1.get(b"acct/a"), Some(b"1".to_vec()));
     assert_eq!(v2.get(b"acct/a"), Some(b"10".to_vec()));
     assert_eq!(v2.get(b"acct/b"), None);
-    let keys = |s: &hpc_store::Snapshot| -> Vec<Vec<u8>> { s.prefix(b"acct/", 10).into_iter().map(|(k, _)| k).collect() };
+    let keys = |s: &hpc_store::Snapshot| -> Vec<Vec<u8>> {
+        s.prefix(b"acct/", 10).into_iter().map(|(k, _)| k).collect()
+    };
     assert_eq!(keys(&v1), vec![b"acct/a".to_vec(), b"acct/b".to_vec()]);
     assert_eq!(keys(&v2), vec![b"acct/a".to_vec(), b"acct/c".to_vec()]);
     assert_eq!(v2.prefix(b"acct/", 1).len(), 1);
@@ -39,7 +57,15 @@ fn versions_are_readable_and_roots_are_content_addressed() {
     // The same content committed in a different history has the same root.
     let other_dir = tempfile::tempdir().unwrap();
     let other = Storage::open(&other_dir.path().join("state.redb")).unwrap();
-    let same = commit(&other, 1, &[("acct/a", Some("10")), ("acct/c", Some("3")), ("zeta", Some("z"))]);
+    let same = commit(
+        &other,
+        1,
+        &[
+            ("acct/a", Some("10")),
+            ("acct/c", Some("3")),
+            ("zeta", Some("z")),
+        ],
+    );
     assert_eq!(same, r2);
 }
 
@@ -56,9 +82,15 @@ fn state_survives_reopen_and_versions_must_be_contiguous() {
     assert_eq!(storage.root_hash(5).unwrap(), root);
     assert!(matches!(
         storage.prepare(changes(&[("k", Some("w"))]), 7),
-        Err(StoreError::OutOfOrder { attempted: 7, expected: 6 })
+        Err(StoreError::OutOfOrder {
+            attempted: 7,
+            expected: 6
+        })
     ));
-    assert!(matches!(storage.snapshot(Some(9)), Err(StoreError::VersionUnavailable { .. })));
+    assert!(matches!(
+        storage.snapshot(Some(9)),
+        Err(StoreError::VersionUnavailable { .. })
+    ));
 }
 
 #[test]
@@ -76,33 +108,68 @@ fn deleting_a_missing_key_and_empty_blocks_are_fine() {
 fn proofs_verify_existence_and_absence_against_the_root() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::open(&dir.path().join("s.redb")).unwrap();
-    let root = commit(&storage, 1, &[("bank/balance/alice", Some("100")), ("bank/balance/bob", Some("7"))]);
+    let root = commit(
+        &storage,
+        1,
+        &[
+            ("bank/balance/alice", Some("100")),
+            ("bank/balance/bob", Some("7")),
+        ],
+    );
     let spec = proof_spec();
 
     let (value, proof) = storage.get_with_proof(b"bank/balance/alice", 1).unwrap();
     assert_eq!(value.as_deref(), Some(&b"100"[..]));
-    assert!(ics23::verify_membership::<ics23::HostFunctionsManager>(&proof, &spec, &root.to_vec(), b"bank/balance/alice", b"100"));
-    assert!(!ics23::verify_membership::<ics23::HostFunctionsManager>(&proof, &spec, &root.to_vec(), b"bank/balance/alice", b"101"));
+    assert!(ics23::verify_membership::<ics23::HostFunctionsManager>(
+        &proof,
+        &spec,
+        &root.to_vec(),
+        b"bank/balance/alice",
+        b"100"
+    ));
+    assert!(!ics23::verify_membership::<ics23::HostFunctionsManager>(
+        &proof,
+        &spec,
+        &root.to_vec(),
+        b"bank/balance/alice",
+        b"101"
+    ));
 
     let (value, proof) = storage.get_with_proof(b"bank/balance/carol", 1).unwrap();
     assert_eq!(value, None);
-    assert!(ics23::verify_non_membership::<ics23::HostFunctionsManager>(&proof, &spec, &root.to_vec(), b"bank/balance/carol"));
+    assert!(ics23::verify_non_membership::<ics23::HostFunctionsManager>(
+        &proof,
+        &spec,
+        &root.to_vec(),
+        b"bank/balance/carol"
+    ));
 }
 
 #[test]
 fn delta_over_snapshot_merges_pending_writes() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::open(&dir.path().join("s.redb")).unwrap();
-    commit(&storage, 1, &[("p/1", Some("a")), ("p/2", Some("b")), ("p/3", Some("c"))]);
+    commit(
+        &storage,
+        1,
+        &[("p/1", Some("a")), ("p/2", Some("b")), ("p/3", Some("c"))],
+    );
     let snapshot = storage.snapshot(None).unwrap();
     let mut delta = Delta::new(&snapshot);
     delta.delete(b"p/2");
     delta.put(b"p/4".to_vec(), b"d".to_vec());
-    let got: Vec<Vec<u8>> = delta.prefix(b"p/", 10).into_iter().map(|(k, _)| k).collect();
+    let got: Vec<Vec<u8>> = delta
+        .prefix(b"p/", 10)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(got, vec![b"p/1".to_vec(), b"p/3".to_vec(), b"p/4".to_vec()]);
     let pending = delta.into_changes();
     let prepared = storage.prepare(pending, 2).unwrap();
     storage.commit(prepared).unwrap();
     assert_eq!(storage.snapshot(None).unwrap().get(b"p/2"), None);
-    assert_eq!(storage.snapshot(Some(1)).unwrap().get(b"p/2"), Some(b"b".to_vec()));
+    assert_eq!(
+        storage.snapshot(Some(1)).unwrap().get(b"p/2"),
+        Some(b"b".to_vec())
+    );
 }

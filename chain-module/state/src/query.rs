@@ -1,0 +1,130 @@
+//! Query routing by gRPC method path (`/<package.Service>/<Method>`), shared by
+//! `abci_query` and the gRPC server so both answer identically.
+
+use cosmos_sdk_proto::cosmos::base::query::v1beta1::{PageRequest, PageResponse};
+use hpc_store::{prefix_end, StateRead};
+use prost::Message;
+
+use crate::errors::QueryError;
+
+/// Page size when the request gives none, and the largest one served.
+pub const DEFAULT_PAGE_LIMIT: u64 = 100;
+pub const MAX_PAGE_LIMIT: u64 = 1_000;
+
+/// Decodes the request, runs the handler and encodes the response.
+pub fn handle<Req, Resp>(
+    data: &[u8],
+    handler: impl FnOnce(Req) -> Result<Resp, QueryError>,
+) -> Result<Vec<u8>, QueryError>
+where
+    Req: Message + Default,
+    Resp: Message,
+{
+    let req = Req::decode(data)
+        .map_err(|e| QueryError::InvalidArgument(format!("malformed request: {e}")))?;
+    handler(req).map(|resp| resp.encode_to_vec())
+}
+
+/// One page of the entries under `prefix`, as Cosmos `query.Paginate`: by `key` (the
+/// `next_key` of the previous page, relative to the prefix) or by `offset`; `count_total`
+/// counts all entries (a full scan of the prefix, so only when asked).
+pub fn paginate(
+    state: &dyn StateRead,
+    prefix: &[u8],
+    page: Option<&PageRequest>,
+) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, PageResponse), QueryError> {
+    let default = PageRequest::default();
+    let page = page.unwrap_or(&default);
+    if page.reverse {
+        return Err(QueryError::InvalidArgument(
+            "pagination.reverse is not supported".into(),
+        ));
+    }
+    if !page.key.is_empty() && page.offset > 0 {
+        return Err(QueryError::InvalidArgument(
+            "pagination: set either key or offset, not both".into(),
+        ));
+    }
+    let limit = match page.limit {
+        0 => DEFAULT_PAGE_LIMIT,
+        l if l > MAX_PAGE_LIMIT => {
+            return Err(QueryError::InvalidArgument(format!(
+                "pagination.limit {l} exceeds the maximum of {MAX_PAGE_LIMIT}"
+            )))
+        }
+        l => l,
+    } as usize;
+    let end = prefix_end(prefix);
+    let start = [prefix, page.key.as_slice()].concat();
+    let offset = page.offset as usize;
+    let mut entries = state.range(&start, end.as_deref(), offset + limit + 1);
+    let entries_after_offset = entries.split_off(offset.min(entries.len()));
+    let mut page_entries = entries_after_offset;
+    let next_key = if page_entries.len() > limit {
+        let next = page_entries.split_off(limit);
+        next[0].0[prefix.len()..].to_vec()
+    } else {
+        Vec::new()
+    };
+    let total = if page.count_total {
+        state.prefix(prefix, usize::MAX).len() as u64
+    } else {
+        0
+    };
+    let entries = page_entries
+        .into_iter()
+        .map(|(k, v)| (k[prefix.len()..].to_vec(), v))
+        .collect();
+    Ok((entries, PageResponse { next_key, total }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn pages_by_key_and_offset_cover_everything_once() {
+        let state: BTreeMap<Vec<u8>, Vec<u8>> = (0u8..10)
+            .map(|i| (vec![b'p', i], vec![i]))
+            .chain([(b"q".to_vec(), vec![])])
+            .collect();
+        let mut seen = Vec::new();
+        let mut req = PageRequest {
+            limit: 3,
+            count_total: true,
+            ..Default::default()
+        };
+        loop {
+            let (entries, resp) = paginate(&state, b"p", Some(&req)).unwrap();
+            assert_eq!(resp.total, 10);
+            seen.extend(entries.into_iter().map(|(_, v)| v[0]));
+            if resp.next_key.is_empty() {
+                break;
+            }
+            req.key = resp.next_key;
+        }
+        assert_eq!(seen, (0..10).collect::<Vec<u8>>());
+        let (entries, _) = paginate(
+            &state,
+            b"p",
+            Some(&PageRequest {
+                offset: 8,
+                limit: 5,
+                ..Default::default()
+            }),
+        )
+        .unwrap();
+        assert_eq!(
+            entries.iter().map(|(_, v)| v[0]).collect::<Vec<_>>(),
+            vec![8, 9]
+        );
+        let too_big = PageRequest {
+            limit: MAX_PAGE_LIMIT + 1,
+            ..Default::default()
+        };
+        assert!(
+            matches!(paginate(&state, b"p", Some(&too_big)), Err(QueryError::InvalidArgument(m)) if m.contains("pagination.limit"))
+        );
+    }
+}

@@ -1,0 +1,22 @@
+//! The Cosmos tx pipeline: decoding, the ante checks, message dispatch and the result.
+
+mod ante;
+mod decode;
+mod msg;
+
+pub use ante::{run_ante, AnteOutcome};
+pub use decode::{decode_tx, gas_limit_of, DecodedTx};
+pub use msg::Msg;
+
+/// Why a tx is being executed; decides which checks run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Mempool admission: ante only, with the node's minimum gas prices.
+    Check,
+    /// Re-admission of a mempool tx after a block: same as `Check`.
+    Recheck,
+    /// Block execution.
+    Deliver,
+    /// Gas estimation: signatures are not verified and the gas limit is not enforced.
+    Simulate,
+}
