@@ -91,3 +91,9 @@ impl QueryError {
         }
     }
 }
+
+impl From<hpc_primitives::CoinsError> for TxError {
+    fn from(e: hpc_primitives::CoinsError) -> Self {
+        TxError::invalid_coins(e.0)
+    }
+}

@@ -5,12 +5,10 @@
 //! ante pipeline; [`app::App`] ties them together for the node. Nothing here does I/O,
 //! reads a clock, uses floating point, randomness or unordered iteration.
 
-pub mod address;
 pub mod app;
 pub mod auth;
 pub mod bank;
 pub mod codec;
-pub mod coins;
 pub mod consensus;
 pub mod context;
 pub mod errors;
@@ -19,6 +17,8 @@ pub mod gas;
 pub mod query;
 pub mod serde_util;
 pub mod tx;
+
+pub use hpc_primitives::{address, coins};
 
 pub use app::{App, AppState, TxOutcome};
 pub use context::BlockInfo;

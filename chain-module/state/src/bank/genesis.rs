@@ -69,14 +69,14 @@ impl BankGenesis {
                 ));
             }
             let coins = Coins::from_proto(&to_proto(&bal.coins), &format!("{field}.coins"))
-                .map_err(|e| GenesisError::new(format!("{field}.coins"), e.log))?;
+                .map_err(|e| GenesisError::new(format!("{field}.coins"), e))?;
             // Every funded address has an account, as on first receipt of funds.
             AuthKeeper::get_or_create(state, &address);
             BankKeeper::mint(state, &address, &coins);
         }
         if !self.supply.is_empty() {
             let declared = Coins::from_proto(&to_proto(&self.supply), "bank.supply")
-                .map_err(|e| GenesisError::new("bank.supply", e.log))?;
+                .map_err(|e| GenesisError::new("bank.supply", e))?;
             let actual = Self::total_supply(state);
             if declared != actual {
                 return Err(GenesisError::new(

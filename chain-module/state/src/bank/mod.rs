@@ -5,7 +5,7 @@ mod keeper;
 mod msg_server;
 mod query;
 
-pub use genesis::{BankGenesis, GenesisBalance};
+pub use genesis::{BankGenesis, GenesisBalance, JsonCoin};
 pub use keeper::BankKeeper;
 pub use msg_server::{handle_send, validate_send};
 pub use query::route as route_query;

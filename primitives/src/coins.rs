@@ -7,10 +7,13 @@ use std::str::FromStr;
 
 use cosmos_sdk_proto::cosmos::base::v1beta1::Coin as ProtoCoin;
 
-use crate::errors::TxError;
-
 /// The staking/fee denomination of the chain.
 pub const FEE_DENOM: &str = "uvirt";
+
+/// Invalid coins, naming the field they came from.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CoinsError(pub String);
 
 /// A denomination-sorted set of positive amounts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,31 +42,31 @@ impl Coins {
 
     /// Validates proto coins as `sdk.Coins.Validate` does: valid denoms, positive
     /// amounts, sorted, no duplicates.
-    pub fn from_proto(coins: &[ProtoCoin], field: &str) -> Result<Self, TxError> {
+    pub fn from_proto(coins: &[ProtoCoin], field: &str) -> Result<Self, CoinsError> {
         let mut out = BTreeMap::new();
         let mut last: Option<&str> = None;
         for coin in coins {
             if !valid_denom(&coin.denom) {
-                return Err(TxError::invalid_coins(format!(
+                return Err(CoinsError(format!(
                     "{field}: invalid denom {:?}",
                     coin.denom
                 )));
             }
             let amount: u128 = coin.amount.parse().map_err(|_| {
-                TxError::invalid_coins(format!(
+                CoinsError(format!(
                     "{field}: amount {:?} of {} is not a non-negative integer",
                     coin.amount, coin.denom
                 ))
             })?;
             if amount == 0 {
-                return Err(TxError::invalid_coins(format!(
+                return Err(CoinsError(format!(
                     "{field}: amount of {} must be positive",
                     coin.denom
                 )));
             }
             if let Some(prev) = last {
                 if prev >= coin.denom.as_str() {
-                    return Err(TxError::invalid_coins(format!(
+                    return Err(CoinsError(format!(
                         "{field}: denoms must be sorted and unique ({prev} before {})",
                         coin.denom
                     )));
@@ -125,7 +128,7 @@ impl FromStr for Coins {
             });
         }
         proto.sort_by(|a, b| a.denom.cmp(&b.denom));
-        Coins::from_proto(&proto, "coins").map_err(|e| e.log)
+        Coins::from_proto(&proto, "coins").map_err(|e| e.0)
     }
 }
 
@@ -256,13 +259,16 @@ mod tests {
         ];
         assert!(Coins::from_proto(&unsorted, "amount")
             .unwrap_err()
-            .log
+            .0
             .contains("sorted"));
         let neg = [ProtoCoin {
             denom: "uvirt".into(),
             amount: "-1".into(),
         }];
-        assert_eq!(Coins::from_proto(&neg, "amount").unwrap_err().code, 10);
+        assert!(Coins::from_proto(&neg, "amount")
+            .unwrap_err()
+            .0
+            .contains("non-negative integer"));
     }
 
     #[test]
