@@ -15,18 +15,31 @@ use crate::context::{BlockInfo, ExecCtx};
 use crate::errors::{QueryError, TxError};
 use crate::events::Event;
 use crate::gas::{GasMeter, Metered};
+use crate::hpc;
 use crate::query::handle;
 use crate::serde_util::GenesisError;
 use crate::tx::{decode_tx, gas_limit_of, run_ante, Mode};
 
 /// `app_state` of the genesis file.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppState {
     #[serde(default)]
     pub auth: AuthGenesis,
     #[serde(default)]
     pub bank: BankGenesis,
+    #[serde(default = "hpc::default_genesis")]
+    pub hpc: hpc::types::GenesisState,
+}
+
+impl Default for AppState {
+    fn default() -> Self {
+        Self {
+            auth: AuthGenesis::default(),
+            bank: BankGenesis::default(),
+            hpc: hpc::default_genesis(),
+        }
+    }
 }
 
 /// The result of one tx, in the shape of an ABCI `ExecTxResult`.
@@ -100,6 +113,7 @@ impl App {
         ConsensusKeeper::set_limits(state, limits);
         app_state.auth.validate_and_apply(state)?;
         app_state.bank.validate_and_apply(state)?;
+        hpc::import_genesis(state, &app_state.hpc)?;
         Ok(())
     }
 
@@ -108,6 +122,7 @@ impl App {
         AppState {
             auth: AuthGenesis::export(state),
             bank: BankGenesis::export(state),
+            hpc: hpc::export_genesis(state),
         }
     }
 
@@ -286,6 +301,7 @@ impl App {
         let routed = match service {
             "cosmos.auth.v1beta1.Query" => auth::route_query(method, data, state),
             "cosmos.bank.v1beta1.Query" => bank::route_query(method, data, state),
+            "virtengine.hpc.v1.Query" => hpc::route_query(method, data, state),
             "cosmos.tx.v1beta1.Service" if method == "Simulate" => {
                 Some(self.simulate(data, state, height))
             }

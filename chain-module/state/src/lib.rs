@@ -14,6 +14,7 @@ pub mod context;
 pub mod errors;
 pub mod events;
 pub mod gas;
+pub mod hpc;
 pub mod query;
 pub mod serde_util;
 pub mod tx;
