@@ -1,0 +1,465 @@
+//! The ABCI 2.0 shell: turns CometBFT's requests into calls on the state machine and the
+//! store. Consensus requests run one at a time; CheckTx runs on a separate check state;
+//! queries read committed snapshots concurrently.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use hpc_state::consensus::{BlockLimits, ConsensusKeeper};
+use hpc_state::tx::Mode;
+use hpc_state::{App, BlockInfo, Event, TxOutcome};
+use hpc_store::{Changes, Delta, Snapshot, StateRead, Storage};
+use tendermint::abci::types::ExecTxResult;
+use tendermint::abci::{request, response, Code, EventAttributeIndexExt};
+use tendermint::merkle::proof::{ProofOp, ProofOps};
+use tendermint::v0_38::abci::{
+    ConsensusRequest, ConsensusResponse, InfoRequest, InfoResponse, MempoolRequest,
+    MempoolResponse, SnapshotRequest, SnapshotResponse,
+};
+use tower_abci::BoxError;
+
+/// The path prefix of raw-key store queries (`/store/main/key`, data = key), answered with
+/// an ICS-23 proof when `prove` is set.
+pub const STORE_QUERY_PATH: &str = "/store/main/key";
+/// The proof op type of store query proofs: one ICS-23 proof against the app hash.
+pub const PROOF_OP_TYPE: &str = "ics23:jmt";
+
+/// A block executed by FinalizeBlock and waiting for Commit.
+struct PendingBlock {
+    prepared: hpc_store::PreparedCommit,
+    block: BlockInfo,
+}
+
+struct ConsensusState {
+    /// Genesis writes from InitChain, persisted together with the first block.
+    genesis: Option<Changes>,
+    pending: Option<PendingBlock>,
+    /// The last committed block (for CheckTx's block facts).
+    last_block: Option<BlockInfo>,
+}
+
+/// Everything the ABCI connections and the gRPC server share.
+pub struct Node {
+    pub storage: Storage,
+    pub app: App,
+    consensus: Mutex<ConsensusState>,
+    check: Mutex<Delta<Snapshot>>,
+}
+
+fn base_snapshot(storage: &Storage) -> Snapshot {
+    match storage.latest_version().expect("storage is readable") {
+        Some(_) => storage.snapshot(None).expect("latest snapshot is readable"),
+        None => Storage::empty_snapshot(),
+    }
+}
+
+fn to_abci_events(events: Vec<Event>) -> Vec<tendermint::abci::Event> {
+    events
+        .into_iter()
+        .map(|e| {
+            tendermint::abci::Event::new(
+                e.kind,
+                e.attributes
+                    .into_iter()
+                    .map(|(k, v)| (k, v).index())
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect()
+}
+
+fn exec_result(outcome: TxOutcome) -> ExecTxResult {
+    ExecTxResult {
+        code: Code::from(outcome.code),
+        data: outcome.data.into(),
+        log: outcome.log,
+        info: String::new(),
+        gas_wanted: outcome.gas_wanted as i64,
+        gas_used: outcome.gas_used as i64,
+        events: to_abci_events(outcome.events),
+        codespace: outcome.codespace,
+    }
+}
+
+fn block_info(chain_id: String, height: u64, time: tendermint::Time) -> BlockInfo {
+    let nanos = time.unix_timestamp_nanos();
+    BlockInfo {
+        chain_id,
+        height,
+        time_seconds: nanos.div_euclid(1_000_000_000) as i64,
+        time_nanos: nanos.rem_euclid(1_000_000_000) as i32,
+    }
+}
+
+impl Node {
+    pub fn new(storage: Storage, app: App) -> Arc<Self> {
+        let check = Delta::new(base_snapshot(&storage));
+        Arc::new(Self {
+            storage,
+            app,
+            consensus: Mutex::new(ConsensusState {
+                genesis: None,
+                pending: None,
+                last_block: None,
+            }),
+            check: Mutex::new(check),
+        })
+    }
+
+    /// Last committed height and app hash (0 and empty before the first block).
+    pub fn last_commit(&self) -> (u64, Vec<u8>) {
+        match self.storage.latest_version().expect("storage is readable") {
+            Some(v) => (
+                v,
+                self.storage
+                    .root_hash(v)
+                    .expect("root of latest version")
+                    .to_vec(),
+            ),
+            None => (0, Vec::new()),
+        }
+    }
+
+    pub fn consensus(&self, req: ConsensusRequest) -> ConsensusResponse {
+        let mut cs = self.consensus.lock().expect("consensus lock");
+        match req {
+            ConsensusRequest::InitChain(req) => {
+                ConsensusResponse::InitChain(self.init_chain(&mut cs, req))
+            }
+            ConsensusRequest::PrepareProposal(req) => {
+                let limits = self.limits(&cs);
+                let txs = req.txs.into_iter().map(|t| t.to_vec()).collect();
+                let txs = self.app.prepare_proposal(txs, req.max_tx_bytes, &limits);
+                ConsensusResponse::PrepareProposal(response::PrepareProposal {
+                    txs: txs.into_iter().map(Bytes::from).collect(),
+                })
+            }
+            ConsensusRequest::ProcessProposal(req) => {
+                let limits = self.limits(&cs);
+                let txs: Vec<Vec<u8>> = req.txs.iter().map(|t| t.to_vec()).collect();
+                ConsensusResponse::ProcessProposal(if self.app.process_proposal(&txs, &limits) {
+                    response::ProcessProposal::Accept
+                } else {
+                    tracing::warn!(height = %req.height, "rejecting proposal over the block gas limit");
+                    response::ProcessProposal::Reject
+                })
+            }
+            ConsensusRequest::FinalizeBlock(req) => {
+                ConsensusResponse::FinalizeBlock(self.finalize_block(&mut cs, req))
+            }
+            ConsensusRequest::Commit => ConsensusResponse::Commit(self.commit(&mut cs)),
+            ConsensusRequest::ExtendVote(_) => {
+                ConsensusResponse::ExtendVote(response::ExtendVote {
+                    vote_extension: Bytes::new(),
+                })
+            }
+            ConsensusRequest::VerifyVoteExtension(_) => {
+                ConsensusResponse::VerifyVoteExtension(response::VerifyVoteExtension::Accept)
+            }
+        }
+    }
+
+    /// The block limits in effect: from the pending genesis or the committed state.
+    fn limits(&self, cs: &ConsensusState) -> BlockLimits {
+        let base = base_snapshot(&self.storage);
+        let mut view = Delta::new(&base);
+        if let Some(genesis) = &cs.genesis {
+            view.apply(genesis.clone());
+        }
+        ConsensusKeeper::limits(&view)
+    }
+
+    fn init_chain(&self, cs: &mut ConsensusState, req: request::InitChain) -> response::InitChain {
+        let limits = BlockLimits {
+            max_bytes: req.consensus_params.block.max_bytes as i64,
+            max_gas: req.consensus_params.block.max_gas,
+        };
+        let mut genesis = Delta::new(Storage::empty_snapshot());
+        if let Err(e) =
+            self.app
+                .init_chain(&mut genesis, &req.chain_id, &limits, &req.app_state_bytes)
+        {
+            // An invalid genesis cannot start a chain; stop with the reason.
+            panic!("genesis rejected: {e}");
+        }
+        let changes = genesis.into_changes();
+        let root = self
+            .storage
+            .prepare(changes.clone(), req.initial_height.value())
+            .expect("genesis root computes")
+            .root;
+        tracing::info!(chain_id = %req.chain_id, app_hash = %hex::encode_upper(root), "initialized chain from genesis");
+        cs.genesis = Some(changes);
+        response::InitChain {
+            consensus_params: None,
+            validators: Vec::new(),
+            app_hash: root.to_vec().try_into().expect("32-byte app hash"),
+        }
+    }
+
+    fn finalize_block(
+        &self,
+        cs: &mut ConsensusState,
+        req: request::FinalizeBlock,
+    ) -> response::FinalizeBlock {
+        let height = req.height.value();
+        let base = base_snapshot(&self.storage);
+        let mut state = Delta::new(base);
+        if let Some(genesis) = &cs.genesis {
+            state.apply(genesis.clone());
+        }
+        let chain_id = ConsensusKeeper::chain_id(&state).expect("chain id is set at genesis");
+        let block = block_info(chain_id, height, req.time);
+        let tx_results = req
+            .txs
+            .iter()
+            .map(|tx| exec_result(self.app.execute_tx(&mut state, &block, tx, Mode::Deliver)))
+            .collect();
+        let (_, changes) = state.into_parts();
+        let prepared = self
+            .storage
+            .prepare(changes, height)
+            .unwrap_or_else(|e| panic!("cannot compute the app hash of block {height}: {e}"));
+        let app_hash = prepared.root.to_vec().try_into().expect("32-byte app hash");
+        cs.pending = Some(PendingBlock { prepared, block });
+        response::FinalizeBlock {
+            events: Vec::new(),
+            tx_results,
+            validator_updates: Vec::new(),
+            consensus_param_updates: None,
+            app_hash,
+        }
+    }
+
+    fn commit(&self, cs: &mut ConsensusState) -> response::Commit {
+        let pending = cs.pending.take().expect("Commit without FinalizeBlock");
+        let height = pending.prepared.version;
+        // A failed commit must stop the node: continuing would fork from the network.
+        self.storage
+            .commit(pending.prepared)
+            .unwrap_or_else(|e| panic!("failed to persist block {height}: {e}"));
+        cs.genesis = None;
+        cs.last_block = Some(pending.block);
+        *self.check.lock().expect("check lock") = Delta::new(base_snapshot(&self.storage));
+        tracing::debug!(height, "committed");
+        response::Commit {
+            data: Bytes::new(),
+            retain_height: 0u32.into(),
+        }
+    }
+
+    pub fn check_tx(&self, req: request::CheckTx) -> response::CheckTx {
+        let mode = match req.kind {
+            request::CheckTxKind::New => Mode::Check,
+            request::CheckTxKind::Recheck => Mode::Recheck,
+        };
+        let block = {
+            let cs = self.consensus.lock().expect("consensus lock");
+            cs.last_block.clone()
+        };
+        let mut check = self.check.lock().expect("check lock");
+        let block = match block {
+            Some(b) => BlockInfo {
+                height: b.height + 1,
+                ..b
+            },
+            None => {
+                let Some(chain_id) = ConsensusKeeper::chain_id(&*check) else {
+                    return response::CheckTx {
+                        code: Code::from(18),
+                        codespace: "sdk".into(),
+                        log: "the chain has not started yet".into(),
+                        ..Default::default()
+                    };
+                };
+                let (height, _) = self.last_commit();
+                BlockInfo {
+                    chain_id,
+                    height: height + 1,
+                    time_seconds: 0,
+                    time_nanos: 0,
+                }
+            }
+        };
+        let outcome = self.app.execute_tx(&mut *check, &block, &req.tx, mode);
+        let result = exec_result(outcome);
+        response::CheckTx {
+            code: result.code,
+            data: result.data,
+            log: result.log,
+            info: String::new(),
+            gas_wanted: result.gas_wanted,
+            gas_used: result.gas_used,
+            events: result.events,
+            codespace: result.codespace,
+            ..Default::default()
+        }
+    }
+
+    pub fn info(&self, req: InfoRequest) -> InfoResponse {
+        match req {
+            InfoRequest::Info(_) => {
+                let (height, app_hash) = self.last_commit();
+                InfoResponse::Info(response::Info {
+                    data: "hpcd".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    app_version: 1,
+                    last_block_height: height.try_into().expect("height fits"),
+                    last_block_app_hash: app_hash.try_into().expect("app hash"),
+                })
+            }
+            InfoRequest::Query(q) => InfoResponse::Query(self.abci_query(q)),
+            InfoRequest::Echo(e) => InfoResponse::Echo(response::Echo { message: e.message }),
+        }
+    }
+
+    /// A read view at `height` (0 = latest) and the height actually read.
+    pub fn snapshot_at(&self, height: u64) -> Result<(Snapshot, u64), hpc_store::StoreError> {
+        let snapshot = self
+            .storage
+            .snapshot(if height == 0 { None } else { Some(height) })?;
+        let height = snapshot.version().unwrap_or(0);
+        Ok((snapshot, height))
+    }
+
+    fn abci_query(&self, q: request::Query) -> response::Query {
+        let fail = |code: u32, log: String, height: u64| response::Query {
+            code: Code::from(code),
+            log,
+            codespace: "sdk".into(),
+            height: height.try_into().unwrap_or_default(),
+            ..Default::default()
+        };
+        let (snapshot, height) = match self.snapshot_at(q.height.value()) {
+            Ok(s) => s,
+            Err(e) => return fail(26, format!("height: {e}"), q.height.value()),
+        };
+        if q.path == STORE_QUERY_PATH {
+            let key = q.data.to_vec();
+            if !q.prove {
+                return response::Query {
+                    key: key.clone().into(),
+                    value: snapshot.get(&key).unwrap_or_default().into(),
+                    height: height.try_into().expect("height fits"),
+                    ..Default::default()
+                };
+            }
+            return match self.storage.get_with_proof(&key, height) {
+                Ok((value, proof)) => response::Query {
+                    key: key.clone().into(),
+                    value: value.unwrap_or_default().into(),
+                    proof: Some(ProofOps {
+                        ops: vec![ProofOp {
+                            field_type: PROOF_OP_TYPE.into(),
+                            key,
+                            data: prost::Message::encode_to_vec(&proof),
+                        }],
+                    }),
+                    height: height.try_into().expect("height fits"),
+                    ..Default::default()
+                },
+                Err(e) => fail(1, e.to_string(), height),
+            };
+        }
+        if q.prove {
+            return fail(
+                18,
+                format!("prove=true is only supported for {STORE_QUERY_PATH}"),
+                height,
+            );
+        }
+        match self.app.query(&q.path, &q.data, &snapshot, height) {
+            Ok(value) => response::Query {
+                value: value.into(),
+                height: height.try_into().expect("height fits"),
+                ..Default::default()
+            },
+            Err(e) => fail(e.abci_code(), e.to_string(), height),
+        }
+    }
+}
+
+/// Builds the four ABCI services over a shared node.
+pub fn server(
+    node: Arc<Node>,
+) -> tower_abci::v038::Server<
+    impl tower::Service<
+            ConsensusRequest,
+            Response = ConsensusResponse,
+            Error = BoxError,
+            Future = impl Send,
+        > + Send
+        + Clone
+        + 'static,
+    impl tower::Service<
+            MempoolRequest,
+            Response = MempoolResponse,
+            Error = BoxError,
+            Future = impl Send,
+        > + Send
+        + Clone
+        + 'static,
+    impl tower::Service<InfoRequest, Response = InfoResponse, Error = BoxError, Future = impl Send>
+        + Send
+        + Clone
+        + 'static,
+    impl tower::Service<
+            SnapshotRequest,
+            Response = SnapshotResponse,
+            Error = BoxError,
+            Future = impl Send,
+        > + Send
+        + Clone
+        + 'static,
+> {
+    let consensus_node = node.clone();
+    let consensus = tower::service_fn(move |req: ConsensusRequest| {
+        let node = consensus_node.clone();
+        async move {
+            tokio::task::spawn_blocking(move || node.consensus(req))
+                .await
+                .map_err(BoxError::from)
+        }
+    });
+    let mempool_node = node.clone();
+    let mempool = tower::service_fn(move |req: MempoolRequest| {
+        let node = mempool_node.clone();
+        async move {
+            let MempoolRequest::CheckTx(req) = req;
+            tokio::task::spawn_blocking(move || MempoolResponse::CheckTx(node.check_tx(req)))
+                .await
+                .map_err(BoxError::from)
+        }
+    });
+    let info_node = node;
+    let info = tower::service_fn(move |req: InfoRequest| {
+        let node = info_node.clone();
+        async move {
+            tokio::task::spawn_blocking(move || node.info(req))
+                .await
+                .map_err(BoxError::from)
+        }
+    });
+    let snapshot = tower::service_fn(|req: SnapshotRequest| async move {
+        // State sync is not offered: no snapshots, and offered ones are refused.
+        Ok::<_, BoxError>(match req {
+            SnapshotRequest::ListSnapshots => SnapshotResponse::ListSnapshots(Default::default()),
+            SnapshotRequest::OfferSnapshot(_) => {
+                SnapshotResponse::OfferSnapshot(response::OfferSnapshot::Reject)
+            }
+            SnapshotRequest::LoadSnapshotChunk(_) => {
+                SnapshotResponse::LoadSnapshotChunk(Default::default())
+            }
+            SnapshotRequest::ApplySnapshotChunk(_) => {
+                SnapshotResponse::ApplySnapshotChunk(Default::default())
+            }
+        })
+    });
+    tower_abci::v038::Server::builder()
+        .consensus(consensus)
+        .mempool(mempool)
+        .info(info)
+        .snapshot(snapshot)
+        .finish()
+        .expect("all four ABCI services are set")
+}

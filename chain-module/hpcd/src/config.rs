@@ -1,0 +1,260 @@
+//! The node's home directory: `config/app.toml` (hpcd) beside CometBFT's
+//! `config/config.toml`, `config/genesis.json` and keys, as a Cosmos SDK node lays it out.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+use hpc_state::coins::GasPrices;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AppConfig {
+    /// Node-local minimum gas prices for mempool admission, e.g. "0.025uvirt"; "" = none.
+    pub minimum_gas_prices: String,
+    #[serde(default)]
+    pub grpc: GrpcConfig,
+    #[serde(default)]
+    pub cometbft: CometConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GrpcConfig {
+    pub enable: bool,
+    pub address: String,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            enable: true,
+            address: "127.0.0.1:9090".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CometConfig {
+    /// The `cometbft` binary `hpcd start` runs: a path, or a name looked up on PATH.
+    pub binary: String,
+}
+
+impl Default for CometConfig {
+    fn default() -> Self {
+        Self {
+            binary: "cometbft".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `hpcd=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            minimum_gas_prices: "0.025uvirt".into(),
+            grpc: GrpcConfig::default(),
+            cometbft: CometConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// The validated form of [`AppConfig`].
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub min_gas_prices: GasPrices,
+    pub grpc: Option<SocketAddr>,
+    pub cometbft_binary: String,
+    pub log_json: bool,
+    pub log_level: String,
+}
+
+impl AppConfig {
+    pub fn validate(&self) -> anyhow::Result<Settings> {
+        let min_gas_prices = self
+            .minimum_gas_prices
+            .parse::<GasPrices>()
+            .map_err(|e| anyhow!("minimum-gas-prices: {e}"))?;
+        let grpc = if self.grpc.enable {
+            Some(self.grpc.address.parse::<SocketAddr>().map_err(|e| {
+                anyhow!(
+                    "grpc.address: {:?} is not a host:port socket address ({e})",
+                    self.grpc.address
+                )
+            })?)
+        } else {
+            None
+        };
+        if self.cometbft.binary.trim().is_empty() {
+            bail!("cometbft.binary: must name the cometbft executable");
+        }
+        let log_json = match self.log.format.as_str() {
+            "text" => false,
+            "json" => true,
+            other => bail!("log.format: {other:?} is not one of \"text\", \"json\""),
+        };
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
+            anyhow!(
+                "log.level: {:?} is not a valid filter ({e})",
+                self.log.level
+            )
+        })?;
+        Ok(Settings {
+            min_gas_prices,
+            grpc,
+            cometbft_binary: self.cometbft.binary.clone(),
+            log_json,
+            log_level: self.log.level.clone(),
+        })
+    }
+}
+
+/// Paths inside a node home.
+#[derive(Clone, Debug)]
+pub struct Home(pub PathBuf);
+
+impl Home {
+    pub fn config_dir(&self) -> PathBuf {
+        self.0.join("config")
+    }
+    pub fn app_toml(&self) -> PathBuf {
+        self.config_dir().join("app.toml")
+    }
+    pub fn comet_toml(&self) -> PathBuf {
+        self.config_dir().join("config.toml")
+    }
+    pub fn genesis(&self) -> PathBuf {
+        self.config_dir().join("genesis.json")
+    }
+    pub fn state_db(&self) -> PathBuf {
+        self.0.join("data").join("application.redb")
+    }
+
+    pub fn load_app_config(&self) -> anyhow::Result<(AppConfig, Settings)> {
+        let path = self.app_toml();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {} (run `hpcd init` first)", path.display()))?;
+        let config: AppConfig =
+            toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let settings = config
+            .validate()
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        Ok((config, settings))
+    }
+
+    /// CometBFT's `proxy_app` and `rpc.laddr` from `config/config.toml`, the single source
+    /// of both addresses.
+    pub fn comet_addresses(&self) -> anyhow::Result<CometAddresses> {
+        let path = self.comet_toml();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let doc: toml::Value =
+            toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let proxy_app = doc
+            .get("proxy_app")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| anyhow!("{}: proxy_app is missing", path.display()))?;
+        let rpc = doc
+            .get("rpc")
+            .and_then(|r| r.get("laddr"))
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| anyhow!("{}: rpc.laddr is missing", path.display()))?;
+        Ok(CometAddresses {
+            abci_listen: strip_tcp(proxy_app, "proxy_app", &path)?,
+            rpc_url: format!("http://{}", strip_tcp(rpc, "rpc.laddr", &path)?),
+        })
+    }
+}
+
+pub struct CometAddresses {
+    /// host:port hpcd listens on for CometBFT's ABCI connections.
+    pub abci_listen: String,
+    /// CometBFT's RPC as an http:// URL.
+    pub rpc_url: String,
+}
+
+fn strip_tcp(addr: &str, field: &str, path: &Path) -> anyhow::Result<String> {
+    addr.strip_prefix("tcp://")
+        .map(str::to_string)
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: {field} must be a tcp://host:port address, got {addr:?}",
+                path.display()
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_values_name_their_field() {
+        let cases = [
+            (
+                AppConfig {
+                    minimum_gas_prices: "cheap".into(),
+                    ..Default::default()
+                },
+                "minimum-gas-prices",
+            ),
+            (
+                AppConfig {
+                    grpc: GrpcConfig {
+                        enable: true,
+                        address: "nowhere".into(),
+                    },
+                    ..Default::default()
+                },
+                "grpc.address",
+            ),
+            (
+                AppConfig {
+                    log: LogConfig {
+                        format: "xml".into(),
+                        level: "info".into(),
+                    },
+                    ..Default::default()
+                },
+                "log.format",
+            ),
+            (
+                AppConfig {
+                    cometbft: CometConfig { binary: " ".into() },
+                    ..Default::default()
+                },
+                "cometbft.binary",
+            ),
+        ];
+        for (config, field) in cases {
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.starts_with(field), "{err}");
+        }
+        assert!(AppConfig::default().validate().is_ok());
+        let unknown =
+            toml::from_str::<AppConfig>("minimum-gas-prices = \"\"\nmin-gas = 1\n").unwrap_err();
+        assert!(unknown.to_string().contains("min-gas"), "{unknown}");
+    }
+}

@@ -1,0 +1,441 @@
+//! The gRPC server. Every query method is served by one path router that hands the raw
+//! request bytes to the same code as `abci_query`, so both interfaces answer identically;
+//! the few methods that need the consensus engine (broadcast, tx lookup, node and block
+//! info) go to CometBFT's RPC.
+
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use cosmos_sdk_proto::cosmos::base::abci::v1beta1::TxResponse;
+use cosmos_sdk_proto::cosmos::base::tendermint::v1beta1::{
+    GetLatestBlockResponse, GetNodeInfoResponse, GetSyncingResponse, VersionInfo,
+};
+use cosmos_sdk_proto::cosmos::tx::v1beta1::{
+    BroadcastTxRequest, BroadcastTxResponse, GetTxRequest, GetTxResponse, Tx, TxRaw,
+};
+use cosmos_sdk_proto::Any;
+use prost::{Message, Name};
+use tendermint_rpc::{Client, HttpClient};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::{http, Body, BoxFuture, StdError};
+use tonic::{Code, Status};
+
+use crate::abci::Node;
+use hpc_state::errors::QueryError;
+
+/// The request header that selects the height of a query, as in the Cosmos SDK.
+pub const HEIGHT_HEADER: &str = "x-cosmos-block-height";
+
+/// Passes message bytes through unchanged; the router decodes per method.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        use bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        use bytes::Buf;
+        let mut out = vec![0; src.remaining()];
+        src.copy_to_slice(&mut out);
+        Ok(Some(out))
+    }
+}
+
+/// What the routers share.
+pub struct Handler {
+    node: Arc<Node>,
+    rpc: HttpClient,
+}
+
+impl From<QueryError> for StatusError {
+    fn from(e: QueryError) -> Self {
+        let code = match e {
+            QueryError::NotFound(_) => Code::NotFound,
+            QueryError::InvalidArgument(_) => Code::InvalidArgument,
+            QueryError::UnknownPath(_) => Code::Unimplemented,
+            QueryError::Internal(_) => Code::Internal,
+        };
+        StatusError(Status::new(code, e.to_string()))
+    }
+}
+
+struct StatusError(Status);
+
+fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, Status> {
+    M::decode(bytes).map_err(|e| Status::invalid_argument(format!("malformed request: {e}")))
+}
+
+fn rpc_error(e: tendermint_rpc::Error) -> Status {
+    Status::unavailable(format!("CometBFT RPC: {e}"))
+}
+
+fn pack<M: Message + Name>(m: &M) -> Any {
+    Any {
+        type_url: format!("/{}", M::full_name()),
+        value: m.encode_to_vec(),
+    }
+}
+
+impl Handler {
+    pub fn new(node: Arc<Node>, rpc: HttpClient) -> Arc<Self> {
+        Arc::new(Self { node, rpc })
+    }
+
+    async fn handle(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        height: u64,
+    ) -> Result<(Vec<u8>, u64), Status> {
+        let consensus_engine = match path {
+            "/cosmos.tx.v1beta1.Service/BroadcastTx" => Some(self.broadcast(&body).await),
+            "/cosmos.tx.v1beta1.Service/GetTx" => Some(self.get_tx(&body).await),
+            "/cosmos.base.tendermint.v1beta1.Service/GetNodeInfo" => Some(self.node_info().await),
+            "/cosmos.base.tendermint.v1beta1.Service/GetLatestBlock" => {
+                Some(self.latest_block().await)
+            }
+            "/cosmos.base.tendermint.v1beta1.Service/GetSyncing" => Some(self.syncing().await),
+            _ => None,
+        };
+        if let Some(result) = consensus_engine {
+            return result.map(|bytes| (bytes, 0));
+        }
+        let node = self.node.clone();
+        let path = path.to_string();
+        tokio::task::spawn_blocking(move || {
+            let (snapshot, height) = node
+                .snapshot_at(height)
+                .map_err(|e| Status::invalid_argument(format!("{HEIGHT_HEADER}: {e}")))?;
+            node.app
+                .query(&path, &body, &snapshot, height)
+                .map(|bytes| (bytes, height))
+                .map_err(|e| StatusError::from(e).0)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+    }
+
+    async fn broadcast(&self, body: &[u8]) -> Result<Vec<u8>, Status> {
+        let req: BroadcastTxRequest = decode(body)?;
+        if req.tx_bytes.is_empty() {
+            return Err(Status::invalid_argument("tx_bytes: empty tx"));
+        }
+        // BROADCAST_MODE_ASYNC = 3; BLOCK (1, removed in Cosmos 0.47) and SYNC wait for CheckTx.
+        let (hash, code, codespace, log, data) = if req.mode == 3 {
+            let r = self
+                .rpc
+                .broadcast_tx_async(req.tx_bytes)
+                .await
+                .map_err(rpc_error)?;
+            (r.hash, r.code, r.codespace, r.log, r.data)
+        } else {
+            let r = self
+                .rpc
+                .broadcast_tx_sync(req.tx_bytes)
+                .await
+                .map_err(rpc_error)?;
+            (r.hash, r.code, r.codespace, r.log, r.data)
+        };
+        #[allow(deprecated)]
+        let tx_response = TxResponse {
+            txhash: hash.to_string(),
+            code: code.value(),
+            codespace,
+            raw_log: log,
+            data: hex::encode_upper(data),
+            ..Default::default()
+        };
+        Ok(BroadcastTxResponse {
+            tx_response: Some(tx_response),
+        }
+        .encode_to_vec())
+    }
+
+    async fn get_tx(&self, body: &[u8]) -> Result<Vec<u8>, Status> {
+        let req: GetTxRequest = decode(body)?;
+        let hash = tendermint::Hash::from_str(&req.hash.to_uppercase())
+            .map_err(|e| Status::invalid_argument(format!("hash: {e}")))?;
+        let found = match self.rpc.tx(hash, false).await {
+            Ok(found) => found,
+            Err(e) if e.to_string().contains("not found") => {
+                return Err(Status::not_found(format!("tx {} not found", req.hash)))
+            }
+            Err(e) => return Err(rpc_error(e)),
+        };
+        let header = self
+            .rpc
+            .header(found.height)
+            .await
+            .map_err(rpc_error)?
+            .header;
+        let raw = TxRaw::decode(found.tx.as_slice())
+            .map_err(|e| Status::internal(format!("stored tx does not decode: {e}")))?;
+        let tx = Tx {
+            body: Some(decode(&raw.body_bytes)?),
+            auth_info: Some(decode(&raw.auth_info_bytes)?),
+            signatures: raw.signatures,
+        };
+        let result = found.tx_result;
+        #[allow(deprecated)]
+        let tx_response = TxResponse {
+            height: found.height.value() as i64,
+            txhash: found.hash.to_string(),
+            codespace: result.codespace,
+            code: result.code.value(),
+            data: hex::encode_upper(&result.data),
+            raw_log: result.log,
+            logs: Vec::new(),
+            info: result.info,
+            gas_wanted: result.gas_wanted,
+            gas_used: result.gas_used,
+            tx: Some(pack(&tx)),
+            timestamp: header.time.to_rfc3339(),
+            events: result
+                .events
+                .into_iter()
+                .map(|e| cosmos_sdk_proto::tendermint::abci::Event {
+                    r#type: e.kind,
+                    attributes: e
+                        .attributes
+                        .into_iter()
+                        .map(|a| cosmos_sdk_proto::tendermint::abci::EventAttribute {
+                            key: a.key_str().unwrap_or_default().to_string(),
+                            value: a.value_str().unwrap_or_default().to_string(),
+                            index: a.index(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        };
+        Ok(GetTxResponse {
+            tx: Some(tx),
+            tx_response: Some(tx_response),
+        }
+        .encode_to_vec())
+    }
+
+    async fn node_info(&self) -> Result<Vec<u8>, Status> {
+        let status = self.rpc.status().await.map_err(rpc_error)?;
+        let info = status.node_info;
+        let default_node_info = cosmos_sdk_proto::tendermint::p2p::DefaultNodeInfo {
+            protocol_version: Some(cosmos_sdk_proto::tendermint::p2p::ProtocolVersion {
+                p2p: info.protocol_version.p2p,
+                block: info.protocol_version.block,
+                app: info.protocol_version.app,
+            }),
+            default_node_id: info.id.to_string(),
+            listen_addr: info.listen_addr.to_string(),
+            network: info.network.to_string(),
+            version: info.version.to_string(),
+            channels: info.channels.to_string().into_bytes(),
+            moniker: info.moniker.to_string(),
+            other: Some(cosmos_sdk_proto::tendermint::p2p::DefaultNodeInfoOther {
+                tx_index: match info.other.tx_index {
+                    tendermint::node::info::TxIndexStatus::On => "on".into(),
+                    tendermint::node::info::TxIndexStatus::Off => "off".into(),
+                },
+                rpc_address: info.other.rpc_address.clone(),
+            }),
+        };
+        Ok(GetNodeInfoResponse {
+            default_node_info: Some(default_node_info),
+            application_version: Some(VersionInfo {
+                name: "hpcd".into(),
+                app_name: "hpcd".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                git_commit: String::new(),
+                build_tags: String::new(),
+                go_version: String::new(),
+                build_deps: Vec::new(),
+                cosmos_sdk_version: String::new(),
+            }),
+        }
+        .encode_to_vec())
+    }
+
+    async fn latest_block(&self) -> Result<Vec<u8>, Status> {
+        let latest = self.rpc.latest_block().await.map_err(rpc_error)?;
+        #[allow(deprecated)]
+        let response = GetLatestBlockResponse {
+            block_id: Some(latest.block_id.into()),
+            block: Some(latest.block.into()),
+            sdk_block: None,
+        };
+        Ok(response.encode_to_vec())
+    }
+
+    async fn syncing(&self) -> Result<Vec<u8>, Status> {
+        let status = self.rpc.status().await.map_err(rpc_error)?;
+        Ok(GetSyncingResponse {
+            syncing: status.sync_info.catching_up,
+        }
+        .encode_to_vec())
+    }
+}
+
+/// Names one gRPC service the router is mounted as.
+pub trait ServiceName: Send + Sync + 'static {
+    const NAME: &'static str;
+}
+
+macro_rules! services {
+    ($($ty:ident => $name:literal),* $(,)?) => {
+        $(
+            pub struct $ty;
+            impl ServiceName for $ty {
+                const NAME: &'static str = $name;
+            }
+        )*
+    };
+}
+
+services! {
+    AuthQuery => "cosmos.auth.v1beta1.Query",
+    BankQuery => "cosmos.bank.v1beta1.Query",
+    TxService => "cosmos.tx.v1beta1.Service",
+    TendermintService => "cosmos.base.tendermint.v1beta1.Service",
+    HpcQuery => "virtengine.hpc.v1.Query",
+}
+
+/// A tonic service for one gRPC service name that routes by method path.
+pub struct PathRouter<N> {
+    handler: Arc<Handler>,
+    _name: PhantomData<N>,
+}
+
+impl<N> Clone for PathRouter<N> {
+    fn clone(&self) -> Self {
+        Self {
+            handler: self.handler.clone(),
+            _name: PhantomData,
+        }
+    }
+}
+
+impl<N: ServiceName> PathRouter<N> {
+    pub fn new(handler: Arc<Handler>) -> Self {
+        Self {
+            handler,
+            _name: PhantomData,
+        }
+    }
+}
+
+impl<N: ServiceName> tonic::server::NamedService for PathRouter<N> {
+    const NAME: &'static str = N::NAME;
+}
+
+struct Unary {
+    handler: Arc<Handler>,
+    path: String,
+}
+
+impl tonic::server::UnaryService<Vec<u8>> for Unary {
+    type Response = Vec<u8>;
+    type Future = BoxFuture<tonic::Response<Vec<u8>>, Status>;
+
+    fn call(&mut self, request: tonic::Request<Vec<u8>>) -> Self::Future {
+        let handler = self.handler.clone();
+        let path = std::mem::take(&mut self.path);
+        Box::pin(async move {
+            let height = match request.metadata().get(HEIGHT_HEADER) {
+                None => 0,
+                Some(v) => v
+                    .to_str()
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or_else(|| {
+                        Status::invalid_argument(format!(
+                            "{HEIGHT_HEADER}: must be a non-negative integer"
+                        ))
+                    })?,
+            };
+            let (bytes, height) = handler.handle(&path, request.into_inner(), height).await?;
+            let mut response = tonic::Response::new(bytes);
+            if height > 0 {
+                response.metadata_mut().insert(
+                    HEIGHT_HEADER,
+                    height
+                        .to_string()
+                        .parse()
+                        .expect("digits are valid metadata"),
+                );
+            }
+            Ok(response)
+        })
+    }
+}
+
+impl<N, B> tonic::codegen::Service<http::Request<B>> for PathRouter<N>
+where
+    N: ServiceName,
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let unary = Unary {
+            handler: self.handler.clone(),
+            path: req.uri().path().to_string(),
+        };
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(RawCodec);
+            Ok(grpc.unary(unary, req).await)
+        })
+    }
+}
+
+/// Serves every query service, with server reflection for the `virtengine.hpc.v1`
+/// services, until `shutdown` resolves.
+pub async fn serve(
+    addr: SocketAddr,
+    handler: Arc<Handler>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(hpc_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    tonic::transport::Server::builder()
+        .add_service(reflection)
+        .add_service(PathRouter::<AuthQuery>::new(handler.clone()))
+        .add_service(PathRouter::<BankQuery>::new(handler.clone()))
+        .add_service(PathRouter::<TxService>::new(handler.clone()))
+        .add_service(PathRouter::<TendermintService>::new(handler.clone()))
+        .add_service(PathRouter::<HpcQuery>::new(handler))
+        .serve_with_shutdown(addr, shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! `hpcd init`: a complete node home — CometBFT's config, genesis and keys (written by
+//! `cometbft init`, then adjusted) plus hpcd's `app.toml`.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use serde_json::json;
+use toml_edit::{value, DocumentMut};
+
+use crate::config::{AppConfig, Home};
+use crate::genesis::GenesisFile;
+
+/// Block gas limit written into new genesis files.
+pub const DEFAULT_BLOCK_MAX_GAS: i64 = 100_000_000;
+
+pub struct InitOptions<'a> {
+    pub moniker: &'a str,
+    pub chain_id: &'a str,
+    pub overwrite: bool,
+    /// When set, every listen port is derived from it (p2p, rpc, abci, grpc = +0..+3), all
+    /// on 127.0.0.1, so several nodes can share one host.
+    pub base_port: Option<u16>,
+    pub timeout_commit: &'a str,
+    pub cometbft_binary: &'a str,
+}
+
+pub fn validate_chain_id(chain_id: &str) -> anyhow::Result<()> {
+    if chain_id.is_empty()
+        || chain_id.len() > 50
+        || !chain_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        bail!("--chain-id: {chain_id:?} must be 1-50 characters of [A-Za-z0-9._-] (e.g. virtengine-dev-1)");
+    }
+    Ok(())
+}
+
+pub fn init(home: &Home, opts: &InitOptions) -> anyhow::Result<()> {
+    validate_chain_id(opts.chain_id)?;
+    if opts.moniker.trim().is_empty() {
+        bail!("MONIKER: must not be empty");
+    }
+    if home.genesis().exists() && !opts.overwrite {
+        bail!(
+            "{} already exists; pass --overwrite to replace the genesis and configs (keys are kept)",
+            home.genesis().display()
+        );
+    }
+    if opts.overwrite {
+        for file in [home.genesis(), home.comet_toml()] {
+            if file.exists() {
+                std::fs::remove_file(&file)
+                    .with_context(|| format!("removing {}", file.display()))?;
+            }
+        }
+    }
+    let status = Command::new(opts.cometbft_binary)
+        .args(["init", "--home"])
+        .arg(&home.0)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .with_context(|| {
+            format!(
+                "cannot run {:?}; install it with scripts/install-cometbft.sh or pass --cometbft-bin",
+                opts.cometbft_binary
+            )
+        })?;
+    if !status.success() {
+        bail!("`{} init` failed with {status}", opts.cometbft_binary);
+    }
+    edit_comet_config(&home.comet_toml(), opts)?;
+
+    let mut genesis = GenesisFile::load(&home.genesis())?;
+    genesis.doc["chain_id"] = json!(opts.chain_id);
+    genesis.doc["consensus_params"]["block"]["max_gas"] = json!(DEFAULT_BLOCK_MAX_GAS.to_string());
+    genesis.set_app_state(&hpc_state::AppState::default())?;
+    genesis.save(&home.genesis())?;
+
+    let mut app = AppConfig::default();
+    if let Some(base) = opts.base_port {
+        app.grpc.address = format!("127.0.0.1:{}", base + 3);
+    }
+    write_app_toml(&home.app_toml(), &app)?;
+    Ok(())
+}
+
+fn edit_comet_config(path: &Path, opts: &InitOptions) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut doc: DocumentMut = text
+        .parse()
+        .with_context(|| format!("parsing {}", path.display()))?;
+    doc["moniker"] = value(opts.moniker);
+    doc["consensus"]["timeout_commit"] = value(opts.timeout_commit);
+    if let Some(base) = opts.base_port {
+        doc["p2p"]["laddr"] = value(format!("tcp://127.0.0.1:{base}"));
+        doc["rpc"]["laddr"] = value(format!("tcp://127.0.0.1:{}", base + 1));
+        doc["proxy_app"] = value(format!("tcp://127.0.0.1:{}", base + 2));
+        doc["p2p"]["allow_duplicate_ip"] = value(true);
+        doc["p2p"]["addr_book_strict"] = value(false);
+    }
+    std::fs::write(path, doc.to_string()).with_context(|| format!("writing {}", path.display()))
+}
+
+pub fn write_app_toml(path: &Path, config: &AppConfig) -> anyhow::Result<()> {
+    let text = format!(
+        r#"# hpcd application configuration. CometBFT's settings (ports, peers, consensus
+# timeouts, the ABCI address hpcd listens on = proxy_app) are in config.toml.
+
+# Minimum gas prices this node accepts into its mempool, e.g. "0.025uvirt".
+# A tx must pay fee >= gas_limit x price. Node-local: blocks are not affected.
+minimum-gas-prices = "{gas}"
+
+[grpc]
+# Cosmos gRPC query/tx services (with reflection) on this address.
+enable = {grpc_enable}
+address = "{grpc_addr}"
+
+[cometbft]
+# The cometbft binary `hpcd start` supervises: a path or a name on PATH.
+binary = "{binary}"
+
+[log]
+# "text" or "json"
+format = "{log_format}"
+# A tracing filter, e.g. "info" or "hpcd=debug,info". RUST_LOG overrides it.
+level = "{log_level}"
+"#,
+        gas = config.minimum_gas_prices,
+        grpc_enable = config.grpc.enable,
+        grpc_addr = config.grpc.address,
+        binary = config.cometbft.binary,
+        log_format = config.log.format,
+        log_level = config.log.level,
+    );
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,140 @@
+//! `hpcd start`: the ABCI server, the gRPC server and, unless `--abci-only`, the
+//! `cometbft` process it supervises — one command runs a node.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use hpc_state::App;
+use hpc_store::Storage;
+use tokio::process::Command;
+
+use crate::abci::{self, Node};
+use crate::config::{Home, Settings};
+use crate::grpc;
+
+pub struct StartOptions {
+    pub abci_only: bool,
+    pub cometbft_binary: Option<String>,
+}
+
+async fn wait_for_listener(addr: &str) -> anyhow::Result<()> {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the ABCI server did not start listening on {addr}")
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+pub async fn start(home: &Home, settings: &Settings, opts: StartOptions) -> anyhow::Result<()> {
+    let comet = home.comet_addresses()?;
+    let storage = Storage::open(&home.state_db()).with_context(|| {
+        format!(
+            "opening {} (is another hpcd using this home?)",
+            home.state_db().display()
+        )
+    })?;
+    let node = Node::new(storage, App::new(settings.min_gas_prices.clone()));
+    let (height, app_hash) = node.last_commit();
+    tracing::info!(height, app_hash = %hex::encode_upper(&app_hash), home = %home.0.display(), "opened application state");
+
+    let abci_addr = comet.abci_listen.clone();
+    let server = abci::server(node.clone());
+    let mut abci_task = tokio::spawn(async move { server.listen_tcp(abci_addr).await });
+    wait_for_listener(&comet.abci_listen).await?;
+    tracing::info!(address = %comet.abci_listen, "ABCI server listening");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut grpc_task = match settings.grpc {
+        Some(addr) => {
+            let rpc = tendermint_rpc::HttpClient::new(comet.rpc_url.as_str())
+                .map_err(|e| anyhow!("CometBFT rpc.laddr {}: {e}", comet.rpc_url))?;
+            let handler = grpc::Handler::new(node.clone(), rpc);
+            let mut stop = stop_rx.clone();
+            tracing::info!(address = %addr, "gRPC server listening");
+            Some(tokio::spawn(async move {
+                grpc::serve(addr, handler, async move {
+                    let _ = stop.changed().await;
+                })
+                .await
+            }))
+        }
+        None => None,
+    };
+    let grpc_done = async {
+        match grpc_task.as_mut() {
+            Some(task) => task.await,
+            None => std::future::pending().await,
+        }
+    };
+
+    let mut child = if opts.abci_only {
+        tracing::info!("--abci-only: waiting for a separately run CometBFT to connect");
+        None
+    } else {
+        let binary = opts
+            .cometbft_binary
+            .clone()
+            .unwrap_or_else(|| settings.cometbft_binary.clone());
+        let child = Command::new(&binary)
+            .args(["start", "--home"])
+            .arg(&home.0)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| {
+                format!("cannot run cometbft binary {binary:?}; install it with scripts/install-cometbft.sh, or set cometbft.binary in app.toml / --cometbft-bin")
+            })?;
+        tracing::info!(pid = child.id(), binary = %binary, rpc = %comet.rpc_url, "started cometbft");
+        Some(child)
+    };
+    let child_exit = async {
+        match child.as_mut() {
+            Some(c) => c.wait().await,
+            None => std::future::pending().await,
+        }
+    };
+
+    let result = tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+        status = child_exit => Err(anyhow!("cometbft exited ({}); see its log above", status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()))),
+        res = &mut abci_task => Err(anyhow!("ABCI server stopped: {:?}", res)),
+        res = grpc_done => Err(anyhow!("gRPC server stopped: {:?}", res)),
+    };
+    let _ = stop_tx.send(true);
+    if let Some(mut child) = child {
+        stop_child(&mut child).await;
+    }
+    abci_task.abort();
+    drop(node);
+    result
+}
+
+/// SIGTERM, then SIGKILL after a grace period, so CometBFT can flush its stores.
+async fn stop_child(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) with a pid we spawned and have not reaped.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+    }
+    match tokio::time::timeout(Duration::from_secs(15), child.wait()).await {
+        Ok(_) => {}
+        Err(_) => {
+            tracing::warn!("cometbft did not stop within 15s; killing it");
+            let _ = child.kill().await;
+        }
+    }
+}

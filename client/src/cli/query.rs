@@ -1,0 +1,112 @@
+use std::io::Write;
+
+use clap::Subcommand;
+use hpc_primitives::Address;
+use serde_json::json;
+
+use super::output::{print, print_tx};
+use super::ConnectionArgs;
+use crate::chain::ChainClient;
+use crate::error::{ClientError, Result};
+
+#[derive(Subcommand, Clone, Debug)]
+pub enum QueryCommand {
+    /// Accounts.
+    #[command(subcommand)]
+    Auth(AuthQuery),
+    /// Balances.
+    #[command(subcommand)]
+    Bank(BankQuery),
+    /// A tx by its hash, once included in a block.
+    Tx {
+        /// The tx hash (hex).
+        hash: String,
+    },
+}
+
+#[derive(Subcommand, Clone, Debug)]
+pub enum AuthQuery {
+    /// An account's number, sequence and public key.
+    Account { address: String },
+}
+
+#[derive(Subcommand, Clone, Debug)]
+pub enum BankQuery {
+    /// All balances of an address, or one denom's.
+    Balances {
+        address: String,
+        /// Only this denomination.
+        #[arg(long)]
+        denom: Option<String>,
+        /// Query the state at this height (0 = latest).
+        #[arg(long, default_value_t = 0)]
+        height: u64,
+    },
+}
+
+fn parse_address(field: &str, s: &str) -> Result<Address> {
+    s.parse().map_err(|e| ClientError::invalid(field, e))
+}
+
+pub async fn run_query(
+    cmd: QueryCommand,
+    conn: &ConnectionArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let client = ChainClient {
+        transport: conn.transport()?,
+        chain_id: String::new(),
+    };
+    let io = |e: std::io::Error| ClientError::invalid("output", e);
+    match cmd {
+        QueryCommand::Auth(AuthQuery::Account { address }) => {
+            let address = parse_address("ADDRESS", &address)?;
+            let account = client
+                .account(&address)
+                .await?
+                .ok_or_else(|| ClientError::AccountNotFound(address.to_string()))?;
+            let pub_key = account.pub_key.map(|any| {
+                use base64::Engine;
+                let key = <cosmos_sdk_proto::cosmos::crypto::secp256k1::PubKey as prost::Message>::decode(any.value.as_slice())
+                    .map(|k| base64::engine::general_purpose::STANDARD.encode(k.key))
+                    .unwrap_or_default();
+                json!({"@type": any.type_url, "key": key})
+            });
+            print(
+                out,
+                conn.output,
+                &json!({
+                    "@type": "/cosmos.auth.v1beta1.BaseAccount",
+                    "address": account.address,
+                    "pub_key": pub_key,
+                    "account_number": account.account_number.to_string(),
+                    "sequence": account.sequence.to_string(),
+                }),
+            )
+            .map_err(io)
+        }
+        QueryCommand::Bank(BankQuery::Balances {
+            address,
+            denom,
+            height,
+        }) => {
+            let address = parse_address("ADDRESS", &address)?;
+            let balances = client.all_balances(&address, height).await?;
+            let balances: Vec<_> = balances
+                .into_iter()
+                .filter(|c| denom.as_deref().is_none_or(|d| d == c.denom))
+                .map(|c| json!({"denom": c.denom, "amount": c.amount}))
+                .collect();
+            print(out, conn.output, &json!({ "balances": balances })).map_err(io)
+        }
+        QueryCommand::Tx { hash } => {
+            let result = client.transport.get_tx(&hash).await?.ok_or_else(|| {
+                ClientError::invalid(
+                    "HASH",
+                    format!("tx {hash} not found (not yet included, or pruned)"),
+                )
+            })?;
+            print_tx(out, conn.output, &result).map_err(io)
+        }
+    }
+}

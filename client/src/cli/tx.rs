@@ -1,0 +1,177 @@
+use std::io::{BufRead, Write};
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use cosmos_sdk_proto::cosmos::bank::v1beta1::MsgSend;
+use cosmos_sdk_proto::cosmos::base::v1beta1::Coin;
+use cosmrs::crypto::secp256k1::SigningKey;
+use hpc_primitives::{Address, Coins, Dec, GasPrices};
+
+use super::output::print_tx;
+use super::ConnectionArgs;
+use super::KeySource;
+use crate::chain::ChainClient;
+use crate::error::{ClientError, Result};
+use crate::tx::{address_of, to_any, GasSetting, TxOptions};
+
+/// Flags every tx command takes (Cosmos CLI names).
+#[derive(Args, Clone, Debug)]
+pub struct TxArgs {
+    /// Chain id to sign for; asked from the node when omitted.
+    #[arg(long, global = true, env = "HPCD_CHAIN_ID")]
+    pub chain_id: Option<String>,
+    /// Gas limit: "auto" (simulate × --gas-adjustment) or a number.
+    #[arg(long, global = true, default_value = "auto")]
+    pub gas: String,
+    /// Multiplier applied to simulated gas.
+    #[arg(long, global = true, default_value = "1.3")]
+    pub gas_adjustment: String,
+    /// Gas prices used to compute the fee, e.g. 0.025uvirt.
+    #[arg(long, global = true, default_value = "0.025uvirt")]
+    pub gas_prices: String,
+    /// An explicit fee, e.g. 5000uvirt (overrides --gas-prices).
+    #[arg(long, global = true)]
+    pub fees: Option<String>,
+    /// A note stored with the tx.
+    #[arg(long, global = true, default_value = "")]
+    pub note: String,
+    /// Sign and broadcast without asking for confirmation.
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+    /// Return after the mempool accepts the tx instead of waiting for its block.
+    #[arg(long, global = true)]
+    pub no_wait: bool,
+}
+
+impl TxArgs {
+    pub fn options(&self) -> Result<TxOptions> {
+        let gas: GasSetting = self.gas.parse()?;
+        let gas_adjustment: Dec = self
+            .gas_adjustment
+            .parse()
+            .map_err(|e| ClientError::invalid("--gas-adjustment", e))?;
+        if gas_adjustment < "1".parse::<Dec>().expect("valid") {
+            return Err(ClientError::invalid(
+                "--gas-adjustment",
+                "must be at least 1",
+            ));
+        }
+        let gas_prices: GasPrices = self
+            .gas_prices
+            .parse()
+            .map_err(|e| ClientError::invalid("--gas-prices", e))?;
+        let fees = match &self.fees {
+            Some(f) => Some(
+                f.parse::<Coins>()
+                    .map_err(|e| ClientError::invalid("--fees", e))?,
+            ),
+            None => None,
+        };
+        Ok(TxOptions {
+            gas,
+            gas_adjustment,
+            gas_prices,
+            fees,
+            memo: self.note.clone(),
+            timeout_height: 0,
+        })
+    }
+}
+
+#[derive(Subcommand, Clone, Debug)]
+pub enum TxCommand {
+    /// Bank transfers.
+    #[command(subcommand)]
+    Bank(BankTx),
+}
+
+#[derive(Subcommand, Clone, Debug)]
+pub enum BankTx {
+    /// Send coins: FROM is a key name (or its address), TO an address, AMOUNT e.g. 100uvirt.
+    Send {
+        from: String,
+        to: String,
+        amount: String,
+    },
+}
+
+/// Signs with `key`, broadcasts and (unless --no-wait) waits for the block, printing
+/// the result. Fails when the tx fails.
+pub async fn sign_broadcast_print(
+    client: &ChainClient,
+    key: &SigningKey,
+    msgs: Vec<cosmos_sdk_proto::Any>,
+    args: &TxArgs,
+    conn: &ConnectionArgs,
+    out: &mut dyn Write,
+    input: &mut dyn BufRead,
+) -> Result<()> {
+    let opts = args.options()?;
+    if !args.yes {
+        writeln!(
+            out,
+            "signer: {}\nmessages: {}\nconfirm transaction before signing and broadcasting [y/N]: ",
+            address_of(key),
+            msgs.iter()
+                .map(|m| m.type_url.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+        .map_err(|e| ClientError::invalid("output", e))?;
+        let mut answer = String::new();
+        input
+            .read_line(&mut answer)
+            .map_err(|e| ClientError::invalid("stdin", e))?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Err(ClientError::invalid(
+                "confirmation",
+                "transaction cancelled (pass --yes to skip the prompt)",
+            ));
+        }
+    }
+    let submitted = client.sign_and_broadcast(key, msgs, &opts).await?;
+    let result = if args.no_wait {
+        submitted
+    } else {
+        client
+            .wait_for_tx(&submitted.txhash, Duration::from_secs(60))
+            .await?
+    };
+    print_tx(out, conn.output, &result).map_err(|e| ClientError::invalid("output", e))?;
+    if !result.is_ok() {
+        return Err(result.into_error());
+    }
+    Ok(())
+}
+
+pub async fn run_tx(
+    cmd: TxCommand,
+    args: &TxArgs,
+    conn: &ConnectionArgs,
+    keys: &dyn KeySource,
+    out: &mut dyn Write,
+    input: &mut dyn BufRead,
+) -> Result<()> {
+    match cmd {
+        TxCommand::Bank(BankTx::Send { from, to, amount }) => {
+            let key = keys.signing_key(&from)?;
+            let to: Address = to.parse().map_err(|e| ClientError::invalid("TO", e))?;
+            let amount: Coins = amount
+                .parse()
+                .map_err(|e| ClientError::invalid("AMOUNT", e))?;
+            let msg = MsgSend {
+                from_address: address_of(&key).to_string(),
+                to_address: to.to_string(),
+                amount: amount
+                    .iter()
+                    .map(|(denom, amount)| Coin {
+                        denom: denom.to_string(),
+                        amount: amount.to_string(),
+                    })
+                    .collect(),
+            };
+            let client = ChainClient::new(conn.transport()?, args.chain_id.clone()).await?;
+            sign_broadcast_print(&client, &key, vec![to_any(&msg)], args, conn, out, input).await
+        }
+    }
+}

@@ -1,0 +1,71 @@
+use std::time::Duration;
+
+/// Errors of the client library; each says what failed and, where it can, how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeysError),
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument { field: String, reason: String },
+    #[error(
+        "cannot connect to gRPC endpoint {addr}: {reason} (is the node running? see --grpc-addr)"
+    )]
+    Connect { addr: String, reason: String },
+    #[error("{path}: {status}")]
+    Grpc { path: String, status: tonic::Status },
+    #[error("{path}: query failed with code {code}: {log}")]
+    AbciQuery {
+        path: String,
+        code: u32,
+        log: String,
+    },
+    #[error("CometBFT RPC {url}: {source} (is the node running? see --node)")]
+    Rpc {
+        url: String,
+        #[source]
+        source: tendermint_rpc::Error,
+    },
+    #[error("tx {txhash} failed (codespace {codespace}, code {code}): {log}")]
+    TxFailed {
+        txhash: String,
+        code: u32,
+        codespace: String,
+        log: String,
+    },
+    #[error("account {0} does not exist on chain yet; it must first receive funds")]
+    AccountNotFound(String),
+    #[error("tx {hash} was not included within {timeout:?}")]
+    Timeout { hash: String, timeout: Duration },
+    #[error("cannot decode {what}: {source}")]
+    Decode {
+        what: String,
+        #[source]
+        source: prost::DecodeError,
+    },
+}
+
+impl ClientError {
+    pub fn invalid(field: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Self::InvalidArgument {
+            field: field.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// True when the chain rejected a tx for its account sequence (Cosmos code 32), the
+    /// one rejection a sender recovers from by re-reading the account.
+    pub fn is_sequence_mismatch(&self) -> bool {
+        matches!(self, ClientError::TxFailed { code: 32, codespace, .. } if codespace == "sdk")
+    }
+
+    /// True when the gRPC status or ABCI query code means "not found".
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            ClientError::Grpc { status, .. } => status.code() == tonic::Code::NotFound,
+            ClientError::AbciQuery { code, .. } => *code == 22 || *code == 38,
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
