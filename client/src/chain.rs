@@ -15,7 +15,7 @@ use cosmos_sdk_proto::cosmos::base::v1beta1::Coin;
 use cosmos_sdk_proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
 use cosmos_sdk_proto::Any;
 use cosmrs::crypto::secp256k1::SigningKey;
-use hpc_primitives::Address;
+use hpc_primitives::{Address, Coins};
 use prost::Message;
 use tendermint_rpc::Client;
 
@@ -155,9 +155,18 @@ impl ChainClient {
         let gas_limit = match opts.gas {
             GasSetting::Fixed(gas) => gas,
             GasSetting::Auto => {
-                // Simulate the tx as it will be sent: with a fee (its deduction costs gas)
-                // and a signature-sized placeholder (size costs gas too).
-                let fee = opts.fee_for(SIMULATION_GAS_LIMIT);
+                // Simulate the tx as it will be sent: with a fee in the same denoms (its
+                // deduction costs gas; 1 unit each, so a small balance still simulates) and
+                // a signature-sized placeholder (size costs gas too).
+                let fee = match &opts.fees {
+                    Some(fees) => fees.clone(),
+                    None => opts
+                        .fee_for(SIMULATION_GAS_LIMIT)
+                        .iter()
+                        .fold(Coins::new(), |acc, (denom, _)| {
+                            acc.plus(&Coins::single(denom, 1))
+                        }),
+                };
                 let dry = sign_tx(
                     key,
                     &self.chain_id,

@@ -86,10 +86,24 @@ pub async fn start(home: &Home, settings: &Settings, opts: StartOptions) -> anyh
             .cometbft_binary
             .clone()
             .unwrap_or_else(|| settings.cometbft_binary.clone());
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        command
             .args(["start", "--home"])
             .arg(&home.0)
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        // If hpcd dies without cleaning up (SIGKILL, crash), take cometbft down with it
+        // rather than leaving a consensus engine without its application.
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
             .spawn()
             .with_context(|| {
                 format!("cannot run cometbft binary {binary:?}; install it with scripts/install-cometbft.sh, or set cometbft.binary in app.toml / --cometbft-bin")

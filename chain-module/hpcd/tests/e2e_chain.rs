@@ -1,0 +1,393 @@
+//! End to end against a real CometBFT node: signed transfers, rejected txs that change
+//! nothing, queries over gRPC and abci_query (with a Merkle proof), a crash and restart
+//! that keeps the app hash history, and export → import to the same app hash.
+
+mod support;
+
+use std::time::Duration;
+
+use cosmos_sdk_proto::cosmos::bank::v1beta1::MsgSend;
+use cosmos_sdk_proto::cosmos::base::tendermint::v1beta1::{
+    GetLatestBlockRequest, GetLatestBlockResponse, GetSyncingRequest, GetSyncingResponse,
+};
+use cosmos_sdk_proto::cosmos::base::v1beta1::Coin;
+use cosmos_sdk_proto::cosmos::tx::v1beta1::TxRaw;
+use hpc_client::keys::Keyring;
+use hpc_client::tx::{address_of, sign_tx, to_any, SignerAccount};
+use hpc_client::{ChainClient, Transport};
+use hpc_primitives::{Address, Coins};
+use hpc_proto::virtengine::hpc::v1::{QueryParamsRequest, QueryParamsResponse};
+use prost::Message;
+use support::{TestNode, ALICE_ADDRESS};
+use tendermint_rpc::Client;
+
+const FEE: u128 = 5_000;
+const GAS: u64 = 200_000;
+
+fn send_msg(from: &Address, to: &Address, amount: u128) -> cosmos_sdk_proto::Any {
+    to_any(&MsgSend {
+        from_address: from.to_string(),
+        to_address: to.to_string(),
+        amount: vec![Coin {
+            denom: "uvirt".into(),
+            amount: amount.to_string(),
+        }],
+    })
+}
+
+/// Everything a test may compare to prove "no state change".
+async fn account_state(c: &ChainClient, a: &Address) -> (u128, u64) {
+    let seq = c.account(a).await.unwrap().map_or(0, |acct| acct.sequence);
+    (c.balance(a, "uvirt").await.unwrap(), seq)
+}
+
+async fn app_hashes(node: &TestNode, up_to: u64) -> Vec<Vec<u8>> {
+    let rpc = node.rpc();
+    let mut out = Vec::new();
+    for h in 1..=up_to {
+        let block = rpc
+            .block(tendermint::block::Height::try_from(h).unwrap())
+            .await
+            .unwrap();
+        out.push(block.block.header.app_hash.as_bytes().to_vec());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_end_to_end_against_real_cometbft() {
+    let mut node = TestNode::init("e2e-chain-1");
+    node.start(2).await;
+
+    let keyring = Keyring::test(&node.home);
+    let alice = keyring.signing_key("alice").unwrap();
+    let alice_addr = address_of(&alice);
+    assert_eq!(alice_addr.to_string(), ALICE_ADDRESS);
+    let bob_addr: Address = node.key_address("bob").parse().unwrap();
+
+    let grpc = ChainClient::new(Transport::grpc(&node.grpc_addr()).unwrap(), None)
+        .await
+        .unwrap();
+    assert_eq!(grpc.chain_id, "e2e-chain-1", "chain id from GetNodeInfo");
+    let abci = ChainClient::new(Transport::rpc(&node.rpc_url()).unwrap(), None)
+        .await
+        .unwrap();
+    assert_eq!(abci.chain_id, "e2e-chain-1");
+
+    // --- A signed MsgSend, included in a block.
+    let account = grpc.signer_account(&alice_addr).await.unwrap();
+    assert_eq!((account.account_number, account.sequence), (0, 0));
+    let fee = Coins::single("uvirt", FEE);
+    let first_tx = sign_tx(
+        &alice,
+        "e2e-chain-1",
+        &account,
+        vec![send_msg(&alice_addr, &bob_addr, 1_234)],
+        "",
+        0,
+        &fee,
+        GAS,
+        false,
+    )
+    .unwrap();
+    let submitted = grpc.transport.broadcast(first_tx.clone()).await.unwrap();
+    assert_eq!(submitted.code, 0, "CheckTx: {}", submitted.raw_log);
+    let included = grpc
+        .wait_for_tx(&submitted.txhash, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(included.code, 0, "{}", included.raw_log);
+    assert!(included.height > 0);
+    assert_eq!(
+        included.event_attr("message", "sender"),
+        Some(ALICE_ADDRESS)
+    );
+    assert_eq!(
+        included.event_attr("message", "action"),
+        Some("/cosmos.bank.v1beta1.MsgSend")
+    );
+    // tx_search by message.sender works (standard Cosmos events are indexed).
+    let found = node
+        .rpc()
+        .tx_search(
+            tendermint_rpc::query::Query::eq("message.sender", ALICE_ADDRESS),
+            false,
+            1,
+            10,
+            tendermint_rpc::Order::Ascending,
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.total_count, 1);
+
+    // Balances and sequence agree over gRPC and abci_query.
+    let expected_alice = 1_000_000_000 - 1_234 - FEE;
+    for client in [&grpc, &abci] {
+        assert_eq!(account_state(client, &bob_addr).await, (1_234, 0));
+        assert_eq!(
+            account_state(client, &alice_addr).await,
+            (expected_alice, 1)
+        );
+    }
+
+    // --- The CLI: bob pays alice back, waiting for the block, JSON output.
+    let out = node.cli_ok(&[
+        "tx",
+        "bank",
+        "send",
+        "bob",
+        ALICE_ADDRESS,
+        "100uvirt",
+        "--keyring-backend",
+        "test",
+        "--grpc-addr",
+        &node.grpc_addr(),
+        "--gas-prices",
+        "0.025uvirt",
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    let result: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(result["code"], 0, "{out}");
+    let bob_after_cli = grpc.balance(&bob_addr, "uvirt").await.unwrap();
+    assert!(
+        bob_after_cli < 1_234 - 100,
+        "bob paid 100 plus a fee: {bob_after_cli}"
+    );
+    let out = node.cli_ok(&[
+        "query",
+        "bank",
+        "balances",
+        &bob_addr.to_string(),
+        "--node",
+        &node.rpc_url(),
+        "-o",
+        "json",
+    ]);
+    let balances: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(balances["balances"][0]["amount"], bob_after_cli.to_string());
+
+    // --- Rejected txs change nothing.
+    let before = account_state(&grpc, &alice_addr).await;
+    let account = grpc.signer_account(&alice_addr).await.unwrap();
+    let good = |chain: &str, acct: &SignerAccount, fee: &Coins| {
+        sign_tx(
+            &alice,
+            chain,
+            acct,
+            vec![send_msg(&alice_addr, &bob_addr, 1)],
+            "",
+            0,
+            fee,
+            GAS,
+            false,
+        )
+        .unwrap()
+    };
+    let mut tampered = TxRaw::decode(good("e2e-chain-1", &account, &fee).as_slice()).unwrap();
+    tampered.signatures[0][10] ^= 0x01;
+    let rejections = [
+        (
+            "bad signature",
+            tampered.encode_to_vec(),
+            4,
+            "signature verification failed",
+        ),
+        (
+            "wrong chain id",
+            good("other-chain", &account, &fee),
+            4,
+            "chain-id (e2e-chain-1)",
+        ),
+        (
+            "stale sequence",
+            good(
+                "e2e-chain-1",
+                &SignerAccount {
+                    sequence: 0,
+                    ..account
+                },
+                &fee,
+            ),
+            32,
+            "account sequence mismatch, expected 1, got 0",
+        ),
+        (
+            "fee below min gas price",
+            good("e2e-chain-1", &account, &Coins::single("uvirt", 1)),
+            13,
+            "insufficient fees",
+        ),
+        (
+            "garbage bytes",
+            b"definitely not a tx".to_vec(),
+            2,
+            "parse error",
+        ),
+    ];
+    for (name, tx, code, log) in rejections {
+        let r = grpc.transport.broadcast(tx).await.unwrap();
+        assert_eq!(r.code, code, "{name}: {}", r.raw_log);
+        assert!(
+            r.raw_log.contains(log),
+            "{name}: {:?} should contain {log:?}",
+            r.raw_log
+        );
+    }
+    let h = node.height().await.unwrap();
+    node.wait_for_height(h + 2, Duration::from_secs(20)).await;
+    assert_eq!(
+        account_state(&grpc, &alice_addr).await,
+        before,
+        "rejected txs changed state"
+    );
+
+    // --- Queries: hpc params, node info, latest block, syncing, and a Merkle proof.
+    let params: QueryParamsResponse = grpc
+        .transport
+        .query("/virtengine.hpc.v1.Query/Params", &QueryParamsRequest {}, 0)
+        .await
+        .unwrap();
+    assert_eq!(params.authority, ALICE_ADDRESS);
+    assert_eq!(params.params.unwrap().max_decision_age_blocks, 100);
+    let latest: GetLatestBlockResponse = grpc
+        .transport
+        .query(
+            "/cosmos.base.tendermint.v1beta1.Service/GetLatestBlock",
+            &GetLatestBlockRequest {},
+            0,
+        )
+        .await
+        .unwrap();
+    #[allow(deprecated)]
+    let latest_height = latest.block.unwrap().header.unwrap().height;
+    assert!(latest_height >= h as i64);
+    let syncing: GetSyncingResponse = grpc
+        .transport
+        .query(
+            "/cosmos.base.tendermint.v1beta1.Service/GetSyncing",
+            &GetSyncingRequest {},
+            0,
+        )
+        .await
+        .unwrap();
+    assert!(!syncing.syncing);
+
+    let key = [b"bank/b/".as_slice(), bob_addr.as_bytes(), b"uvirt"].concat();
+    let proof_height = node.height().await.unwrap() - 1;
+    let res = node
+        .rpc()
+        .abci_query(
+            Some("/store/main/key".into()),
+            key.clone(),
+            Some(proof_height.try_into().unwrap()),
+            true,
+        )
+        .await
+        .unwrap();
+    assert!(res.code.is_ok(), "{}", res.log);
+    assert_eq!(res.value, bob_after_cli.to_string().into_bytes());
+    let op = &res.proof.expect("proof requested").ops[0];
+    assert_eq!(op.field_type, "ics23:jmt");
+    let proof = ics23::CommitmentProof::decode(op.data.as_slice()).unwrap();
+    // State after block H is committed in the header of block H+1.
+    let next = node
+        .rpc()
+        .block(tendermint::block::Height::try_from(proof_height + 1).unwrap())
+        .await
+        .unwrap();
+    let root = next.block.header.app_hash.as_bytes().to_vec();
+    assert!(ics23::verify_membership::<ics23::HostFunctionsManager>(
+        &proof,
+        &hpc_store::proof_spec(),
+        &root,
+        &key,
+        &res.value
+    ));
+    assert!(!ics23::verify_membership::<ics23::HostFunctionsManager>(
+        &proof,
+        &hpc_store::proof_spec(),
+        &root,
+        &key,
+        b"999"
+    ));
+
+    // --- Crash (SIGKILL) and restart: same app hash history, chain continues.
+    let crash_height = node.height().await.unwrap();
+    let history = app_hashes(&node, crash_height).await;
+    node.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        node.height().await.is_none(),
+        "cometbft must stop with hpcd"
+    );
+    node.start(crash_height + 3).await;
+    assert_eq!(
+        app_hashes(&node, crash_height).await,
+        history,
+        "app hash history changed across restart"
+    );
+    let info = node.rpc().abci_info().await.unwrap();
+    assert!(info.last_block_height.value() > crash_height);
+    // The first tx replayed after the restart (mempool cache gone): sequence protection.
+    let replay = grpc.transport.broadcast(first_tx).await.unwrap();
+    assert_eq!(replay.code, 32, "{}", replay.raw_log);
+    assert_eq!(account_state(&grpc, &alice_addr).await, before);
+
+    // --- Export and re-import: the new chain starts from the same app hash.
+    node.stop();
+    let exported_path = node.dir.path().join("exported.json");
+    let export = node.cli(&[
+        "export",
+        "--output-document",
+        exported_path.to_str().unwrap(),
+    ]);
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let exported: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&exported_path).unwrap()).unwrap();
+    let exported_height: u64 = exported["initial_height"]
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        - 1;
+    // The app hash of the exported height is in the header of the next block.
+    node.start(exported_height + 1).await;
+    let expected_root = node
+        .rpc()
+        .block(tendermint::block::Height::try_from(exported_height + 1).unwrap())
+        .await
+        .unwrap()
+        .block
+        .header
+        .app_hash;
+    node.stop();
+
+    let mut imported = TestNode::init("e2e-chain-1");
+    // Same validator key, fresh chain data, the exported genesis.
+    std::fs::copy(
+        node.home.join("config/priv_validator_key.json"),
+        imported.home.join("config/priv_validator_key.json"),
+    )
+    .unwrap();
+    std::fs::copy(&exported_path, imported.home.join("config/genesis.json")).unwrap();
+    imported.start(exported_height + 1).await;
+    let first = imported
+        .rpc()
+        .block(tendermint::block::Height::try_from(exported_height + 1).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        first.block.header.app_hash, expected_root,
+        "re-imported genesis has a different app hash"
+    );
+    let imported_grpc = ChainClient::new(Transport::grpc(&imported.grpc_addr()).unwrap(), None)
+        .await
+        .unwrap();
+    assert_eq!(account_state(&imported_grpc, &alice_addr).await, before);
+}

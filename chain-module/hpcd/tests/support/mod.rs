@@ -1,0 +1,279 @@
+//! A real node for end-to-end tests: `hpcd init` in a temp home, keys in the test keyring,
+//! `hpcd start` supervising the real `cometbft` binary, all on free loopback ports.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tendermint_rpc::{Client, HttpClient};
+
+/// The standard Cosmos test mnemonic (public, test only).
+pub const ALICE_MNEMONIC: &str =
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+pub const ALICE_ADDRESS: &str = "virtengine19rl4cm2hmr8afy4kldpxz3fka4jguq0a6mvv5p";
+
+pub fn hpcd_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hpcd"))
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The pinned cometbft, installed by scripts/install-cometbft.sh (run by the test command).
+pub fn cometbft_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("COMETBFT_BIN") {
+        return PathBuf::from(path);
+    }
+    let path = repo_root().join(".bin/cometbft");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/install-cometbft.sh (scripts/test.sh does) or set COMETBFT_BIN",
+        path.display()
+    );
+    path
+}
+
+/// A base port with base..base+5 all free on 127.0.0.1.
+pub fn free_base_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    for _ in 0..200 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(Instant::now().elapsed().as_nanos());
+        let base = 20_000 + (h.finish() % 40_000) as u16 / 10 * 10;
+        if (base..base + 6).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free port range found");
+}
+
+pub struct TestNode {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub base_port: u16,
+    pub chain_id: String,
+    child: Option<Child>,
+}
+
+impl TestNode {
+    /// `hpcd init` with fast blocks; alice (known mnemonic) and bob in the test keyring;
+    /// alice funded and made the x/hpc authority.
+    pub fn init(chain_id: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("node");
+        let node = Self {
+            base_port: free_base_port(),
+            home,
+            dir,
+            chain_id: chain_id.to_string(),
+            child: None,
+        };
+        node.cli_ok(&[
+            "init",
+            "e2e",
+            "--chain-id",
+            chain_id,
+            "--base-port",
+            &node.base_port.to_string(),
+            "--timeout-commit",
+            "300ms",
+            "--cometbft-bin",
+            cometbft_bin().to_str().unwrap(),
+        ]);
+        node.cli_stdin_ok(
+            &[
+                "keys",
+                "add",
+                "alice",
+                "--recover",
+                "--keyring-backend",
+                "test",
+            ],
+            ALICE_MNEMONIC,
+        );
+        node.cli_ok(&["keys", "add", "bob", "--keyring-backend", "test"]);
+        node.cli_ok(&[
+            "genesis",
+            "add-account",
+            "alice",
+            "1000000000uvirt",
+            "--keyring-backend",
+            "test",
+        ]);
+        node.cli_ok(&[
+            "genesis",
+            "set-hpc-authority",
+            "alice",
+            "--keyring-backend",
+            "test",
+        ]);
+        node
+    }
+
+    pub fn rpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.base_port + 1)
+    }
+
+    pub fn grpc_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.base_port + 3)
+    }
+
+    pub fn rpc(&self) -> HttpClient {
+        HttpClient::new(self.rpc_url().as_str()).unwrap()
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("hpcd.log")
+    }
+
+    /// Runs `hpcd ARGS --home HOME`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_stdin(args, "")
+    }
+
+    pub fn cli_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        // `query` reaches the node over the network and has no home.
+        let home: &[&std::ffi::OsStr] = if args.first() == Some(&"query") {
+            &[]
+        } else {
+            &["--home".as_ref(), self.home.as_os_str()]
+        };
+        let mut child = Command::new(hpcd_bin())
+            .args(args)
+            .args(home)
+            .env("HPCD_COMETBFT_BIN", cometbft_bin())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        self.cli_stdin_ok(args, "")
+    }
+
+    pub fn cli_stdin_ok(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.cli_stdin(args, stdin);
+        assert!(
+            out.status.success(),
+            "hpcd {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn key_address(&self, name: &str) -> String {
+        let out = self.cli_ok(&[
+            "keys",
+            "show",
+            name,
+            "--keyring-backend",
+            "test",
+            "-o",
+            "json",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["address"].as_str().unwrap().to_string()
+    }
+
+    /// Starts `hpcd start` (which starts cometbft) and waits for block `min_height`.
+    pub async fn start(&mut self, min_height: u64) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = Command::new(hpcd_bin())
+            .args(["start", "--home"])
+            .arg(&self.home)
+            .arg("--cometbft-bin")
+            .arg(cometbft_bin())
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.wait_for_height(min_height, Duration::from_secs(60))
+            .await;
+    }
+
+    pub async fn height(&self) -> Option<u64> {
+        let status = self.rpc().status().await.ok()?;
+        Some(status.sync_info.latest_block_height.value())
+    }
+
+    pub async fn wait_for_height(&self, height: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(h) = self.height().await {
+                if h >= height {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "node did not reach height {height} within {timeout:?}\n--- log tail ---\n{}",
+                    self.log_tail(40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Graceful stop: SIGTERM to hpcd, which stops cometbft.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while child.try_wait().unwrap().is_none() {
+                assert!(
+                    Instant::now() < deadline,
+                    "hpcd did not stop on SIGTERM\n{}",
+                    self.log_tail(30)
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// A crash: SIGKILL to hpcd (cometbft follows via its parent-death signal).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

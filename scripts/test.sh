@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting, unit tests, and the end-to-end tests that
+# start real cometbft + hpcd processes on loopback ports. Installs what it needs.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo is required; install Rust from https://rustup.rs" >&2
+    exit 1
+fi
+
+start=$(date +%s)
+COMETBFT_BIN="$(./scripts/install-cometbft.sh | tail -n 1)"
+export COMETBFT_BIN
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo test (unit, integration and end-to-end)"
+cargo test --workspace --locked
+
+echo "== all tests passed in $(( $(date +%s) - start ))s"
