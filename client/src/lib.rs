@@ -5,6 +5,7 @@ pub mod chain;
 pub mod cli;
 pub mod error;
 pub mod keys;
+pub mod policy;
 pub mod transport;
 pub mod tx;
 

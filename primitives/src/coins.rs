@@ -148,6 +148,11 @@ impl Dec {
         let product = self.0.saturating_mul(n as u128);
         product.div_ceil(Self::SCALE)
     }
+
+    /// `floor(self × n)`.
+    pub fn mul_floor(&self, n: u64) -> u128 {
+        self.0.saturating_mul(n as u128) / Self::SCALE
+    }
 }
 
 impl FromStr for Dec {

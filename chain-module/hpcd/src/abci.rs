@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use hpc_state::consensus::{BlockLimits, ConsensusKeeper};
+use hpc_state::hpc::QueryClock;
 use hpc_state::tx::Mode;
 use hpc_state::{App, BlockInfo, Event, TxOutcome};
 use hpc_store::{Changes, Delta, Snapshot, StateRead, Storage};
@@ -34,8 +35,6 @@ struct ConsensusState {
     /// Genesis writes from InitChain, persisted together with the first block.
     genesis: Option<Changes>,
     pending: Option<PendingBlock>,
-    /// The last committed block (for CheckTx's block facts).
-    last_block: Option<BlockInfo>,
 }
 
 /// Everything the ABCI connections and the gRPC server share.
@@ -44,6 +43,9 @@ pub struct Node {
     pub app: App,
     consensus: Mutex<ConsensusState>,
     check: Mutex<Delta<Snapshot>>,
+    /// The last block committed by this process (CheckTx and query block facts); `None`
+    /// after a restart until the next commit.
+    last_block: Mutex<Option<BlockInfo>>,
 }
 
 fn base_snapshot(storage: &Storage) -> Snapshot {
@@ -100,9 +102,9 @@ impl Node {
             consensus: Mutex::new(ConsensusState {
                 genesis: None,
                 pending: None,
-                last_block: None,
             }),
             check: Mutex::new(check),
+            last_block: Mutex::new(None),
         })
     }
 
@@ -215,6 +217,7 @@ impl Node {
             .iter()
             .map(|tx| exec_result(self.app.execute_tx(&mut state, &block, tx, Mode::Deliver)))
             .collect();
+        self.app.end_block(&mut state, &block);
         let (_, changes) = state.into_parts();
         let prepared = self
             .storage
@@ -239,7 +242,7 @@ impl Node {
             .commit(pending.prepared)
             .unwrap_or_else(|e| panic!("failed to persist block {height}: {e}"));
         cs.genesis = None;
-        cs.last_block = Some(pending.block);
+        *self.last_block.lock().expect("last block lock") = Some(pending.block);
         *self.check.lock().expect("check lock") = Delta::new(base_snapshot(&self.storage));
         tracing::debug!(height, "committed");
         response::Commit {
@@ -253,10 +256,7 @@ impl Node {
             request::CheckTxKind::New => Mode::Check,
             request::CheckTxKind::Recheck => Mode::Recheck,
         };
-        let block = {
-            let cs = self.consensus.lock().expect("consensus lock");
-            cs.last_block.clone()
-        };
+        let block = self.last_block.lock().expect("last block lock").clone();
         let mut check = self.check.lock().expect("check lock");
         let block = match block {
             Some(b) => BlockInfo {
@@ -313,13 +313,24 @@ impl Node {
         }
     }
 
-    /// A read view at `height` (0 = latest) and the height actually read.
-    pub fn snapshot_at(&self, height: u64) -> Result<(Snapshot, u64), hpc_store::StoreError> {
+    /// A read view at `height` (0 = latest) and the clock queries see there.
+    pub fn snapshot_at(
+        &self,
+        height: u64,
+    ) -> Result<(Snapshot, QueryClock), hpc_store::StoreError> {
         let snapshot = self
             .storage
             .snapshot(if height == 0 { None } else { Some(height) })?;
-        let height = snapshot.version().unwrap_or(0);
-        Ok((snapshot, height))
+        let clock = QueryClock {
+            height: snapshot.version().unwrap_or(0),
+            block_time_seconds: self
+                .last_block
+                .lock()
+                .expect("last block lock")
+                .as_ref()
+                .map_or(0, |b| b.time_seconds),
+        };
+        Ok((snapshot, clock))
     }
 
     fn abci_query(&self, q: request::Query) -> response::Query {
@@ -330,10 +341,11 @@ impl Node {
             height: height.try_into().unwrap_or_default(),
             ..Default::default()
         };
-        let (snapshot, height) = match self.snapshot_at(q.height.value()) {
+        let (snapshot, clock) = match self.snapshot_at(q.height.value()) {
             Ok(s) => s,
             Err(e) => return fail(26, format!("height: {e}"), q.height.value()),
         };
+        let height = clock.height;
         if q.path == STORE_QUERY_PATH {
             let key = q.data.to_vec();
             if !q.prove {
@@ -368,7 +380,7 @@ impl Node {
                 height,
             );
         }
-        match self.app.query(&q.path, &q.data, &snapshot, height) {
+        match self.app.query(&q.path, &q.data, &snapshot, clock) {
             Ok(value) => response::Query {
                 value: value.into(),
                 height: height.try_into().expect("height fits"),

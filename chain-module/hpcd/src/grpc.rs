@@ -129,12 +129,12 @@ impl Handler {
         let node = self.node.clone();
         let path = path.to_string();
         tokio::task::spawn_blocking(move || {
-            let (snapshot, height) = node
+            let (snapshot, clock) = node
                 .snapshot_at(height)
                 .map_err(|e| Status::invalid_argument(format!("{HEIGHT_HEADER}: {e}")))?;
             node.app
-                .query(&path, &body, &snapshot, height)
-                .map(|bytes| (bytes, height))
+                .query(&path, &body, &snapshot, clock)
+                .map(|bytes| (bytes, clock.height))
                 .map_err(|e| StatusError::from(e).0)
         })
         .await

@@ -243,6 +243,11 @@ impl App {
         }
     }
 
+    /// Module work at the end of every block (x/hpc retention pruning).
+    pub fn end_block(&self, state: &mut impl StateWrite, block: &BlockInfo) {
+        hpc::end_block(state, block.height);
+    }
+
     /// The txs of a proposal, in mempool order, that fit the block's byte and gas limits;
     /// txs that do not decode are left out.
     pub fn prepare_proposal(
@@ -286,13 +291,13 @@ impl App {
         gas <= max_gas
     }
 
-    /// Answers a query by gRPC method path against `state` (a committed height).
+    /// Answers a query by gRPC method path against `state` (committed at `clock.height`).
     pub fn query(
         &self,
         path: &str,
         data: &[u8],
         state: &dyn StateRead,
-        height: u64,
+        clock: hpc::QueryClock,
     ) -> Result<Vec<u8>, QueryError> {
         let (service, method) = path
             .strip_prefix('/')
@@ -301,9 +306,9 @@ impl App {
         let routed = match service {
             "cosmos.auth.v1beta1.Query" => auth::route_query(method, data, state),
             "cosmos.bank.v1beta1.Query" => bank::route_query(method, data, state),
-            "virtengine.hpc.v1.Query" => hpc::route_query(method, data, state),
+            "virtengine.hpc.v1.Query" => hpc::route_query(method, data, state, clock),
             "cosmos.tx.v1beta1.Service" if method == "Simulate" => {
-                Some(self.simulate(data, state, height))
+                Some(self.simulate(data, state, clock))
             }
             _ => None,
         };
@@ -314,7 +319,7 @@ impl App {
         &self,
         data: &[u8],
         state: &dyn StateRead,
-        height: u64,
+        clock: hpc::QueryClock,
     ) -> Result<Vec<u8>, QueryError> {
         handle(data, |req: SimulateRequest| {
             #[allow(deprecated)]
@@ -333,8 +338,8 @@ impl App {
             };
             let block = BlockInfo {
                 chain_id: ConsensusKeeper::chain_id(&state).unwrap_or_default(),
-                height: height + 1,
-                time_seconds: 0,
+                height: clock.height + 1,
+                time_seconds: clock.block_time_seconds,
                 time_nanos: 0,
             };
             let mut scratch = Delta::new(state);

@@ -66,6 +66,38 @@ sdk_errors! {
     invalid_gas_limit = 41, "The gas limit is invalid.";
 }
 
+/// x/hpc's codespace and codes (stateful failures; stateless ones use `sdk` codes).
+pub mod hpc_codes {
+    pub const CODESPACE: &str = "hpc";
+    pub const CLUSTER_EXISTS: u32 = 2;
+    pub const CLUSTER_NOT_FOUND: u32 = 3;
+    pub const NOT_RESOURCE_OWNER: u32 = 4;
+    pub const JOB_NOT_FOUND: u32 = 5;
+    pub const NO_ELIGIBLE_CLUSTER: u32 = 6;
+    pub const INVALID_JOB_STATE: u32 = 7;
+    pub const DECISION_NOT_FOUND: u32 = 8;
+    pub const DUPLICATE_RECORD: u32 = 9;
+    pub const DECISION_MISMATCH: u32 = 10;
+    pub const CLUSTER_MISMATCH_REFUSED: u32 = 11;
+    pub const VIOLATION_NOT_FOUND: u32 = 12;
+    pub const DUPLICATE_VIOLATION: u32 = 13;
+    pub const BATCH_TOO_LARGE: u32 = 14;
+    pub const INVALID_PARAMS: u32 = 15;
+    pub const ALREADY_RESOLVED: u32 = 16;
+    pub const CLUSTER_DEREGISTERED: u32 = 17;
+}
+
+impl TxError {
+    /// An x/hpc error.
+    pub fn hpc(code: u32, log: impl Into<String>) -> Self {
+        Self {
+            codespace: hpc_codes::CODESPACE,
+            code,
+            log: log.into(),
+        }
+    }
+}
+
 /// A query failure, mapped to a gRPC status by the gRPC server and to an ABCI code by
 /// `abci_query`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

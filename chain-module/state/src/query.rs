@@ -128,3 +128,82 @@ mod tests {
         );
     }
 }
+
+/// One page of records found through `prefix` (a primary prefix or a secondary index),
+/// keeping only those `filter` accepts, as cosmos `FilteredPaginate`: the page holds up
+/// to `limit` matches; `next_key` is where the next page starts. `load` turns an entry
+/// (key suffix after `prefix`, value) into a record.
+pub fn paginate_filtered<T>(
+    state: &dyn StateRead,
+    prefix: &[u8],
+    page: Option<&PageRequest>,
+    load: impl Fn(&[u8], &[u8]) -> Option<T>,
+    filter: impl Fn(&T) -> bool,
+) -> Result<(Vec<T>, PageResponse), QueryError> {
+    let default = PageRequest::default();
+    let page = page.unwrap_or(&default);
+    if page.reverse {
+        return Err(QueryError::InvalidArgument(
+            "pagination.reverse is not supported".into(),
+        ));
+    }
+    if !page.key.is_empty() && page.offset > 0 {
+        return Err(QueryError::InvalidArgument(
+            "pagination: set either key or offset, not both".into(),
+        ));
+    }
+    let limit = match page.limit {
+        0 => DEFAULT_PAGE_LIMIT,
+        l if l > MAX_PAGE_LIMIT => {
+            return Err(QueryError::InvalidArgument(format!(
+                "pagination.limit {l} exceeds the maximum of {MAX_PAGE_LIMIT}"
+            )))
+        }
+        l => l,
+    } as usize;
+    let end = prefix_end(prefix);
+    let mut cursor = [prefix, page.key.as_slice()].concat();
+    let mut skipped = 0u64;
+    let mut out = Vec::new();
+    let mut next_key = Vec::new();
+    let chunk = limit + 1;
+    'scan: loop {
+        let entries = state.range(&cursor, end.as_deref(), chunk);
+        let exhausted = entries.len() < chunk;
+        for (key, value) in &entries {
+            if out.len() == limit {
+                next_key = key[prefix.len()..].to_vec();
+                break 'scan;
+            }
+            let Some(item) = load(&key[prefix.len()..], value) else {
+                continue;
+            };
+            if !filter(&item) {
+                continue;
+            }
+            if skipped < page.offset {
+                skipped += 1;
+                continue;
+            }
+            out.push(item);
+        }
+        match entries.last() {
+            Some((last, _)) if !exhausted => {
+                cursor = last.clone();
+                cursor.push(0); // the smallest key after `last`
+            }
+            _ => break,
+        }
+    }
+    let total = if page.count_total {
+        state
+            .prefix(prefix, usize::MAX)
+            .iter()
+            .filter_map(|(k, v)| load(&k[prefix.len()..], v))
+            .filter(|item| filter(item))
+            .count() as u64
+    } else {
+        0
+    };
+    Ok((out, PageResponse { next_key, total }))
+}

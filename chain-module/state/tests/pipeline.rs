@@ -16,8 +16,16 @@ use hpc_state::address::Address;
 use hpc_state::bank::{BankKeeper, FEE_COLLECTOR};
 use hpc_state::consensus::BlockLimits;
 use hpc_state::errors::QueryError;
+use hpc_state::hpc::QueryClock;
 use hpc_state::tx::Mode;
 use hpc_state::{App, BlockInfo};
+
+fn clock() -> QueryClock {
+    QueryClock {
+        height: 1,
+        block_time_seconds: 1_700_000_000,
+    }
+}
 use hpc_store::{Delta, StateRead};
 use prost::Message;
 
@@ -127,7 +135,7 @@ fn sequence(app: &App, state: &BTreeMap<Vec<u8>, Vec<u8>>, k: &Key) -> u64 {
     }
     .encode_to_vec();
     let resp = QueryAccountResponse::decode(
-        app.query("/cosmos.auth.v1beta1.Query/Account", &req, state, 1)
+        app.query("/cosmos.auth.v1beta1.Query/Account", &req, state, clock())
             .unwrap()
             .as_slice(),
     )
@@ -177,7 +185,7 @@ fn send_moves_funds_pays_fee_bumps_sequence_and_emits_cosmos_events() {
     }
     .encode_to_vec();
     let resp = QueryBalanceResponse::decode(
-        app.query("/cosmos.bank.v1beta1.Query/Balance", &req, &state, 1)
+        app.query("/cosmos.bank.v1beta1.Query/Balance", &req, &state, clock())
             .unwrap()
             .as_slice(),
     )
@@ -413,7 +421,7 @@ fn simulate_estimates_gas_without_changing_state() {
     }
     .encode_to_vec();
     let resp = SimulateResponse::decode(
-        app.query("/cosmos.tx.v1beta1.Service/Simulate", &req, &state, 1)
+        app.query("/cosmos.tx.v1beta1.Service/Simulate", &req, &state, clock())
             .unwrap()
             .as_slice(),
     )
@@ -430,10 +438,10 @@ fn simulate_estimates_gas_without_changing_state() {
     }
     .encode_to_vec();
     assert!(
-        matches!(app.query("/cosmos.tx.v1beta1.Service/Simulate", &bad, &state, 1), Err(QueryError::InvalidArgument(m)) if m.contains("insufficient funds"))
+        matches!(app.query("/cosmos.tx.v1beta1.Service/Simulate", &bad, &state, clock()), Err(QueryError::InvalidArgument(m)) if m.contains("insufficient funds"))
     );
     assert!(matches!(
-        app.query("/nope.Service/X", &[], &state, 1),
+        app.query("/nope.Service/X", &[], &state, clock()),
         Err(QueryError::UnknownPath(_))
     ));
 }

@@ -1,5 +1,6 @@
 //! The `tx` and `query` command trees of `hpcd`, as a library so the binary stays thin.
 
+mod hpc;
 mod output;
 mod query;
 mod tx;

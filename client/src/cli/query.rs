@@ -17,6 +17,9 @@ pub enum QueryCommand {
     /// Balances.
     #[command(subcommand)]
     Bank(BankQuery),
+    /// x/hpc state: clusters, jobs, decisions, audit records, violations.
+    #[command(subcommand)]
+    Hpc(super::hpc::HpcQuery),
     /// A tx by its hash, once included in a block.
     Tx {
         /// The tx hash (hex).
@@ -99,6 +102,7 @@ pub async fn run_query(
                 .collect();
             print(out, conn.output, &json!({ "balances": balances })).map_err(io)
         }
+        QueryCommand::Hpc(cmd) => super::hpc::run_hpc_query(cmd, conn, out).await,
         QueryCommand::Tx { hash } => {
             let result = client.transport.get_tx(&hash).await?.ok_or_else(|| {
                 ClientError::invalid(

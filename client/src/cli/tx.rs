@@ -41,6 +41,9 @@ pub struct TxArgs {
     /// Return after the mempool accepts the tx instead of waiting for its block.
     #[arg(long, global = true)]
     pub no_wait: bool,
+    /// The signing key (name or address) for commands without a FROM argument.
+    #[arg(long, global = true)]
+    pub from: Option<String>,
 }
 
 impl TxArgs {
@@ -83,6 +86,9 @@ pub enum TxCommand {
     /// Bank transfers.
     #[command(subcommand)]
     Bank(BankTx),
+    /// x/hpc: clusters, jobs, routing audit and violations (sign with --from).
+    #[command(subcommand)]
+    Hpc(super::hpc::HpcTx),
 }
 
 #[derive(Subcommand, Clone, Debug)]
@@ -172,6 +178,12 @@ pub async fn run_tx(
             };
             let client = ChainClient::new(conn.transport()?, args.chain_id.clone()).await?;
             sign_broadcast_print(&client, &key, vec![to_any(&msg)], args, conn, out, input).await
+        }
+        TxCommand::Hpc(cmd) => {
+            let from = args.from.as_deref().ok_or_else(|| {
+                ClientError::invalid("--from", "required: the key that signs (name or address)")
+            })?;
+            super::hpc::run_hpc_tx(cmd, from, args, conn, keys, out, input).await
         }
     }
 }

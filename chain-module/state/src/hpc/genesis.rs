@@ -1,12 +1,24 @@
-use hpc_proto::virtengine::hpc::v1::GenesisState;
+//! Import and export of the whole module: params, authority, every record, the violation
+//! counts and the id sequences, so `hpcd export` → `InitChain` reproduces the same state
+//! (and app hash).
+
+use std::collections::BTreeSet;
+
+use hpc_proto::virtengine::hpc::v1::{
+    Cluster, GenesisState, Job, RoutingAuditRecord, RoutingViolation, SchedulingDecision,
+};
 use hpc_store::{StateRead, StateWrite};
 
+use super::keeper::{self as keys, Keeper};
+use super::msgs::{validate_cluster_id, validate_id};
 use super::params::{default_params, validate_params, HpcKeeper};
 use crate::address::Address;
 use crate::serde_util::GenesisError;
 
+const SEQUENCES: [&str; 3] = ["job", "decision", "violation"];
+
 /// Default `app_state.hpc`: default params, no authority (set one with
-/// `hpcd genesis set-hpc-authority` before starting a chain that needs param changes).
+/// `hpcd genesis set-hpc-authority` so params can be changed later).
 pub fn default_genesis() -> GenesisState {
     GenesisState {
         params: Some(default_params()),
@@ -14,48 +26,135 @@ pub fn default_genesis() -> GenesisState {
     }
 }
 
+fn check_address(field: String, value: &str) -> Result<(), GenesisError> {
+    value
+        .parse::<Address>()
+        .map(|_| ())
+        .map_err(|e| GenesisError::new(field, e))
+}
+
+fn unique<'a>(field: &str, ids: impl Iterator<Item = &'a str>) -> Result<(), GenesisError> {
+    let mut seen = BTreeSet::new();
+    for (i, id) in ids.enumerate() {
+        if !seen.insert(id) {
+            return Err(GenesisError::new(
+                format!("hpc.{field}[{i}]"),
+                format!("duplicate id {id:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn id(field: String, value: &str) -> Result<(), GenesisError> {
+    validate_id(&field, value).map_err(|e| GenesisError::new(field, e.log))
+}
+
 /// Validates and writes `app_state.hpc`.
-pub fn import_genesis(
-    state: &mut impl StateWrite,
-    genesis: &GenesisState,
-) -> Result<(), GenesisError> {
-    let params = genesis.params.clone().unwrap_or_else(default_params);
+pub fn import_genesis(state: &mut impl StateWrite, g: &GenesisState) -> Result<(), GenesisError> {
+    let params = g.params.clone().unwrap_or_else(default_params);
     validate_params(&params)
         .map_err(|e| GenesisError::new(format!("hpc.{}", e.field), e.reason))?;
-    if !genesis.authority.is_empty() {
-        genesis
-            .authority
-            .parse::<Address>()
-            .map_err(|e| GenesisError::new("hpc.authority", e))?;
+    if !g.authority.is_empty() {
+        check_address("hpc.authority".into(), &g.authority)?;
     }
-    // Clusters, jobs, decisions, audit records and violations are imported by the
-    // x/hpc state layer; until it exists, refuse them instead of dropping them.
-    let unsupported = [
-        ("hpc.clusters", genesis.clusters.is_empty()),
-        ("hpc.jobs", genesis.jobs.is_empty()),
-        ("hpc.decisions", genesis.decisions.is_empty()),
-        ("hpc.audit_records", genesis.audit_records.is_empty()),
-        ("hpc.violations", genesis.violations.is_empty()),
-        (
-            "hpc.provider_violation_counts",
-            genesis.provider_violation_counts.is_empty(),
-        ),
-    ];
-    if let Some((field, _)) = unsupported.iter().find(|(_, empty)| !empty) {
-        return Err(GenesisError::new(
-            *field,
-            "importing entries is not supported by this version",
-        ));
-    }
+    unique("clusters", g.clusters.iter().map(|c| c.cluster_id.as_str()))?;
+    unique("jobs", g.jobs.iter().map(|j| j.job_id.as_str()))?;
+    unique(
+        "decisions",
+        g.decisions.iter().map(|d| d.decision_id.as_str()),
+    )?;
+    unique(
+        "audit_records",
+        g.audit_records.iter().map(|r| r.record_id.as_str()),
+    )?;
+    unique(
+        "violations",
+        g.violations.iter().map(|v| v.violation_id.as_str()),
+    )?;
     HpcKeeper::set_params(state, &params);
-    HpcKeeper::set_authority(state, &genesis.authority);
+    HpcKeeper::set_authority(state, &g.authority);
+    for (i, c) in g.clusters.iter().enumerate() {
+        validate_cluster_id(&format!("hpc.clusters[{i}].cluster_id"), &c.cluster_id)
+            .map_err(|e| GenesisError::new(format!("hpc.clusters[{i}].cluster_id"), e.log))?;
+        check_address(
+            format!("hpc.clusters[{i}].provider_address"),
+            &c.provider_address,
+        )?;
+        Keeper::set_cluster(state, c);
+    }
+    for (i, j) in g.jobs.iter().enumerate() {
+        id(format!("hpc.jobs[{i}].job_id"), &j.job_id)?;
+        check_address(format!("hpc.jobs[{i}].owner"), &j.owner)?;
+        if !j.provider_address.is_empty() {
+            check_address(
+                format!("hpc.jobs[{i}].provider_address"),
+                &j.provider_address,
+            )?;
+        }
+        Keeper::set_job(state, j);
+    }
+    for (i, d) in g.decisions.iter().enumerate() {
+        id(format!("hpc.decisions[{i}].decision_id"), &d.decision_id)?;
+        id(format!("hpc.decisions[{i}].job_id"), &d.job_id)?;
+        Keeper::insert_decision(state, d);
+    }
+    for (i, r) in g.audit_records.iter().enumerate() {
+        id(format!("hpc.audit_records[{i}].record_id"), &r.record_id)?;
+        check_address(
+            format!("hpc.audit_records[{i}].provider_address"),
+            &r.provider_address,
+        )?;
+        Keeper::insert_audit(state, r);
+    }
+    for (i, v) in g.violations.iter().enumerate() {
+        id(format!("hpc.violations[{i}].violation_id"), &v.violation_id)?;
+        check_address(
+            format!("hpc.violations[{i}].provider_address"),
+            &v.provider_address,
+        )?;
+        Keeper::set_violation(state, v);
+    }
+    for (i, c) in g.provider_violation_counts.iter().enumerate() {
+        check_address(
+            format!("hpc.provider_violation_counts[{i}].provider_address"),
+            &c.provider_address,
+        )?;
+        Keeper::set_violation_count(state, c);
+    }
+    for (name, value) in SEQUENCES.iter().zip([
+        g.next_job_sequence,
+        g.next_decision_sequence,
+        g.next_violation_sequence,
+    ]) {
+        // Stored is the last value used; genesis carries the next one (0 = fresh).
+        if value > 1 {
+            Keeper::set_seq(state, name, value - 1);
+        }
+    }
     Ok(())
 }
 
 pub fn export_genesis(state: &impl StateRead) -> GenesisState {
+    let [job, decision, violation] = SEQUENCES.map(|name| {
+        let used = Keeper::seq(state, name);
+        if used == 0 {
+            0
+        } else {
+            used + 1
+        }
+    });
     GenesisState {
         params: Some(HpcKeeper::params(state)),
         authority: HpcKeeper::authority(state),
-        ..Default::default()
+        clusters: Keeper::all::<Cluster>(state, keys::CLUSTER),
+        jobs: Keeper::all::<Job>(state, keys::JOB),
+        decisions: Keeper::all::<SchedulingDecision>(state, keys::DECISION),
+        audit_records: Keeper::all::<RoutingAuditRecord>(state, keys::AUDIT),
+        violations: Keeper::all::<RoutingViolation>(state, keys::VIOLATION),
+        next_job_sequence: job,
+        next_decision_sequence: decision,
+        next_violation_sequence: violation,
+        provider_violation_counts: Keeper::all_violation_counts(state),
     }
 }

@@ -169,12 +169,6 @@ pub fn run_ante(
                 "account {signer} does not exist; it is created when it first receives funds"
             ))
         })?;
-        if info.sequence != account.sequence {
-            return Err(TxError::wrong_sequence(format!(
-                "account sequence mismatch, expected {}, got {}: incorrect account sequence",
-                account.sequence, info.sequence
-            )));
-        }
         let pubkey = match (&info.public_key, &account.pub_key) {
             (Some(any), _) => {
                 let key = unpack_pubkey(any).map_err(|e| {
@@ -194,6 +188,14 @@ pub fn run_ante(
                 )))
             }
         };
+        // Checked after the key: a key that is not the message signer's is reported as
+        // such, not as a sequence problem of someone else's account.
+        if info.sequence != account.sequence {
+            return Err(TxError::wrong_sequence(format!(
+                "account sequence mismatch, expected {}, got {}: incorrect account sequence",
+                account.sequence, info.sequence
+            )));
+        }
         ctx.meter.consume(params.sig_verify_cost_secp256k1);
         match info.mode_info.as_ref().and_then(|m| m.sum.as_ref()) {
             Some(mode_info::Sum::Single(single)) if single.mode == SignMode::Direct as i32 => {}

@@ -6,7 +6,7 @@ mod msg;
 
 pub use ante::{run_ante, AnteOutcome};
 pub use decode::{decode_tx, gas_limit_of, DecodedTx};
-pub use msg::Msg;
+pub use msg::{to_any, Msg};
 
 /// Why a tx is being executed; decides which checks run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,39 +7,43 @@ use crate::address::Address;
 use crate::bank;
 use crate::context::ExecCtx;
 use crate::errors::TxError;
+use crate::hpc::HpcMsg;
 
 /// Every message type the chain executes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Msg {
     BankSend(MsgSend),
+    Hpc(HpcMsg),
 }
 
-fn unpack<M: Message + Name + Default>(any: &Any) -> Result<M, TxError> {
-    M::decode(any.value.as_slice())
-        .map_err(|e| TxError::tx_decode(format!("cannot decode {}: {e}", any.type_url)))
-}
-
-fn pack<M: Message + Name>(msg: &M) -> Any {
+/// Packs a message (or a message response) as `Any`.
+pub fn to_any<M: Message + Name>(msg: &M) -> Any {
     Any {
-        type_url: format!("/{}", M::full_name()),
+        type_url: M::type_url(),
         value: msg.encode_to_vec(),
     }
 }
 
 impl Msg {
     pub fn decode(any: &Any) -> Result<Self, TxError> {
-        let url = any.type_url.as_str();
-        if url == format!("/{}", MsgSend::full_name()) {
-            return Ok(Msg::BankSend(unpack(any)?));
+        if any.type_url == MsgSend::type_url() {
+            return MsgSend::decode(any.value.as_slice())
+                .map(Msg::BankSend)
+                .map_err(|e| TxError::tx_decode(format!("cannot decode {}: {e}", any.type_url)));
+        }
+        if let Some(hpc) = HpcMsg::decode(any) {
+            return hpc.map(Msg::Hpc);
         }
         Err(TxError::unknown_request(format!(
-            "unrecognized message type: {url}"
+            "unrecognized message type: {}",
+            any.type_url
         )))
     }
 
     pub fn type_url(&self) -> String {
         match self {
-            Msg::BankSend(_) => format!("/{}", MsgSend::full_name()),
+            Msg::BankSend(_) => MsgSend::type_url(),
+            Msg::Hpc(m) => m.type_url(),
         }
     }
 
@@ -47,6 +51,7 @@ impl Msg {
     pub fn module(&self) -> &'static str {
         match self {
             Msg::BankSend(_) => "bank",
+            Msg::Hpc(_) => "hpc",
         }
     }
 
@@ -54,23 +59,26 @@ impl Msg {
     pub fn validate_basic(&self) -> Result<(), TxError> {
         match self {
             Msg::BankSend(m) => bank::validate_send(m).map(|_| ()),
+            Msg::Hpc(m) => m.validate_basic(),
         }
     }
 
     /// The address that must sign (the `cosmos.msg.v1.signer` field).
     pub fn signer(&self) -> Result<Address, TxError> {
-        let (field, value) = match self {
-            Msg::BankSend(m) => ("from_address", &m.from_address),
-        };
-        value
-            .parse()
-            .map_err(|e| TxError::invalid_address(format!("{field}: {e}")))
+        match self {
+            Msg::BankSend(m) => m
+                .from_address
+                .parse()
+                .map_err(|e| TxError::invalid_address(format!("from_address: {e}"))),
+            Msg::Hpc(m) => m.signer(),
+        }
     }
 
     /// Executes the message, returning its packed response.
     pub fn execute(&self, state: &mut impl StateWrite, ctx: &mut ExecCtx) -> Result<Any, TxError> {
         match self {
-            Msg::BankSend(m) => bank::handle_send(state, ctx, m).map(|r| pack(&r)),
+            Msg::BankSend(m) => bank::handle_send(state, ctx, m).map(|r| to_any(&r)),
+            Msg::Hpc(m) => crate::hpc::execute(state, ctx, m),
         }
     }
 }

@@ -1,0 +1,1081 @@
+//! x/hpc messages driven in-process through the real tx pipeline with cosmrs-signed txs:
+//! signer rules, stateless and stateful checks, events, the audit cross-checks, the
+//! violation threshold, params, reschedule, job status, retention and genesis round trip.
+
+use std::collections::BTreeMap;
+
+use cosmos_sdk_proto::Any;
+use cosmrs::crypto::secp256k1::SigningKey;
+use cosmrs::tx::{Body, Fee, SignDoc, SignerInfo};
+use cosmrs::Coin;
+use hpc_proto::to_any;
+use hpc_proto::virtengine::hpc::v1::*;
+use hpc_state::address::Address;
+use hpc_state::auth::AuthKeeper;
+use hpc_state::consensus::BlockLimits;
+use hpc_state::hpc::keeper::Keeper;
+use hpc_state::hpc::{default_params, HpcKeeper, QueryClock};
+use hpc_state::tx::Mode;
+use hpc_state::{App, BlockInfo, Event, TxOutcome};
+use prost::Message;
+
+const CHAIN: &str = "hpc-msg-test";
+const T0: i64 = 1_700_000_000;
+
+struct Key {
+    sk: SigningKey,
+    addr: Address,
+}
+
+fn key(seed: u8) -> Key {
+    let sk = SigningKey::from_slice(&[seed; 32]).unwrap();
+    let addr = Address::from_secp256k1_pubkey(&sk.public_key().to_bytes());
+    Key { sk, addr }
+}
+
+struct Chain {
+    app: App,
+    state: BTreeMap<Vec<u8>, Vec<u8>>,
+    height: u64,
+    time: i64,
+}
+
+impl Chain {
+    fn new(funded: &[&Key], authority: &Key) -> Self {
+        let app = App::default();
+        let balances: Vec<_> = funded
+            .iter()
+            .map(|k| serde_json::json!({"address": k.addr.to_string(), "coins": [{"denom": "uvirt", "amount": "1000000000"}]}))
+            .collect();
+        let mut hpc = serde_json::to_value(hpc_state::hpc::default_genesis()).unwrap();
+        hpc["authority"] = serde_json::json!(authority.addr.to_string());
+        let genesis = serde_json::json!({"bank": {"balances": balances}, "hpc": hpc});
+        let mut state = BTreeMap::new();
+        app.init_chain(
+            &mut state,
+            CHAIN,
+            &BlockLimits::default(),
+            genesis.to_string().as_bytes(),
+        )
+        .unwrap();
+        Self {
+            app,
+            state,
+            height: 1,
+            time: T0,
+        }
+    }
+
+    fn block(&self) -> BlockInfo {
+        BlockInfo {
+            chain_id: CHAIN.into(),
+            height: self.height,
+            time_seconds: self.time,
+            time_nanos: 0,
+        }
+    }
+
+    /// Advances to the next block (5 s later) and runs end-of-block work.
+    fn next_block(&mut self) {
+        let block = self.block();
+        self.app.end_block(&mut self.state, &block);
+        self.height += 1;
+        self.time += 5;
+    }
+
+    fn tx(&mut self, signer: &Key, msgs: Vec<Any>) -> TxOutcome {
+        let account = AuthKeeper::account(&self.state, &signer.addr).expect("signer is funded");
+        let msgs: Vec<cosmrs::Any> = msgs
+            .into_iter()
+            .map(|m| cosmrs::Any {
+                type_url: m.type_url,
+                value: m.value,
+            })
+            .collect();
+        let body = Body::new(msgs, "", 0u32);
+        let fee = Fee::from_amount_and_gas(
+            Coin {
+                denom: "uvirt".parse().unwrap(),
+                amount: 50_000,
+            },
+            5_000_000u64,
+        );
+        let auth = SignerInfo::single_direct(Some(signer.sk.public_key()), account.sequence)
+            .auth_info(fee);
+        let doc = SignDoc::new(
+            &body,
+            &auth,
+            &CHAIN.parse().unwrap(),
+            account.account_number,
+        )
+        .unwrap();
+        let bytes = doc.sign(&signer.sk).unwrap().to_bytes().unwrap();
+        let block = self.block();
+        self.app
+            .execute_tx(&mut self.state, &block, &bytes, Mode::Deliver)
+    }
+
+    fn ok(&mut self, signer: &Key, msgs: Vec<Any>) -> TxOutcome {
+        let out = self.tx(signer, msgs);
+        assert_eq!(out.code, 0, "{}", out.log);
+        out
+    }
+
+    /// Fails with `code` in `codespace`, mentions `needle`, and leaves x/hpc state unchanged.
+    fn fails(&mut self, signer: &Key, msgs: Vec<Any>, codespace: &str, code: u32, needle: &str) {
+        let before = hpc_state_only(&self.state);
+        let out = self.tx(signer, msgs);
+        assert_eq!(
+            (out.codespace.as_str(), out.code),
+            (codespace, code),
+            "{}",
+            out.log
+        );
+        assert!(
+            out.log.contains(needle),
+            "{:?} should mention {needle:?}",
+            out.log
+        );
+        assert_eq!(
+            hpc_state_only(&self.state),
+            before,
+            "a failed tx changed x/hpc state"
+        );
+    }
+
+    fn query<Req: Message, Resp: Message + Default>(&self, method: &str, req: Req) -> Resp {
+        let path = format!("/virtengine.hpc.v1.Query/{method}");
+        let bytes = self
+            .app
+            .query(
+                &path,
+                &req.encode_to_vec(),
+                &self.state,
+                QueryClock {
+                    height: self.height,
+                    block_time_seconds: self.time,
+                },
+            )
+            .unwrap();
+        Resp::decode(bytes.as_slice()).unwrap()
+    }
+}
+
+fn hpc_state_only(state: &BTreeMap<Vec<u8>, Vec<u8>>) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    state
+        .iter()
+        .filter(|(k, _)| k.starts_with(b"hpc/"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn event<'a>(out: &'a TxOutcome, kind: &str) -> &'a Event {
+    out.events
+        .iter()
+        .find(|e| e.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind} event in {:?}", out.events))
+}
+
+fn register(provider: &Key, id: &str, nodes: u32, latency_ms: u32, price: u64) -> Any {
+    to_any(&MsgRegisterCluster {
+        provider: provider.addr.to_string(),
+        cluster_id: id.into(),
+        region: "eu-west".into(),
+        total_nodes: nodes,
+        available_nodes: nodes,
+        gpus_per_node: 4,
+        gpu_type: "a100".into(),
+        price_per_node_hour: price,
+        queue_depth: 5,
+        latency_ms,
+        jitter_ms: 2,
+        packet_loss_bps: 0,
+    })
+}
+
+fn submit(owner: &Key, nodes: u32) -> Any {
+    to_any(&MsgSubmitJob {
+        owner: owner.addr.to_string(),
+        requirements: Some(JobRequirements {
+            nodes,
+            gpus_per_node: 1,
+            gpu_type: "a100".into(),
+            max_runtime_seconds: 3600,
+            allowed_regions: vec![],
+        }),
+        policy: None,
+        correlation_id: String::new(),
+    })
+}
+
+fn audit(
+    provider: &Key,
+    record_id: &str,
+    job: &str,
+    decision: &str,
+    cluster: &str,
+    status: AuditStatus,
+) -> Any {
+    to_any(&MsgRecordRoutingAudit {
+        provider: provider.addr.to_string(),
+        records: vec![RoutingAuditRecord {
+            record_id: record_id.into(),
+            job_id: job.into(),
+            scheduling_decision_id: decision.into(),
+            actual_cluster_id: cluster.into(),
+            status: status as i32,
+            is_fallback: status == AuditStatus::Fallback,
+            reason: "test".into(),
+            enforcement_mode: EnforcementMode::Strict as i32,
+            ..Default::default()
+        }],
+    })
+}
+
+fn violation(reporter: &Key, provider: &Key, job: &str, vtype: ViolationType) -> Any {
+    to_any(&MsgReportRoutingViolation {
+        reporter: reporter.addr.to_string(),
+        violations: vec![RoutingViolation {
+            job_id: job.into(),
+            violation_type: vtype as i32,
+            provider_address: provider.addr.to_string(),
+            actual_cluster_id: "cluster-a".into(),
+            details: "test".into(),
+            ..Default::default()
+        }],
+    })
+}
+
+struct World {
+    chain: Chain,
+    alice: Key,
+    p1: Key,
+    p2: Key,
+    authority: Key,
+}
+
+/// Two clusters: cluster-a (provider1, fast) and cluster-b (provider2, slow).
+fn world() -> World {
+    let (alice, p1, p2, authority) = (key(1), key(2), key(3), key(4));
+    let mut chain = Chain::new(&[&alice, &p1, &p2, &authority], &authority);
+    chain.ok(&p1, vec![register(&p1, "cluster-a", 8, 10, 1_000_000)]);
+    chain.ok(&p2, vec![register(&p2, "cluster-b", 8, 150, 1_000_000)]);
+    World {
+        chain,
+        alice,
+        p1,
+        p2,
+        authority,
+    }
+}
+
+#[test]
+fn cluster_signer_rules_and_heartbeat() {
+    let World {
+        mut chain, p1, p2, ..
+    } = world();
+    let out = chain.tx(&p1, vec![register(&p1, "cluster-a", 4, 10, 1)]);
+    assert_eq!(
+        (out.codespace.as_str(), out.code),
+        ("hpc", 2),
+        "{}",
+        out.log
+    );
+    let heartbeat = |provider: &Key, health: ClusterHealth| {
+        to_any(&MsgUpdateClusterStatus {
+            provider: provider.addr.to_string(),
+            cluster_id: "cluster-a".into(),
+            state: ClusterState::Active as i32,
+            available_nodes: 3,
+            queue_depth: 1,
+            latency_ms: 12,
+            jitter_ms: 1,
+            packet_loss_bps: 0,
+            health: health as i32,
+            price_per_node_hour: None,
+            total_nodes: None,
+        })
+    };
+    chain.fails(
+        &p2,
+        vec![heartbeat(&p2, ClusterHealth::Healthy)],
+        "hpc",
+        4,
+        "is not the provider of cluster cluster-a",
+    );
+    chain.next_block();
+    let out = chain.ok(&p1, vec![heartbeat(&p1, ClusterHealth::Degraded)]);
+    assert_eq!(
+        event(&out, "hpc_cluster_updated").get("health"),
+        Some("CLUSTER_HEALTH_DEGRADED")
+    );
+    let c: QueryClusterResponse = chain.query(
+        "Cluster",
+        QueryClusterRequest {
+            cluster_id: "cluster-a".into(),
+        },
+    );
+    let c = c.cluster.unwrap();
+    assert_eq!(
+        (c.available_nodes, c.last_heartbeat_height, c.health()),
+        (3, 2, ClusterHealth::Degraded)
+    );
+    chain.fails(
+        &p2,
+        vec![to_any(&MsgDeregisterCluster {
+            provider: p2.addr.to_string(),
+            cluster_id: "cluster-a".into(),
+        })],
+        "hpc",
+        4,
+        "not the provider",
+    );
+    chain.ok(
+        &p1,
+        vec![to_any(&MsgDeregisterCluster {
+            provider: p1.addr.to_string(),
+            cluster_id: "cluster-a".into(),
+        })],
+    );
+    chain.fails(
+        &p1,
+        vec![heartbeat(&p1, ClusterHealth::Healthy)],
+        "hpc",
+        17,
+        "deregistered",
+    );
+    let by_provider: QueryClustersResponse = chain.query(
+        "Clusters",
+        QueryClustersRequest {
+            provider_address: p2.addr.to_string(),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        by_provider
+            .clusters
+            .iter()
+            .map(|c| c.cluster_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["cluster-b"]
+    );
+}
+
+#[test]
+fn submit_schedules_in_the_same_tx_or_fails_naming_reasons() {
+    let World {
+        mut chain,
+        alice,
+        p1,
+        ..
+    } = world();
+    let out = chain.ok(&alice, vec![submit(&alice, 2)]);
+    let ev = event(&out, "hpc_job_scheduled");
+    assert_eq!(
+        ev.get("cluster_id"),
+        Some("cluster-a"),
+        "lower latency wins"
+    );
+    assert_eq!(ev.get("provider"), Some(p1.addr.to_string().as_str()));
+    let job_id = ev.get("job_id").unwrap().to_string();
+    let decision_id = ev.get("decision_id").unwrap().to_string();
+    assert_eq!(
+        ev.get("correlation_id"),
+        Some(format!("corr-{job_id}").as_str())
+    );
+    let job: QueryJobResponse = chain.query(
+        "Job",
+        QueryJobRequest {
+            job_id: job_id.clone(),
+        },
+    );
+    let job = job.job.unwrap();
+    assert_eq!(
+        (job.state(), job.current_decision_id.as_str()),
+        (JobState::Scheduled, decision_id.as_str())
+    );
+    let explain: QueryExplainDecisionResponse = chain.query(
+        "ExplainDecision",
+        QueryExplainDecisionRequest {
+            job_id: job_id.clone(),
+            ..Default::default()
+        },
+    );
+    assert_eq!(explain.decision.unwrap().candidates.len(), 2);
+    assert!(explain.explanations.iter().any(|l| l.contains("selected")));
+    let c: QueryClusterResponse = chain.query(
+        "Cluster",
+        QueryClusterRequest {
+            cluster_id: "cluster-a".into(),
+        },
+    );
+    assert_eq!(
+        c.cluster.unwrap().reserved_nodes,
+        2,
+        "selection reserves capacity"
+    );
+
+    // 9 nodes fit nowhere: the tx fails, naming the reason, and stores nothing.
+    chain.fails(
+        &alice,
+        vec![submit(&alice, 9)],
+        "hpc",
+        6,
+        "INSUFFICIENT_NODES",
+    );
+    let jobs: QueryJobsResponse = chain.query(
+        "Jobs",
+        QueryJobsRequest {
+            owner: alice.addr.to_string(),
+            ..Default::default()
+        },
+    );
+    assert_eq!(jobs.jobs.len(), 1);
+    // ... and a dry run explains the same without a tx.
+    let sim: QuerySimulateScheduleResponse = chain.query(
+        "SimulateSchedule",
+        QuerySimulateScheduleRequest {
+            requirements: Some(JobRequirements {
+                nodes: 9,
+                max_runtime_seconds: 1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    assert!(
+        !sim.schedulable && sim.failure_reason.contains("INSUFFICIENT_NODES"),
+        "{}",
+        sim.failure_reason
+    );
+}
+
+#[test]
+fn audit_cross_checks_and_routing() {
+    let World {
+        mut chain,
+        alice,
+        p1,
+        p2,
+        authority,
+    } = world();
+    let out = chain.ok(&alice, vec![submit(&alice, 2)]);
+    let job = event(&out, "hpc_job_scheduled")
+        .get("job_id")
+        .unwrap()
+        .to_string();
+    let decision = event(&out, "hpc_job_scheduled")
+        .get("decision_id")
+        .unwrap()
+        .to_string();
+    let out2 = chain.ok(&alice, vec![submit(&alice, 1)]);
+    let other_decision = event(&out2, "hpc_job_scheduled")
+        .get("decision_id")
+        .unwrap()
+        .to_string();
+    chain.next_block();
+    chain.next_block();
+
+    // The wrong provider cannot record for cluster-a; a decision of another job is refused;
+    // approving a placement on cluster-b (not the decision's) is refused in strict mode.
+    chain.fails(
+        &p2,
+        vec![audit(
+            &p2,
+            "rec-1",
+            &job,
+            &decision,
+            "cluster-a",
+            AuditStatus::Approved,
+        )],
+        "hpc",
+        4,
+        "not the provider",
+    );
+    chain.fails(
+        &p1,
+        vec![audit(
+            &p1,
+            "rec-1",
+            &job,
+            &other_decision,
+            "cluster-a",
+            AuditStatus::Approved,
+        )],
+        "hpc",
+        10,
+        "belongs to job",
+    );
+    chain.fails(
+        &p2,
+        vec![audit(
+            &p2,
+            "rec-1",
+            &job,
+            &decision,
+            "cluster-b",
+            AuditStatus::Approved,
+        )],
+        "hpc",
+        11,
+        "cluster_mismatch",
+    );
+
+    let out = chain.ok(
+        &p1,
+        vec![audit(
+            &p1,
+            "rec-1",
+            &job,
+            &decision,
+            "cluster-a",
+            AuditStatus::Approved,
+        )],
+    );
+    let routed = event(&out, "hpc_job_routed");
+    assert_eq!(routed.get("record_id"), Some("rec-1"));
+    assert_eq!(routed.get("status"), Some("approved"));
+    assert_eq!(routed.get("is_fallback"), Some("false"));
+    let rec: QueryRoutingAuditRecordResponse = chain.query(
+        "RoutingAuditRecord",
+        QueryRoutingAuditRecordRequest {
+            record_id: "rec-1".into(),
+        },
+    );
+    let rec = rec.record.unwrap();
+    assert_eq!(
+        (rec.decision_age_blocks, rec.decision_age_seconds),
+        (2, 10),
+        "ages recomputed from chain height and time"
+    );
+    assert_eq!(rec.expected_cluster_id, "cluster-a");
+    let job_state: QueryJobResponse = chain.query(
+        "Job",
+        QueryJobRequest {
+            job_id: job.clone(),
+        },
+    );
+    assert_eq!(job_state.job.unwrap().state(), JobState::Routed);
+    // Resubmitting the same record id is refused (idempotent delivery).
+    chain.fails(
+        &p1,
+        vec![audit(
+            &p1,
+            "rec-1",
+            &job,
+            &decision,
+            "cluster-a",
+            AuditStatus::Approved,
+        )],
+        "hpc",
+        9,
+        "already recorded",
+    );
+
+    // In permissive mode the mismatch is stored with a chain-detected violation.
+    let mut params = default_params();
+    params.routing_enforcement_mode = EnforcementMode::Permissive as i32;
+    chain.ok(
+        &authority,
+        vec![to_any(&MsgUpdateParams {
+            authority: authority.addr.to_string(),
+            params: Some(params),
+        })],
+    );
+    let out = chain.ok(
+        &p2,
+        vec![audit(
+            &p2,
+            "rec-2",
+            &job,
+            &decision,
+            "cluster-b",
+            AuditStatus::Approved,
+        )],
+    );
+    let v = event(&out, "hpc_routing_violation");
+    assert_eq!(v.get("violation_type"), Some("cluster_mismatch"));
+    assert_eq!(v.get("severity"), Some("5"));
+    assert_eq!(v.get("reporter"), Some("x/hpc"));
+    let by_job: QueryRoutingAuditRecordsResponse = chain.query(
+        "RoutingAuditRecords",
+        QueryRoutingAuditRecordsRequest {
+            job_id: job.clone(),
+            ..Default::default()
+        },
+    );
+    assert_eq!(by_job.records.len(), 2);
+    assert!(!by_job.records[1].violation_id.is_empty());
+}
+
+#[test]
+fn violation_reporting_threshold_and_resolution() {
+    let World {
+        mut chain,
+        alice,
+        p1,
+        p2,
+        authority,
+    } = world();
+    let out = chain.ok(&alice, vec![submit(&alice, 1)]);
+    let job = event(&out, "hpc_job_scheduled")
+        .get("job_id")
+        .unwrap()
+        .to_string();
+    // Only the provider itself or the authority may report.
+    chain.fails(
+        &p2,
+        vec![violation(&p2, &p1, &job, ViolationType::StaleDecision)],
+        "hpc",
+        4,
+        "must be the provider",
+    );
+    let threshold = default_params().violation_alert_threshold as usize;
+    let mut alerts = 0;
+    for i in 0..threshold + 2 {
+        let reporter = if i % 2 == 0 { &p1 } else { &authority };
+        let out = chain.ok(
+            reporter,
+            vec![violation(
+                reporter,
+                &p1,
+                &job,
+                ViolationType::ClusterUnavailable,
+            )],
+        );
+        assert_eq!(
+            event(&out, "hpc_routing_violation").get("severity"),
+            Some("3")
+        );
+        alerts += out
+            .events
+            .iter()
+            .filter(|e| e.kind == "hpc_routing_violation_threshold_exceeded")
+            .count();
+    }
+    assert_eq!(alerts, 1, "one alert per crossing");
+    let count: QueryViolationCountResponse = chain.query(
+        "ViolationCount",
+        QueryViolationCountRequest {
+            provider_address: p1.addr.to_string(),
+        },
+    );
+    assert_eq!(
+        (count.unresolved_count, count.threshold_exceeded),
+        (threshold as u64 + 2, true)
+    );
+
+    let unresolved: QueryRoutingViolationsResponse = chain.query(
+        "RoutingViolations",
+        QueryRoutingViolationsRequest {
+            provider_address: p1.addr.to_string(),
+            unresolved_only: true,
+            ..Default::default()
+        },
+    );
+    let ids: Vec<String> = unresolved
+        .violations
+        .iter()
+        .map(|v| v.violation_id.clone())
+        .collect();
+    let resolve = |id: &str, who: &Key| {
+        to_any(&MsgResolveRoutingViolation {
+            authority: who.addr.to_string(),
+            violation_id: id.into(),
+            resolution: "provider fixed its scheduler".into(),
+        })
+    };
+    chain.fails(
+        &alice,
+        vec![resolve(&ids[0], &alice)],
+        "hpc",
+        4,
+        "not the x/hpc authority",
+    );
+    for id in &ids[..3] {
+        let out = chain.ok(&authority, vec![resolve(id, &authority)]);
+        assert!(out
+            .events
+            .iter()
+            .any(|e| e.kind == "hpc_routing_violation_resolved"));
+    }
+    chain.fails(
+        &authority,
+        vec![resolve(&ids[0], &authority)],
+        "hpc",
+        16,
+        "already resolved",
+    );
+    let count: QueryViolationCountResponse = chain.query(
+        "ViolationCount",
+        QueryViolationCountRequest {
+            provider_address: p1.addr.to_string(),
+        },
+    );
+    assert_eq!(count.unresolved_count, threshold as u64 - 1);
+    // Crossing again alerts again.
+    let out = chain.ok(
+        &p1,
+        vec![violation(&p1, &p1, &job, ViolationType::MissingDecision)],
+    );
+    assert!(out
+        .events
+        .iter()
+        .any(|e| e.kind == "hpc_routing_violation_threshold_exceeded"));
+    let typed: QueryRoutingViolationsResponse = chain.query(
+        "RoutingViolations",
+        QueryRoutingViolationsRequest {
+            violation_type: ViolationType::MissingDecision as i32,
+            ..Default::default()
+        },
+    );
+    assert_eq!(typed.violations.len(), 1);
+    assert_eq!(typed.violations[0].severity, 4);
+}
+
+#[test]
+fn params_only_by_authority_and_validated() {
+    let World {
+        mut chain,
+        alice,
+        authority,
+        ..
+    } = world();
+    let mut params = default_params();
+    params.max_decision_age_blocks = 7;
+    let update = |who: &Key, p: Params| {
+        to_any(&MsgUpdateParams {
+            authority: who.addr.to_string(),
+            params: Some(p),
+        })
+    };
+    chain.fails(
+        &alice,
+        vec![update(&alice, params.clone())],
+        "hpc",
+        4,
+        "not the x/hpc authority",
+    );
+    let mut bad = params.clone();
+    bad.default_weights.as_mut().unwrap().latency_bps += 1;
+    chain.fails(
+        &authority,
+        vec![update(&authority, bad)],
+        "sdk",
+        18,
+        "default_weights",
+    );
+    let out = chain.ok(&authority, vec![update(&authority, params)]);
+    assert!(out.events.iter().any(|e| e.kind == "hpc_params_updated"));
+    assert_eq!(HpcKeeper::params(&chain.state).max_decision_age_blocks, 7);
+}
+
+#[test]
+fn reschedule_job_status_and_reservations() {
+    let World {
+        mut chain,
+        alice,
+        p1,
+        p2,
+        ..
+    } = world();
+    let out = chain.ok(&alice, vec![submit(&alice, 3)]);
+    let job = event(&out, "hpc_job_scheduled")
+        .get("job_id")
+        .unwrap()
+        .to_string();
+    let old = event(&out, "hpc_job_scheduled")
+        .get("decision_id")
+        .unwrap()
+        .to_string();
+    let reserved =
+        |chain: &Chain, id: &str| Keeper::cluster(&chain.state, id).unwrap().reserved_nodes;
+    assert_eq!(
+        (reserved(&chain, "cluster-a"), reserved(&chain, "cluster-b")),
+        (3, 0)
+    );
+    let resched = |who: &Key| {
+        to_any(&MsgRequestReschedule {
+            requester: who.addr.to_string(),
+            job_id: job.clone(),
+            reason: "cluster unavailable".into(),
+            excluded_cluster_ids: vec!["cluster-a".into()],
+        })
+    };
+    chain.fails(&p2, vec![resched(&p2)], "hpc", 4, "neither the owner");
+    let out = chain.ok(&p1, vec![resched(&p1)]);
+    let ev = event(&out, "hpc_job_rescheduled");
+    assert_eq!(ev.get("old_decision_id"), Some(old.as_str()));
+    assert_eq!(ev.get("cluster_id"), Some("cluster-b"));
+    let new = ev.get("new_decision_id").unwrap().to_string();
+    assert_eq!(
+        (reserved(&chain, "cluster-a"), reserved(&chain, "cluster-b")),
+        (0, 3),
+        "reservation moved"
+    );
+    let hist: QuerySchedulingDecisionByJobResponse = chain.query(
+        "SchedulingDecisionByJob",
+        QuerySchedulingDecisionByJobRequest {
+            job_id: job.clone(),
+        },
+    );
+    assert_eq!(hist.current.unwrap().previous_decision_id, old);
+    assert_eq!(hist.history.len(), 2);
+
+    let status = |who: &Key, s: JobState| {
+        to_any(&MsgReportJobStatus {
+            provider: who.addr.to_string(),
+            job_id: job.clone(),
+            status: s as i32,
+            message: String::new(),
+        })
+    };
+    chain.fails(
+        &p1,
+        vec![status(&p1, JobState::Running)],
+        "hpc",
+        4,
+        "not the provider of job",
+    );
+    chain.ok(
+        &p2,
+        vec![audit(
+            &p2,
+            "r-1",
+            &job,
+            &new,
+            "cluster-b",
+            AuditStatus::Approved,
+        )],
+    );
+    chain.ok(&p2, vec![status(&p2, JobState::Running)]);
+    assert_eq!(
+        reserved(&chain, "cluster-b"),
+        0,
+        "RUNNING releases the reservation"
+    );
+    chain.fails(
+        &p2,
+        vec![status(&p2, JobState::Running)],
+        "hpc",
+        7,
+        "cannot go from JOB_STATE_RUNNING",
+    );
+    chain.ok(&p2, vec![status(&p2, JobState::Completed)]);
+    assert_eq!(
+        Keeper::cluster(&chain.state, "cluster-b")
+            .unwrap()
+            .completed_jobs,
+        1
+    );
+    chain.fails(
+        &alice,
+        vec![to_any(&MsgCancelJob {
+            owner: alice.addr.to_string(),
+            job_id: job.clone(),
+        })],
+        "hpc",
+        7,
+        "cannot be cancelled",
+    );
+}
+
+#[test]
+fn stateless_checks_name_the_field() {
+    let World {
+        mut chain,
+        alice,
+        p1,
+        ..
+    } = world();
+    let mut zero_nodes = MsgSubmitJob::decode(submit(&alice, 0).value.as_slice()).unwrap();
+    zero_nodes.correlation_id = String::new();
+    let mut bad_weights = MsgSubmitJob::decode(submit(&alice, 1).value.as_slice()).unwrap();
+    bad_weights.policy = Some(PlacementPolicy {
+        weights: Some(ScoringWeights {
+            latency_bps: 5000,
+            price_bps: 5000,
+            reputation_bps: 1,
+            queue_bps: 0,
+        }),
+        ..Default::default()
+    });
+    let cases: Vec<(&Key, Any, &str)> = vec![
+        (&p1, register(&p1, "Bad_ID", 4, 1, 1), "cluster_id"),
+        (&p1, register(&p1, "ok-id", 0, 1, 1), "total_nodes"),
+        (&alice, to_any(&zero_nodes), "requirements.nodes"),
+        (&alice, to_any(&bad_weights), "policy.weights"),
+        (
+            &p1,
+            to_any(&MsgRecordRoutingAudit {
+                provider: p1.addr.to_string(),
+                records: vec![],
+            }),
+            "records",
+        ),
+        (
+            &p1,
+            audit(&p1, "bad id!", "j", "d", "cluster-a", AuditStatus::Approved),
+            "records[0].record_id",
+        ),
+        (
+            &p1,
+            audit(&p1, "r", "j", "d", "cluster-a", AuditStatus::Unspecified),
+            "records[0].status",
+        ),
+        (
+            &p1,
+            to_any(&MsgReportJobStatus {
+                provider: p1.addr.to_string(),
+                job_id: "j".into(),
+                status: JobState::Routed as i32,
+                message: String::new(),
+            }),
+            "status",
+        ),
+        (
+            &alice,
+            to_any(&MsgResolveRoutingViolation {
+                authority: alice.addr.to_string(),
+                violation_id: "v".into(),
+                resolution: String::new(),
+            }),
+            "resolution",
+        ),
+    ];
+    for (signer, msg, field) in cases {
+        chain.fails(signer, vec![msg], "sdk", 18, field);
+    }
+    // A message whose signer field is not the tx signer: rejected by the ante handler.
+    chain.fails(
+        &alice,
+        vec![register(&p1, "cluster-z", 4, 1, 1)],
+        "sdk",
+        8,
+        "does not match signer",
+    );
+}
+
+#[test]
+fn retention_prunes_old_records_of_finished_jobs_only() {
+    let World {
+        mut chain,
+        alice,
+        p1,
+        authority,
+        ..
+    } = world();
+    let mut params = default_params();
+    params.decision_retention_blocks = 3;
+    params.audit_retention_blocks = 3;
+    chain.ok(
+        &authority,
+        vec![to_any(&MsgUpdateParams {
+            authority: authority.addr.to_string(),
+            params: Some(params),
+        })],
+    );
+    let out = chain.ok(&alice, vec![submit(&alice, 1)]);
+    let done = event(&out, "hpc_job_scheduled")
+        .get("job_id")
+        .unwrap()
+        .to_string();
+    let done_decision = event(&out, "hpc_job_scheduled")
+        .get("decision_id")
+        .unwrap()
+        .to_string();
+    let out = chain.ok(&alice, vec![submit(&alice, 1)]);
+    let active_decision = event(&out, "hpc_job_scheduled")
+        .get("decision_id")
+        .unwrap()
+        .to_string();
+    chain.ok(
+        &p1,
+        vec![audit(
+            &p1,
+            "r-old",
+            &done,
+            &done_decision,
+            "cluster-a",
+            AuditStatus::Approved,
+        )],
+    );
+    chain.ok(
+        &alice,
+        vec![to_any(&MsgCancelJob {
+            owner: alice.addr.to_string(),
+            job_id: done,
+        })],
+    );
+    for _ in 0..5 {
+        chain.next_block();
+    }
+    assert!(
+        Keeper::decision(&chain.state, &done_decision).is_none(),
+        "finished job's decision pruned"
+    );
+    assert!(
+        Keeper::audit(&chain.state, "r-old").is_none(),
+        "old audit record pruned"
+    );
+    assert!(
+        Keeper::decision(&chain.state, &active_decision).is_some(),
+        "an active job keeps its decision"
+    );
+}
+
+#[test]
+fn genesis_export_import_reproduces_module_state() {
+    let World {
+        mut chain,
+        alice,
+        p1,
+        ..
+    } = world();
+    let out = chain.ok(&alice, vec![submit(&alice, 2)]);
+    let job = event(&out, "hpc_job_scheduled")
+        .get("job_id")
+        .unwrap()
+        .to_string();
+    let decision = event(&out, "hpc_job_scheduled")
+        .get("decision_id")
+        .unwrap()
+        .to_string();
+    chain.ok(
+        &p1,
+        vec![audit(
+            &p1,
+            "rec-x",
+            &job,
+            &decision,
+            "cluster-a",
+            AuditStatus::Approved,
+        )],
+    );
+    chain.ok(
+        &p1,
+        vec![violation(&p1, &p1, &job, ViolationType::StaleDecision)],
+    );
+    let exported = serde_json::to_vec(&chain.app.export(&chain.state)).unwrap();
+    let mut imported = BTreeMap::new();
+    chain
+        .app
+        .init_chain(&mut imported, CHAIN, &BlockLimits::default(), &exported)
+        .unwrap();
+    assert_eq!(
+        imported, chain.state,
+        "export → import must reproduce every key"
+    );
+    // Sequences continue where they were.
+    let mut again = Chain {
+        app: App::default(),
+        state: imported,
+        height: chain.height,
+        time: chain.time,
+    };
+    let out = again.ok(&alice, vec![submit(&alice, 1)]);
+    assert_eq!(
+        event(&out, "hpc_job_scheduled").get("job_id"),
+        Some("hpc-job-2")
+    );
+}

@@ -1,0 +1,672 @@
+//! `hpcd tx hpc …` and `hpcd query hpc …`.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use cosmos_sdk_proto::cosmos::base::query::v1beta1::PageRequest;
+use hpc_primitives::Address;
+use hpc_proto::virtengine::hpc::v1 as hpc;
+use serde::Serialize;
+
+use super::output::print;
+use super::tx::{sign_broadcast_print, TxArgs};
+use super::{ConnectionArgs, KeySource};
+use crate::chain::ChainClient;
+use crate::error::{ClientError, Result};
+use crate::policy::parse_policy;
+use crate::tx::{address_of, to_any};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ClusterStateArg {
+    Active,
+    Draining,
+    Offline,
+    Deregistered,
+}
+
+impl From<ClusterStateArg> for hpc::ClusterState {
+    fn from(s: ClusterStateArg) -> Self {
+        match s {
+            ClusterStateArg::Active => hpc::ClusterState::Active,
+            ClusterStateArg::Draining => hpc::ClusterState::Draining,
+            ClusterStateArg::Offline => hpc::ClusterState::Offline,
+            ClusterStateArg::Deregistered => hpc::ClusterState::Deregistered,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum HealthArg {
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+impl From<HealthArg> for hpc::ClusterHealth {
+    fn from(h: HealthArg) -> Self {
+        match h {
+            HealthArg::Healthy => hpc::ClusterHealth::Healthy,
+            HealthArg::Degraded => hpc::ClusterHealth::Degraded,
+            HealthArg::Unhealthy => hpc::ClusterHealth::Unhealthy,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum JobStateArg {
+    Scheduled,
+    Routed,
+    Running,
+    Completed,
+    Failed,
+    Rejected,
+    Cancelled,
+}
+
+impl From<JobStateArg> for hpc::JobState {
+    fn from(s: JobStateArg) -> Self {
+        match s {
+            JobStateArg::Scheduled => hpc::JobState::Scheduled,
+            JobStateArg::Routed => hpc::JobState::Routed,
+            JobStateArg::Running => hpc::JobState::Running,
+            JobStateArg::Completed => hpc::JobState::Completed,
+            JobStateArg::Failed => hpc::JobState::Failed,
+            JobStateArg::Rejected => hpc::JobState::Rejected,
+            JobStateArg::Cancelled => hpc::JobState::Cancelled,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ViolationTypeArg {
+    MissingDecision,
+    StaleDecision,
+    ClusterMismatch,
+    ClusterUnavailable,
+    CapacityExceeded,
+    UnauthorizedFallback,
+}
+
+impl From<ViolationTypeArg> for hpc::ViolationType {
+    fn from(t: ViolationTypeArg) -> Self {
+        match t {
+            ViolationTypeArg::MissingDecision => hpc::ViolationType::MissingDecision,
+            ViolationTypeArg::StaleDecision => hpc::ViolationType::StaleDecision,
+            ViolationTypeArg::ClusterMismatch => hpc::ViolationType::ClusterMismatch,
+            ViolationTypeArg::ClusterUnavailable => hpc::ViolationType::ClusterUnavailable,
+            ViolationTypeArg::CapacityExceeded => hpc::ViolationType::CapacityExceeded,
+            ViolationTypeArg::UnauthorizedFallback => hpc::ViolationType::UnauthorizedFallback,
+        }
+    }
+}
+
+/// Cluster metrics reported at registration and in heartbeats.
+#[derive(Args, Clone, Debug)]
+pub struct ClusterMetrics {
+    #[arg(long, default_value_t = 0)]
+    pub queue_depth: u32,
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u32,
+    #[arg(long, default_value_t = 0)]
+    pub jitter_ms: u32,
+    /// Packet loss in basis points (100 = 1%).
+    #[arg(long, default_value_t = 0)]
+    pub packet_loss_bps: u32,
+}
+
+/// The job specification of submit-job and simulate-schedule.
+#[derive(Args, Clone, Debug)]
+pub struct JobSpec {
+    #[arg(long)]
+    pub nodes: u32,
+    #[arg(long, default_value_t = 0)]
+    pub gpus_per_node: u32,
+    #[arg(long, default_value = "")]
+    pub gpu_type: String,
+    #[arg(long, default_value_t = 3600)]
+    pub max_runtime_seconds: u64,
+    /// An allowed region (repeat for several; none = any region).
+    #[arg(long = "region")]
+    pub regions: Vec<String>,
+    /// A placement policy JSON file (see docs/examples/policies/).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+}
+
+impl JobSpec {
+    fn requirements(&self) -> hpc::JobRequirements {
+        hpc::JobRequirements {
+            nodes: self.nodes,
+            gpus_per_node: self.gpus_per_node,
+            gpu_type: self.gpu_type.clone(),
+            max_runtime_seconds: self.max_runtime_seconds,
+            allowed_regions: self.regions.clone(),
+        }
+    }
+
+    fn policy(&self) -> Result<Option<hpc::PlacementPolicy>> {
+        match &self.policy {
+            None => Ok(None),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ClientError::invalid("--policy", format!("{}: {e}", path.display()))
+                })?;
+                parse_policy(&text).map(Some)
+            }
+        }
+    }
+}
+
+#[derive(Subcommand, Clone, Debug)]
+pub enum HpcTx {
+    /// Register a cluster operated by the signing provider.
+    RegisterCluster {
+        cluster_id: String,
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        total_nodes: u32,
+        /// Defaults to total_nodes.
+        #[arg(long)]
+        available_nodes: Option<u32>,
+        #[arg(long, default_value_t = 0)]
+        gpus_per_node: u32,
+        #[arg(long, default_value = "")]
+        gpu_type: String,
+        /// uvirt per node and hour.
+        #[arg(long)]
+        price_per_node_hour: u64,
+        #[command(flatten)]
+        metrics: ClusterMetrics,
+    },
+    /// Heartbeat: the cluster's state, free nodes, metrics and health.
+    UpdateCluster {
+        cluster_id: String,
+        #[arg(long, value_enum, default_value = "active")]
+        state: ClusterStateArg,
+        #[arg(long, value_enum, default_value = "healthy")]
+        health: HealthArg,
+        #[arg(long)]
+        available_nodes: u32,
+        #[arg(long)]
+        total_nodes: Option<u32>,
+        #[arg(long)]
+        price_per_node_hour: Option<u64>,
+        #[command(flatten)]
+        metrics: ClusterMetrics,
+    },
+    /// Retire a cluster.
+    DeregisterCluster { cluster_id: String },
+    /// Submit a job; the chain schedules it in the same tx.
+    SubmitJob {
+        #[command(flatten)]
+        spec: JobSpec,
+        /// Client-chosen id that follows the job through every event.
+        #[arg(long, default_value = "")]
+        correlation_id: String,
+    },
+    /// Cancel a job you own.
+    CancelJob { job_id: String },
+    /// Ask for a new decision (owner, or provider of the current cluster).
+    RequestReschedule {
+        job_id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// A cluster the new decision must avoid (repeatable).
+        #[arg(long = "exclude")]
+        excluded: Vec<String>,
+    },
+    /// Record routing audit records from a JSON file (an array in the seed's record shape).
+    RecordAudit { file: PathBuf },
+    /// Report routing violations from a JSON file (an array of violations).
+    ReportViolation { file: PathBuf },
+    /// Resolve a violation (authority only).
+    ResolveViolation {
+        violation_id: String,
+        #[arg(long)]
+        resolution: String,
+    },
+    /// Report a job's status (its provider): running, completed or failed.
+    ReportJobStatus {
+        job_id: String,
+        #[arg(value_enum)]
+        status: JobStateArg,
+        #[arg(long, default_value = "")]
+        message: String,
+    },
+    /// Replace the module params with a JSON file (authority only).
+    UpdateParams { file: PathBuf },
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(field: &str, path: &PathBuf) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ClientError::invalid(field, format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| ClientError::invalid(field, format!("{}: {e}", path.display())))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn run_hpc_tx(
+    cmd: HpcTx,
+    from: &str,
+    args: &TxArgs,
+    conn: &ConnectionArgs,
+    keys: &dyn KeySource,
+    out: &mut dyn Write,
+    input: &mut dyn BufRead,
+) -> Result<()> {
+    let key = keys.signing_key(from)?;
+    let me = address_of(&key).to_string();
+    let msg = match cmd {
+        HpcTx::RegisterCluster {
+            cluster_id,
+            region,
+            total_nodes,
+            available_nodes,
+            gpus_per_node,
+            gpu_type,
+            price_per_node_hour,
+            metrics,
+        } => to_any(&hpc::MsgRegisterCluster {
+            provider: me,
+            cluster_id,
+            region,
+            total_nodes,
+            available_nodes: available_nodes.unwrap_or(total_nodes),
+            gpus_per_node,
+            gpu_type,
+            price_per_node_hour,
+            queue_depth: metrics.queue_depth,
+            latency_ms: metrics.latency_ms,
+            jitter_ms: metrics.jitter_ms,
+            packet_loss_bps: metrics.packet_loss_bps,
+        }),
+        HpcTx::UpdateCluster {
+            cluster_id,
+            state,
+            health,
+            available_nodes,
+            total_nodes,
+            price_per_node_hour,
+            metrics,
+        } => to_any(&hpc::MsgUpdateClusterStatus {
+            provider: me,
+            cluster_id,
+            state: hpc::ClusterState::from(state) as i32,
+            available_nodes,
+            queue_depth: metrics.queue_depth,
+            latency_ms: metrics.latency_ms,
+            jitter_ms: metrics.jitter_ms,
+            packet_loss_bps: metrics.packet_loss_bps,
+            health: hpc::ClusterHealth::from(health) as i32,
+            price_per_node_hour,
+            total_nodes,
+        }),
+        HpcTx::DeregisterCluster { cluster_id } => to_any(&hpc::MsgDeregisterCluster {
+            provider: me,
+            cluster_id,
+        }),
+        HpcTx::SubmitJob {
+            spec,
+            correlation_id,
+        } => to_any(&hpc::MsgSubmitJob {
+            owner: me,
+            requirements: Some(spec.requirements()),
+            policy: spec.policy()?,
+            correlation_id,
+        }),
+        HpcTx::CancelJob { job_id } => to_any(&hpc::MsgCancelJob { owner: me, job_id }),
+        HpcTx::RequestReschedule {
+            job_id,
+            reason,
+            excluded,
+        } => to_any(&hpc::MsgRequestReschedule {
+            requester: me,
+            job_id,
+            reason,
+            excluded_cluster_ids: excluded,
+        }),
+        HpcTx::RecordAudit { file } => to_any(&hpc::MsgRecordRoutingAudit {
+            provider: me,
+            records: read_json("FILE", &file)?,
+        }),
+        HpcTx::ReportViolation { file } => to_any(&hpc::MsgReportRoutingViolation {
+            reporter: me,
+            violations: read_json("FILE", &file)?,
+        }),
+        HpcTx::ResolveViolation {
+            violation_id,
+            resolution,
+        } => to_any(&hpc::MsgResolveRoutingViolation {
+            authority: me,
+            violation_id,
+            resolution,
+        }),
+        HpcTx::ReportJobStatus {
+            job_id,
+            status,
+            message,
+        } => to_any(&hpc::MsgReportJobStatus {
+            provider: me,
+            job_id,
+            status: hpc::JobState::from(status) as i32,
+            message,
+        }),
+        HpcTx::UpdateParams { file } => to_any(&hpc::MsgUpdateParams {
+            authority: me,
+            params: Some(read_json("FILE", &file)?),
+        }),
+    };
+    let client = ChainClient::new(conn.transport()?, args.chain_id.clone()).await?;
+    sign_broadcast_print(&client, &key, vec![msg], args, conn, out, input).await
+}
+
+/// Pagination flags (Cosmos names).
+#[derive(Args, Clone, Debug, Default)]
+pub struct PageArgs {
+    #[arg(long, default_value_t = 100)]
+    pub limit: u64,
+    /// The next_key of the previous page (base64).
+    #[arg(long)]
+    pub page_key: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    pub offset: u64,
+    #[arg(long)]
+    pub count_total: bool,
+}
+
+impl PageArgs {
+    fn request(&self) -> Result<Option<PageRequest>> {
+        use base64::Engine;
+        let key = match &self.page_key {
+            Some(k) => base64::engine::general_purpose::STANDARD
+                .decode(k)
+                .map_err(|e| ClientError::invalid("--page-key", e))?,
+            None => Vec::new(),
+        };
+        Ok(Some(PageRequest {
+            key,
+            offset: self.offset,
+            limit: self.limit,
+            count_total: self.count_total,
+            reverse: false,
+        }))
+    }
+}
+
+#[derive(Subcommand, Clone, Debug)]
+pub enum HpcQuery {
+    /// Module params and authority.
+    Params,
+    Cluster {
+        cluster_id: String,
+    },
+    Clusters {
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long, value_enum)]
+        state: Option<ClusterStateArg>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    Job {
+        job_id: String,
+    },
+    Jobs {
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long, value_enum)]
+        state: Option<JobStateArg>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    Decision {
+        decision_id: String,
+    },
+    /// The current decision of a job and its history.
+    DecisionByJob {
+        job_id: String,
+    },
+    /// The candidate table of a decision: why each cluster won or lost.
+    Explain {
+        decision_id: Option<String>,
+        #[arg(long)]
+        job: Option<String>,
+    },
+    /// Dry-run the scheduler for a job spec against current state (no tx).
+    SimulateSchedule {
+        #[command(flatten)]
+        spec: JobSpec,
+        #[arg(long = "exclude")]
+        excluded: Vec<String>,
+    },
+    AuditRecord {
+        record_id: String,
+    },
+    AuditRecords {
+        #[arg(long)]
+        job: Option<String>,
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long)]
+        decision: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    Violation {
+        violation_id: String,
+    },
+    Violations {
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long = "type", value_enum)]
+        violation_type: Option<ViolationTypeArg>,
+        #[arg(long)]
+        unresolved: bool,
+        #[arg(long)]
+        job: Option<String>,
+        #[arg(long)]
+        decision: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// A provider's unresolved and total violation counts.
+    ViolationCount {
+        provider: String,
+    },
+}
+
+fn check_address(field: &str, value: &Option<String>) -> Result<String> {
+    match value {
+        None => Ok(String::new()),
+        Some(v) => v
+            .parse::<Address>()
+            .map(|a| a.to_string())
+            .map_err(|e| ClientError::invalid(field, e)),
+    }
+}
+
+async fn ask<Req, Resp>(
+    client: &ChainClient,
+    method: &str,
+    req: Req,
+    conn: &ConnectionArgs,
+    out: &mut dyn Write,
+) -> Result<()>
+where
+    Req: prost::Message + Clone + 'static,
+    Resp: prost::Message + Default + Serialize + 'static,
+{
+    let path = format!("/virtengine.hpc.v1.Query/{method}");
+    let resp: Resp = client.transport.query(&path, &req, 0).await?;
+    print(out, conn.output, &resp).map_err(|e| ClientError::invalid("output", e))
+}
+
+pub async fn run_hpc_query(
+    cmd: HpcQuery,
+    conn: &ConnectionArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let client = ChainClient {
+        transport: conn.transport()?,
+        chain_id: String::new(),
+    };
+    let c = &client;
+    match cmd {
+        HpcQuery::Params => {
+            ask::<_, hpc::QueryParamsResponse>(c, "Params", hpc::QueryParamsRequest {}, conn, out)
+                .await
+        }
+        HpcQuery::Cluster { cluster_id } => {
+            ask::<_, hpc::QueryClusterResponse>(
+                c,
+                "Cluster",
+                hpc::QueryClusterRequest { cluster_id },
+                conn,
+                out,
+            )
+            .await
+        }
+        HpcQuery::Clusters {
+            provider,
+            state,
+            page,
+        } => {
+            let req = hpc::QueryClustersRequest {
+                provider_address: check_address("--provider", &provider)?,
+                state: state.map_or(0, |s| hpc::ClusterState::from(s) as i32),
+                pagination: page.request()?,
+            };
+            ask::<_, hpc::QueryClustersResponse>(c, "Clusters", req, conn, out).await
+        }
+        HpcQuery::Job { job_id } => {
+            ask::<_, hpc::QueryJobResponse>(c, "Job", hpc::QueryJobRequest { job_id }, conn, out)
+                .await
+        }
+        HpcQuery::Jobs {
+            owner,
+            provider,
+            state,
+            page,
+        } => {
+            let req = hpc::QueryJobsRequest {
+                owner: check_address("--owner", &owner)?,
+                provider_address: check_address("--provider", &provider)?,
+                state: state.map_or(0, |s| hpc::JobState::from(s) as i32),
+                pagination: page.request()?,
+            };
+            ask::<_, hpc::QueryJobsResponse>(c, "Jobs", req, conn, out).await
+        }
+        HpcQuery::Decision { decision_id } => {
+            ask::<_, hpc::QuerySchedulingDecisionResponse>(
+                c,
+                "SchedulingDecision",
+                hpc::QuerySchedulingDecisionRequest { decision_id },
+                conn,
+                out,
+            )
+            .await
+        }
+        HpcQuery::DecisionByJob { job_id } => {
+            ask::<_, hpc::QuerySchedulingDecisionByJobResponse>(
+                c,
+                "SchedulingDecisionByJob",
+                hpc::QuerySchedulingDecisionByJobRequest { job_id },
+                conn,
+                out,
+            )
+            .await
+        }
+        HpcQuery::Explain { decision_id, job } => {
+            if decision_id.is_none() && job.is_none() {
+                return Err(ClientError::invalid(
+                    "DECISION_ID",
+                    "give a decision id or --job JOB_ID",
+                ));
+            }
+            let req = hpc::QueryExplainDecisionRequest {
+                decision_id: decision_id.unwrap_or_default(),
+                job_id: job.unwrap_or_default(),
+            };
+            ask::<_, hpc::QueryExplainDecisionResponse>(c, "ExplainDecision", req, conn, out).await
+        }
+        HpcQuery::SimulateSchedule { spec, excluded } => {
+            let req = hpc::QuerySimulateScheduleRequest {
+                requirements: Some(spec.requirements()),
+                policy: spec.policy()?,
+                excluded_cluster_ids: excluded,
+            };
+            ask::<_, hpc::QuerySimulateScheduleResponse>(c, "SimulateSchedule", req, conn, out)
+                .await
+        }
+        HpcQuery::AuditRecord { record_id } => {
+            ask::<_, hpc::QueryRoutingAuditRecordResponse>(
+                c,
+                "RoutingAuditRecord",
+                hpc::QueryRoutingAuditRecordRequest { record_id },
+                conn,
+                out,
+            )
+            .await
+        }
+        HpcQuery::AuditRecords {
+            job,
+            provider,
+            decision,
+            page,
+        } => {
+            let req = hpc::QueryRoutingAuditRecordsRequest {
+                job_id: job.unwrap_or_default(),
+                provider_address: check_address("--provider", &provider)?,
+                decision_id: decision.unwrap_or_default(),
+                pagination: page.request()?,
+            };
+            ask::<_, hpc::QueryRoutingAuditRecordsResponse>(
+                c,
+                "RoutingAuditRecords",
+                req,
+                conn,
+                out,
+            )
+            .await
+        }
+        HpcQuery::Violation { violation_id } => {
+            ask::<_, hpc::QueryRoutingViolationResponse>(
+                c,
+                "RoutingViolation",
+                hpc::QueryRoutingViolationRequest { violation_id },
+                conn,
+                out,
+            )
+            .await
+        }
+        HpcQuery::Violations {
+            provider,
+            violation_type,
+            unresolved,
+            job,
+            decision,
+            page,
+        } => {
+            let req = hpc::QueryRoutingViolationsRequest {
+                provider_address: check_address("--provider", &provider)?,
+                violation_type: violation_type.map_or(0, |t| hpc::ViolationType::from(t) as i32),
+                unresolved_only: unresolved,
+                job_id: job.unwrap_or_default(),
+                decision_id: decision.unwrap_or_default(),
+                pagination: page.request()?,
+            };
+            ask::<_, hpc::QueryRoutingViolationsResponse>(c, "RoutingViolations", req, conn, out)
+                .await
+        }
+        HpcQuery::ViolationCount { provider } => {
+            let req = hpc::QueryViolationCountRequest {
+                provider_address: check_address("PROVIDER", &Some(provider))?,
+            };
+            ask::<_, hpc::QueryViolationCountResponse>(c, "ViolationCount", req, conn, out).await
+        }
+    }
+}
