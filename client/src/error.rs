@@ -32,6 +32,8 @@ pub enum ClientError {
         codespace: String,
         log: String,
     },
+    #[error("{0}")]
+    NotFound(String),
     #[error("account {0} does not exist on chain yet; it must first receive funds")]
     AccountNotFound(String),
     #[error("tx {hash} was not included within {timeout:?}")]

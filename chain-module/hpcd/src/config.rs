@@ -183,7 +183,8 @@ impl Home {
             .ok_or_else(|| anyhow!("{}: rpc.laddr is missing", path.display()))?;
         Ok(CometAddresses {
             abci_listen: strip_tcp(proxy_app, "proxy_app", &path)?,
-            rpc_url: format!("http://{}", strip_tcp(rpc, "rpc.laddr", &path)?),
+            // A wildcard listen address is not a dialable one: talk to ourselves on loopback.
+            rpc_url: format!("http://{}", strip_tcp(rpc, "rpc.laddr", &path)?.replace("0.0.0.0", "127.0.0.1")),
         })
     }
 }

@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# A single-validator development chain in one command.
+#
+#   ./testnet/devnet.sh [start]      install what is missing, build hpcd, init (first run), start
+#   ./testnet/devnet.sh --reset      stop, wipe .devnet, re-init and start (also: start --reset)
+#   ./testnet/devnet.sh stop         stop the node (SIGTERM; hpcd stops its cometbft)
+#   ./testnet/devnet.sh status       is it running, height, app hash, endpoints
+#   ./testnet/devnet.sh logs         follow .devnet/hpcd.log
+#
+# Node home: <repo>/.devnet/node (chain id virtengine-devnet-1). Endpoints on 127.0.0.1:
+# CometBFT RPC 26657, gRPC 9090, ABCI 26658, P2P 26656.
+# Environment: HPCD_BIN (use this hpcd, skip the build), COMETBFT_BIN (use this cometbft),
+# DEVNET_START_TIMEOUT (seconds to wait for the first block, default 90).
+# The dev accounts (testnet/dev-accounts.json) are PUBLIC TEST KEYS: never hold real funds.
+set -euo pipefail
+
+# shellcheck source=testnet/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+CHAIN_ID="virtengine-devnet-1"
+MONIKER="devnet"
+DEVNET_DIR="$REPO_ROOT/.devnet"
+NODE_HOME="$DEVNET_DIR/node"
+LOG_FILE="$DEVNET_DIR/hpcd.log"
+PID_FILE="$DEVNET_DIR/hpcd.pid"
+INIT_MARKER="$DEVNET_DIR/initialized"
+P2P_PORT=26656
+RPC_PORT=26657
+ABCI_PORT=26658
+GRPC_PORT=9090
+RPC_URL="http://127.0.0.1:$RPC_PORT"
+START_TIMEOUT="${DEVNET_START_TIMEOUT:-90}"
+
+usage() {
+    cat <<'USAGE'
+usage: ./testnet/devnet.sh [start] [--reset] [--no-build] | stop | status | logs
+
+  start      (default) install cometbft if missing, build hpcd, init on first run, start,
+             wait for the first block and print endpoints, accounts and example commands
+  --reset    stop, wipe .devnet and start a fresh chain
+  --no-build use the existing target/debug/hpcd instead of running cargo build
+  stop       stop the node (SIGTERM hpcd; it stops cometbft). State is kept.
+  status     running?, height, app hash, endpoints (exit 1 when not running)
+  logs       follow .devnet/hpcd.log
+
+environment: HPCD_BIN (prebuilt hpcd: skip cargo), COMETBFT_BIN (cometbft to use),
+             DEVNET_START_TIMEOUT (seconds to wait for the first block, default 90)
+USAGE
+}
+
+is_running() { pid_alive "$PID_FILE"; }
+
+# ---------------------------------------------------------------------------
+
+init_chain() {
+    step "initializing $CHAIN_ID in $NODE_HOME"
+    rm -rf "$NODE_HOME" "$INIT_MARKER"
+    mkdir -p "$DEVNET_DIR"
+    "$HPCD" init "$MONIKER" --chain-id "$CHAIN_ID" --home "$NODE_HOME" --cometbft-bin "$COMETBFT" >/dev/null ||
+        die "hpcd init failed"
+    # Keep everything on 127.0.0.1 (cometbft listens for p2p on 0.0.0.0 by default), and
+    # record the cometbft binary so a plain `hpcd start --home .devnet/node` works too.
+    set_toml_line "$NODE_HOME/config/config.toml" "p2p.laddr" "\"tcp://127.0.0.1:$P2P_PORT\""
+    set_toml_line "$NODE_HOME/config/config.toml" "rpc.laddr" "\"tcp://127.0.0.1:$RPC_PORT\""
+    set_toml_line "$NODE_HOME/config/config.toml" ".proxy_app" "\"tcp://127.0.0.1:$ABCI_PORT\""
+    set_toml_line "$NODE_HOME/config/app.toml" "grpc.address" "\"127.0.0.1:$GRPC_PORT\""
+    set_toml_line "$NODE_HOME/config/app.toml" "cometbft.binary" "\"$COMETBFT\""
+    ok "hpcd init"
+    step "recovering the dev keys into the test keyring of $NODE_HOME"
+    recover_dev_keys "$NODE_HOME"
+    step "writing genesis accounts and the x/hpc authority"
+    fund_dev_genesis "$NODE_HOME"
+    printf 'chain_id=%s\ninitialized_at=%s\n' "$CHAIN_ID" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$INIT_MARKER"
+}
+
+launch_node() {
+    step "starting hpcd (log: $LOG_FILE)"
+    mkdir -p "$DEVNET_DIR"
+    printf '\n===== devnet.sh start %s =====\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$LOG_FILE"
+    # nohup+exec: $! is hpcd itself; it survives this shell and the terminal closing.
+    PATH="$BIN_DIR:$PATH" nohup "$HPCD" start --home "$NODE_HOME" --cometbft-bin "$COMETBFT" \
+        >>"$LOG_FILE" 2>&1 </dev/null &
+    echo $! >"$PID_FILE"
+}
+
+# Waits until the RPC reports height >= 1 and gRPC accepts connections.
+wait_until_ready() {
+    local pid t0 waited=0 ticks=0 height=0 grpc=no
+    pid="$(cat "$PID_FILE")"
+    t0="$(now_ms)"
+    trap 'echo; warn "interrupted; the node keeps running in the background (pid $pid). Stop it with: ./testnet/devnet.sh stop"; exit 130' INT
+    while :; do
+        if ! process_alive "$pid"; then
+            rm -f "$PID_FILE"
+            echo
+            echo "----- last 40 lines of $LOG_FILE -----" >&2
+            tail -n 40 "$LOG_FILE" >&2
+            die "hpcd (pid $pid) exited during startup; see the log above ($LOG_FILE)"
+        fi
+        height="$(rpc_height "$RPC_URL")"
+        if port_in_use "$GRPC_PORT"; then grpc=yes; else grpc=no; fi
+        if [ "$height" -ge 1 ] && [ "$grpc" = yes ]; then
+            break
+        fi
+        waited=$((($(now_ms) - t0) / 1000))
+        if [ "$waited" -ge "$START_TIMEOUT" ]; then
+            echo
+            echo "----- last 40 lines of $LOG_FILE -----" >&2
+            tail -n 40 "$LOG_FILE" >&2
+            die "the node did not become ready within ${START_TIMEOUT}s (RPC height=$height, gRPC open=$grpc). It is still running as pid $pid; inspect the log above, then ./testnet/devnet.sh stop (or --reset)"
+        fi
+        if [ -t 1 ]; then
+            printf '\r    waiting for the first block: %ss (height %s, gRPC %s)  ' "$waited" "$height" "$grpc"
+        elif [ $((ticks % 10)) -eq 0 ]; then
+            printf '    waiting for the first block: %ss (height %s, gRPC %s)\n' "$waited" "$height" "$grpc"
+        fi
+        sleep 0.5
+        ticks=$((ticks + 1))
+    done
+    trap - INT
+    [ -t 1 ] && printf '\r%*s\r' 72 ''
+    ok "node ready in $(elapsed_since "$t0"): height $height"
+}
+
+print_summary() {
+    local alice bob
+    alice="$(dev_address alice)"
+    bob="$(dev_address bob)"
+    cat <<EOF
+
+${_bold}VirtEngine devnet is running${_reset}
+  chain id      $CHAIN_ID
+  pid           $(cat "$PID_FILE") (hpcd; it supervises cometbft)
+  CometBFT RPC  $RPC_URL
+  gRPC          127.0.0.1:$GRPC_PORT
+  ABCI          127.0.0.1:$ABCI_PORT   P2P 127.0.0.1:$P2P_PORT
+  home          $NODE_HOME   (keyring backend: test)
+  log           $LOG_FILE   (./testnet/devnet.sh logs)
+
+  accounts (each funded with $DEV_ACCOUNT_FUNDS at genesis; 'authority' is the x/hpc authority):
+$(print_dev_accounts)
+
+  try (from $REPO_ROOT):
+    target/debug/hpcd query bank balances $alice
+    target/debug/hpcd tx bank send alice $bob 100uvirt --keyring-backend test --home .devnet/node --yes
+    target/debug/hpcd query tx <txhash printed by the send>
+
+  stop:   ./testnet/devnet.sh stop      (state is kept; start again with ./testnet/devnet.sh)
+  reset:  ./testnet/devnet.sh --reset   (wipes .devnet and starts a fresh chain)
+EOF
+}
+
+# ---------------------------------------------------------------------------
+# Actions
+
+cmd_start() {
+    local reset="$1" t0
+    t0="$(now_ms)"
+    require_basics
+    if [ "$reset" = yes ]; then
+        cmd_stop
+        step "wiping $DEVNET_DIR"
+        rm -rf "$DEVNET_DIR"
+    fi
+    if is_running; then
+        die "the devnet is already running (pid $(cat "$PID_FILE")). See ./testnet/devnet.sh status, or stop it with ./testnet/devnet.sh stop"
+    fi
+    if [ -f "$PID_FILE" ]; then
+        warn "removing stale pid file $PID_FILE (pid $(cat "$PID_FILE") is not running; the node crashed or was killed)"
+        rm -f "$PID_FILE"
+    fi
+    check_ports_free "$P2P_PORT:CometBFT P2P" "$RPC_PORT:CometBFT RPC" "$ABCI_PORT:ABCI" "$GRPC_PORT:gRPC"
+    ensure_cometbft
+    ensure_hpcd
+    if [ -f "$INIT_MARKER" ] && [ -f "$NODE_HOME/config/genesis.json" ]; then
+        ok "reusing the existing chain in $NODE_HOME (state persists; --reset for a fresh one)"
+    else
+        if [ -d "$NODE_HOME" ]; then
+            warn "$NODE_HOME exists but its initialization never finished; re-initializing"
+        fi
+        init_chain
+    fi
+    launch_node
+    wait_until_ready
+    print_summary
+    echo
+    ok "devnet up in $(elapsed_since "$t0")"
+}
+
+cmd_stop() {
+    step "stopping the devnet"
+    stop_pidfile "$PID_FILE" "hpcd" 30
+}
+
+cmd_status() {
+    local st height app_hash catching_up
+    if is_running; then
+        echo "hpcd:          running (pid $(cat "$PID_FILE"))"
+    elif [ -f "$PID_FILE" ]; then
+        echo "hpcd:          NOT running (stale pid file $PID_FILE: it crashed or was killed; see $LOG_FILE)"
+    else
+        echo "hpcd:          not running"
+    fi
+    if [ -f "$INIT_MARKER" ]; then
+        echo "home:          $NODE_HOME ($(paste -sd' ' "$INIT_MARKER"))"
+    else
+        echo "home:          $NODE_HOME (not initialized)"
+    fi
+    if st="$(rpc_status "$RPC_URL")"; then
+        read -r height app_hash catching_up <<<"$st"
+        echo "CometBFT RPC:  $RPC_URL  height $height  app hash $app_hash  catching up $catching_up"
+    else
+        echo "CometBFT RPC:  $RPC_URL  unreachable"
+    fi
+    if port_in_use "$GRPC_PORT"; then
+        echo "gRPC:          127.0.0.1:$GRPC_PORT open"
+    else
+        echo "gRPC:          127.0.0.1:$GRPC_PORT closed"
+    fi
+    echo "log:           $LOG_FILE"
+    is_running
+}
+
+cmd_logs() {
+    [ -f "$LOG_FILE" ] || die "no log yet ($LOG_FILE); start the devnet first"
+    exec tail -n 50 -F "$LOG_FILE"
+}
+
+main() {
+    local action="" reset=no arg
+    for arg in "$@"; do
+        case "$arg" in
+        --reset | reset) reset=yes ;;
+        --no-build) use_existing_build ;;
+        start | stop | status | logs)
+            [ -z "$action" ] || die "only one action at a time (got '$action' and '$arg')"
+            action="$arg"
+            ;;
+        -h | --help | help)
+            usage
+            exit 0
+            ;;
+        *) die "unknown argument '$arg' (try ./testnet/devnet.sh --help)" ;;
+        esac
+    done
+    action="${action:-start}"
+    if [ "$reset" = yes ] && [ "$action" != start ]; then
+        die "--reset goes with start (./testnet/devnet.sh --reset)"
+    fi
+    case "$action" in
+    start) cmd_start "$reset" ;;
+    stop) cmd_stop ;;
+    status) cmd_status || exit 1 ;;
+    logs) cmd_logs ;;
+    esac
+}
+
+main "$@"
