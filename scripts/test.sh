@@ -19,4 +19,7 @@ cargo fmt --all -- --check
 echo "== cargo test (unit, integration and end-to-end)"
 cargo test --workspace --locked
 
+echo "== 4-validator network: app hashes must agree at every height"
+./testnet/localnet.sh smoke 4 --no-build
+
 echo "== all tests passed in $(( $(date +%s) - start ))s"

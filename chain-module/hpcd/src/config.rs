@@ -184,7 +184,10 @@ impl Home {
         Ok(CometAddresses {
             abci_listen: strip_tcp(proxy_app, "proxy_app", &path)?,
             // A wildcard listen address is not a dialable one: talk to ourselves on loopback.
-            rpc_url: format!("http://{}", strip_tcp(rpc, "rpc.laddr", &path)?.replace("0.0.0.0", "127.0.0.1")),
+            rpc_url: format!(
+                "http://{}",
+                strip_tcp(rpc, "rpc.laddr", &path)?.replace("0.0.0.0", "127.0.0.1")
+            ),
         })
     }
 }

@@ -249,7 +249,7 @@ async fn chain_end_to_end_against_real_cometbft() {
         .query("/virtengine.hpc.v1.Query/Params", &QueryParamsRequest {}, 0)
         .await
         .unwrap();
-    assert_eq!(params.authority, ALICE_ADDRESS);
+    assert_eq!(params.authority, node.key_address("authority"));
     assert_eq!(params.params.unwrap().max_decision_age_blocks, 100);
     let latest: GetLatestBlockResponse = grpc
         .transport
@@ -336,56 +336,7 @@ async fn chain_end_to_end_against_real_cometbft() {
     assert_eq!(account_state(&grpc, &alice_addr).await, before);
 
     // --- Export and re-import: the new chain starts from the same app hash.
-    node.stop();
-    let exported_path = node.dir.path().join("exported.json");
-    let export = node.cli(&[
-        "export",
-        "--output-document",
-        exported_path.to_str().unwrap(),
-    ]);
-    assert!(
-        export.status.success(),
-        "{}",
-        String::from_utf8_lossy(&export.stderr)
-    );
-    let exported: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&exported_path).unwrap()).unwrap();
-    let exported_height: u64 = exported["initial_height"]
-        .as_str()
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        - 1;
-    // The app hash of the exported height is in the header of the next block.
-    node.start(exported_height + 1).await;
-    let expected_root = node
-        .rpc()
-        .block(tendermint::block::Height::try_from(exported_height + 1).unwrap())
-        .await
-        .unwrap()
-        .block
-        .header
-        .app_hash;
-    node.stop();
-
-    let mut imported = TestNode::init("e2e-chain-1");
-    // Same validator key, fresh chain data, the exported genesis.
-    std::fs::copy(
-        node.home.join("config/priv_validator_key.json"),
-        imported.home.join("config/priv_validator_key.json"),
-    )
-    .unwrap();
-    std::fs::copy(&exported_path, imported.home.join("config/genesis.json")).unwrap();
-    imported.start(exported_height + 1).await;
-    let first = imported
-        .rpc()
-        .block(tendermint::block::Height::try_from(exported_height + 1).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(
-        first.block.header.app_hash, expected_root,
-        "re-imported genesis has a different app hash"
-    );
+    let imported = support::export_and_reimport(&mut node).await;
     let imported_grpc = ChainClient::new(Transport::grpc(&imported.grpc_addr()).unwrap(), None)
         .await
         .unwrap();

@@ -64,8 +64,9 @@ pub struct TestNode {
 }
 
 impl TestNode {
-    /// `hpcd init` with fast blocks; alice (known mnemonic) and bob in the test keyring;
-    /// alice funded and made the x/hpc authority.
+    /// `hpcd init` with fast blocks and, in the test keyring: alice (known mnemonic), bob
+    /// (unfunded), provider1, provider2 and authority (the x/hpc authority), all but bob
+    /// funded at genesis.
     pub fn init(chain_id: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("node");
@@ -99,7 +100,6 @@ impl TestNode {
             ],
             ALICE_MNEMONIC,
         );
-        node.cli_ok(&["keys", "add", "bob", "--keyring-backend", "test"]);
         node.cli_ok(&[
             "genesis",
             "add-account",
@@ -108,10 +108,22 @@ impl TestNode {
             "--keyring-backend",
             "test",
         ]);
+        node.cli_ok(&["keys", "add", "bob", "--keyring-backend", "test"]);
+        for name in ["provider1", "provider2", "authority"] {
+            node.cli_ok(&["keys", "add", name, "--keyring-backend", "test"]);
+            node.cli_ok(&[
+                "genesis",
+                "add-account",
+                name,
+                "1000000000uvirt",
+                "--keyring-backend",
+                "test",
+            ]);
+        }
         node.cli_ok(&[
             "genesis",
             "set-hpc-authority",
-            "alice",
+            "authority",
             "--keyring-backend",
             "test",
         ]);
@@ -276,4 +288,54 @@ impl Drop for TestNode {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Block `height`'s header app hash (the state after block `height - 1`).
+pub async fn header_app_hash(node: &TestNode, height: u64) -> tendermint::AppHash {
+    node.rpc()
+        .block(tendermint::block::Height::try_from(height).unwrap())
+        .await
+        .unwrap()
+        .block
+        .header
+        .app_hash
+}
+
+/// Stops `node`, exports its state with `hpcd export`, and starts a fresh node (same
+/// validator key, new data) from the exported genesis. Asserts that the new chain's first
+/// block commits to exactly the exported app hash; returns the running new node.
+pub async fn export_and_reimport(node: &mut TestNode) -> TestNode {
+    node.stop();
+    let exported_path = node.dir.path().join("exported.json");
+    node.cli_ok(&[
+        "export",
+        "--output-document",
+        exported_path.to_str().unwrap(),
+    ]);
+    let exported: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&exported_path).unwrap()).unwrap();
+    let exported_height: u64 = exported["initial_height"]
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        - 1;
+    node.start(exported_height + 1).await;
+    let expected = header_app_hash(node, exported_height + 1).await;
+    node.stop();
+
+    let mut imported = TestNode::init(&node.chain_id);
+    std::fs::copy(
+        node.home.join("config/priv_validator_key.json"),
+        imported.home.join("config/priv_validator_key.json"),
+    )
+    .unwrap();
+    std::fs::copy(&exported_path, imported.home.join("config/genesis.json")).unwrap();
+    imported.start(exported_height + 1).await;
+    assert_eq!(
+        header_app_hash(&imported, exported_height + 1).await,
+        expected,
+        "re-imported genesis has a different app hash"
+    );
+    imported
 }
