@@ -432,6 +432,16 @@ cmd_smoke() { # N
     out="$("$HPCD" tx bank send bob "$p1" 7uvirt --keyring-backend test --home "$(node_home 0)" \
         --grpc-addr "127.0.0.1:$(grpc_port $((n - 1)))" --yes -o json)" || die "bank send through node$((n - 1)) failed: $out"
     ok "included at height $(python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["height"], "txhash", d["txhash"])' <<<"$out")"
+    step "x/hpc: provider1 and provider2 register clusters, alice submits a job (scheduler runs on every validator)"
+    for who in provider1:cluster-a:20 provider2:cluster-b:90; do
+        IFS=: read -r key cluster latency <<<"$who"
+        out="$("$HPCD" tx hpc register-cluster "$cluster" --region eu-west --total-nodes 8 --gpus-per-node 4 \
+            --gpu-type a100 --price-per-node-hour 1000000 --latency-ms "$latency" --from "$key" --keyring-backend test \
+            --home "$(node_home 0)" --grpc-addr "127.0.0.1:$(grpc_port 1)" --yes -o json)" || die "register $cluster failed: $out"
+    done
+    out="$("$HPCD" tx hpc submit-job --nodes 2 --gpus-per-node 1 --gpu-type a100 --from alice --keyring-backend test \
+        --home "$(node_home 0)" --grpc-addr "127.0.0.1:$(grpc_port $((n - 1)))" --yes -o json)" || die "submit-job failed: $out"
+    ok "job scheduled onto $(python3 -c 'import json,sys; d=json.load(sys.stdin); print([a["value"] for e in d["events"] if e["type"]=="hpc_job_scheduled" for a in e["attributes"] if a["key"]=="cluster_id"][0])' <<<"$out")"
     # Nodes may lag a block behind the one that answered; give them a moment.
     sleep 2
     for ((i = 0; i < n; i++)); do
