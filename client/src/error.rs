@@ -11,7 +11,7 @@ pub enum ClientError {
         "cannot connect to gRPC endpoint {addr}: {reason} (is the node running? see --grpc-addr)"
     )]
     Connect { addr: String, reason: String },
-    #[error("{path}: {status}")]
+    #[error("{path}: {}: {}", status.code(), status.message())]
     Grpc { path: String, status: tonic::Status },
     #[error("{path}: query failed with code {code}: {log}")]
     AbciQuery {
