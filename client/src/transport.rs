@@ -166,9 +166,20 @@ impl Transport {
                 let response = grpc
                     .unary(request, path_and_query, ProstCodec::<Req, Resp>::default())
                     .await
-                    .map_err(|status| ClientError::Grpc {
-                        path: path.to_string(),
-                        status,
+                    .map_err(|status| {
+                        if status.code() == tonic::Code::Unavailable
+                            && status.message().contains("connect")
+                        {
+                            ClientError::Connect {
+                                addr: addr.clone(),
+                                reason: status.message().to_string(),
+                            }
+                        } else {
+                            ClientError::Grpc {
+                                path: path.to_string(),
+                                status,
+                            }
+                        }
                     })?;
                 Ok(response.into_inner())
             }

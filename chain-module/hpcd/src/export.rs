@@ -22,9 +22,10 @@ pub fn export(home: &Home, height: Option<u64>) -> anyhow::Result<Exported> {
             home.state_db().display()
         )
     })?;
-    let snapshot = storage
-        .snapshot(height)
-        .context("--height: no committed state at that height")?;
+    let snapshot = storage.snapshot(height).with_context(|| match height {
+        Some(h) => format!("--height {h}: no committed state at that height"),
+        None => "nothing to export: the chain has not committed a block yet".to_string(),
+    })?;
     let height = snapshot
         .version()
         .expect("committed snapshots have a version");

@@ -46,6 +46,33 @@ impl GenesisFile {
     }
 }
 
+/// Runs the genesis through InitChain on scratch state, so a bad file is reported (with the
+/// field) before any node starts on it.
+pub fn check(path: &Path, app: &hpc_state::App) -> anyhow::Result<()> {
+    let file = GenesisFile::load(path)?;
+    let chain_id = file.doc["chain_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let block = &file.doc["consensus_params"]["block"];
+    let number = |v: &Value| {
+        v.as_str()
+            .and_then(|s| s.parse::<i64>().ok())
+            .or_else(|| v.as_i64())
+    };
+    let limits = hpc_state::consensus::BlockLimits {
+        max_bytes: number(&block["max_bytes"]).unwrap_or(-1),
+        max_gas: number(&block["max_gas"]).unwrap_or(-1),
+    };
+    let app_state = match file.doc.get("app_state") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => serde_json::to_vec(v)?,
+    };
+    let mut scratch = std::collections::BTreeMap::new();
+    app.init_chain(&mut scratch, &chain_id, &limits, &app_state)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
 /// Adds an account with coins (merging into an existing balance).
 pub fn add_account(state: &mut AppState, address: Address, coins: &Coins) -> anyhow::Result<()> {
     let addr = address.to_string();

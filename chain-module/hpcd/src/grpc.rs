@@ -92,7 +92,15 @@ fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, Status> {
 }
 
 fn rpc_error(e: tendermint_rpc::Error) -> Status {
-    Status::unavailable(format!("CometBFT RPC: {e}"))
+    // The detail only: the full error may carry a backtrace.
+    let detail = e.detail().to_string();
+    if detail.contains("tx already exists in cache") {
+        return Status::already_exists(
+            "tx already exists in the mempool cache (it was already submitted)",
+        );
+    }
+    let first_line = detail.lines().next().unwrap_or_default().to_string();
+    Status::unavailable(format!("CometBFT RPC: {first_line}"))
 }
 
 fn pack<M: Message + Name>(m: &M) -> Any {

@@ -47,7 +47,20 @@ pub async fn start(home: &Home, settings: &Settings, opts: StartOptions) -> anyh
     let node = Node::new(storage, App::new(settings.min_gas_prices.clone()));
     let (height, app_hash) = node.last_commit();
     tracing::info!(height, app_hash = %hex::encode_upper(&app_hash), home = %home.0.display(), "opened application state");
+    if height == 0 {
+        // CometBFT would hand this genesis to InitChain; refuse a bad one before starting it.
+        crate::genesis::check(&home.genesis(), &node.app)?;
+    }
 
+    // Fail clearly if the ABCI address is taken: CometBFT would otherwise connect to
+    // whatever already listens there.
+    std::net::TcpListener::bind(&comet.abci_listen).map_err(|e| {
+        anyhow!(
+            "cannot listen on the ABCI address {} (proxy_app in {}): {e}; is another hpcd running?",
+            comet.abci_listen,
+            home.comet_toml().display()
+        )
+    })?;
     let abci_addr = comet.abci_listen.clone();
     let server = abci::server(node.clone());
     let mut abci_task = tokio::spawn(async move { server.listen_tcp(abci_addr).await });

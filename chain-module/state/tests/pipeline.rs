@@ -82,6 +82,7 @@ struct TxSpec<'a> {
     acct: u64,
     chain: &'a str,
     memo: String,
+    fee_denom: &'a str,
 }
 
 impl<'a> TxSpec<'a> {
@@ -96,6 +97,7 @@ impl<'a> TxSpec<'a> {
             acct,
             chain: CHAIN,
             memo: String::new(),
+            fee_denom: "uvirt",
         }
     }
 
@@ -113,7 +115,7 @@ impl<'a> TxSpec<'a> {
         let body = Body::new(vec![msg], self.memo.clone(), 0u32);
         let fee = Fee::from_amount_and_gas(
             Coin {
-                denom: "uvirt".parse().unwrap(),
+                denom: self.fee_denom.parse().unwrap(),
                 amount: self.fee,
             },
             self.gas,
@@ -249,6 +251,16 @@ fn rejected_txs_change_no_state_and_carry_cosmos_codes() {
             .sign(),
             18,
             "gas_limit",
+        ),
+        (
+            "fee in another denom",
+            TxSpec {
+                fee_denom: "ufoo",
+                ..TxSpec::new(&alice, &bob, 10, 1, 0)
+            }
+            .sign(),
+            13,
+            "fees are paid in uvirt",
         ),
         (
             "fee above balance",

@@ -27,7 +27,10 @@ pub enum StoreError {
     Db(String),
     #[error("merkle tree error: {0}")]
     Tree(String),
-    #[error("version {requested} is not available (latest committed version: {latest:?})")]
+    #[error("height {requested} is not available ({})", match latest {
+        Some(latest) => format!("the latest committed height is {latest}"),
+        None => "nothing is committed yet".to_string(),
+    })]
     VersionUnavailable { requested: u64, latest: Option<u64> },
     #[error("cannot commit version {attempted}: the next version must be {expected}")]
     OutOfOrder { attempted: u64, expected: u64 },

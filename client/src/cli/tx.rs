@@ -41,6 +41,9 @@ pub struct TxArgs {
     /// Return after the mempool accepts the tx instead of waiting for its block.
     #[arg(long, global = true)]
     pub no_wait: bool,
+    /// Reject the tx if it is not included by this block height (0 = no timeout).
+    #[arg(long, global = true, default_value_t = 0)]
+    pub timeout_height: u64,
     /// The signing key (name or address) for commands without a FROM argument.
     #[arg(long, global = true)]
     pub from: Option<String>,
@@ -76,7 +79,7 @@ impl TxArgs {
             gas_prices,
             fees,
             memo: self.note.clone(),
-            timeout_height: 0,
+            timeout_height: self.timeout_height,
         })
     }
 }

@@ -49,7 +49,7 @@ pub struct KeysCommonArgs {
     #[arg(long, value_enum, default_value_t = Backend::File, env = "HPCD_KEYRING_BACKEND", global = true)]
     pub keyring_backend: Backend,
     /// Node home directory holding keyring-file/ and keyring-test/ [default: $HOME/.hpcd].
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR", global = true, env = "HPCD_HOME")]
     pub home: Option<PathBuf>,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text, global = true)]

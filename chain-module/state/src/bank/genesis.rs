@@ -10,6 +10,7 @@ use crate::serde_util::GenesisError;
 
 /// `app_state.bank` in the Cosmos SDK's JSON shape (params and metadata omitted).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BankGenesis {
     #[serde(default)]
     pub balances: Vec<GenesisBalance>,

@@ -297,6 +297,21 @@ fn record_violation(
     Ok(v.violation_id)
 }
 
+/// Batches are bounded by `params.max_batch_size` (the message's hard cap is checked
+/// statelessly).
+fn check_batch(field: &str, len: usize, params: &Params) -> Result<(), TxError> {
+    if len > params.max_batch_size as usize {
+        return Err(TxError::hpc(
+            code::BATCH_TOO_LARGE,
+            format!(
+                "{field}: {len} entries exceed params.max_batch_size {}",
+                params.max_batch_size
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether the chain itself refuses what it can cross-check (strict, enabled).
 fn chain_is_strict(params: &Params) -> bool {
     params.routing_enforcement_enabled
@@ -552,16 +567,7 @@ pub fn execute(
         }
         HpcMsg::RecordRoutingAudit(m) => {
             let params = HpcKeeper::params(state);
-            if m.records.len() > params.max_batch_size as usize {
-                return Err(TxError::hpc(
-                    code::BATCH_TOO_LARGE,
-                    format!(
-                        "records: {} entries exceed params.max_batch_size {}",
-                        m.records.len(),
-                        params.max_batch_size
-                    ),
-                ));
-            }
+            check_batch("records", m.records.len(), &params)?;
             let mut record_ids = Vec::new();
             let mut violation_ids = Vec::new();
             for (i, r) in m.records.iter().enumerate() {
@@ -713,16 +719,7 @@ pub fn execute(
         }
         HpcMsg::ReportRoutingViolation(m) => {
             let params = HpcKeeper::params(state);
-            if m.violations.len() > params.max_batch_size as usize {
-                return Err(TxError::hpc(
-                    code::BATCH_TOO_LARGE,
-                    format!(
-                        "violations: {} entries exceed params.max_batch_size {}",
-                        m.violations.len(),
-                        params.max_batch_size
-                    ),
-                ));
-            }
+            check_batch("violations", m.violations.len(), &params)?;
             let authority = HpcKeeper::authority(state);
             let mut ids = Vec::new();
             for (i, v) in m.violations.iter().enumerate() {

@@ -48,6 +48,28 @@ fn decode<M: Message + Default>(value: &[u8]) -> Option<M> {
     M::decode(value).ok()
 }
 
+/// One page of records: through `index` when a filter selects one (its entries end with
+/// the record id), else through the `primary` prefix of the records themselves.
+fn page_via<T: Message + Default>(
+    state: &dyn StateRead,
+    index: Option<Vec<u8>>,
+    primary: &[u8],
+    page: Option<&cosmos_sdk_proto::cosmos::base::query::v1beta1::PageRequest>,
+    load: impl Fn(&str) -> Option<T>,
+    filter: impl Fn(&T) -> bool,
+) -> Result<
+    (
+        Vec<T>,
+        cosmos_sdk_proto::cosmos::base::query::v1beta1::PageResponse,
+    ),
+    QueryError,
+> {
+    match index {
+        Some(prefix) => paginate_filtered(state, &prefix, page, by_id(load), filter),
+        None => paginate_filtered(state, primary, page, |_, v| decode::<T>(v), filter),
+    }
+}
+
 /// Loads the record whose id is the whole key suffix of an index entry.
 fn by_id<T>(load: impl Fn(&str) -> Option<T>) -> impl Fn(&[u8], &[u8]) -> Option<T> {
     move |suffix, _| std::str::from_utf8(suffix).ok().and_then(&load)
@@ -338,30 +360,19 @@ pub fn route(
                     && (decision.is_empty() || r.scheduling_decision_id == decision)
                     && provider.is_none_or(|p| r.provider_address == p.to_string())
             };
-            let prefix = if !req.decision_id.is_empty() {
-                [keys::AUDIT_BY_DECISION, &lp(&req.decision_id)].concat()
+            let index = if !req.decision_id.is_empty() {
+                Some([keys::AUDIT_BY_DECISION, &lp(&req.decision_id)].concat())
             } else if !req.job_id.is_empty() {
-                [keys::AUDIT_BY_JOB, &lp(&req.job_id)].concat()
-            } else if let Some(p) = provider {
-                [keys::AUDIT_BY_PROVIDER, p.as_bytes()].concat()
+                Some([keys::AUDIT_BY_JOB, &lp(&req.job_id)].concat())
             } else {
-                let (records, page) = paginate_filtered(
-                    state,
-                    keys::AUDIT,
-                    req.pagination.as_ref(),
-                    |_, v| decode::<RoutingAuditRecord>(v),
-                    filter,
-                )?;
-                return Ok(QueryRoutingAuditRecordsResponse {
-                    records,
-                    pagination: Some(page),
-                });
+                provider.map(|p| [keys::AUDIT_BY_PROVIDER, p.as_bytes()].concat())
             };
-            let (records, page) = paginate_filtered(
+            let (records, page) = page_via(
                 state,
-                &prefix,
+                index,
+                keys::AUDIT,
                 req.pagination.as_ref(),
-                by_id(|id| Keeper::audit(&state, id)),
+                |id| Keeper::audit(&state, id),
                 filter,
             )?;
             Ok(QueryRoutingAuditRecordsResponse {
@@ -402,33 +413,26 @@ pub fn route(
                     && (!unresolved || !v.resolved)
                     && provider.is_none_or(|p| v.provider_address == p.to_string())
             };
-            let prefix = match (provider, unresolved) {
+            let index = match (provider, unresolved) {
                 _ if !req.decision_id.is_empty() => {
-                    [keys::VIOLATIONS_BY_DECISION, &lp(&req.decision_id)].concat()
+                    Some([keys::VIOLATIONS_BY_DECISION, &lp(&req.decision_id)].concat())
                 }
-                _ if !req.job_id.is_empty() => [keys::VIOLATIONS_BY_JOB, &lp(&req.job_id)].concat(),
-                (Some(p), true) => [keys::VIOLATIONS_UNRESOLVED, p.as_bytes()].concat(),
-                (Some(p), false) => [keys::VIOLATIONS_BY_PROVIDER, p.as_bytes()].concat(),
-                (None, _) if vtype != 0 => [keys::VIOLATIONS_BY_TYPE, &[vtype as u8][..]].concat(),
-                (None, _) => {
-                    let (violations, page) = paginate_filtered(
-                        state,
-                        keys::VIOLATION,
-                        req.pagination.as_ref(),
-                        |_, v| decode::<RoutingViolation>(v),
-                        filter,
-                    )?;
-                    return Ok(QueryRoutingViolationsResponse {
-                        violations,
-                        pagination: Some(page),
-                    });
+                _ if !req.job_id.is_empty() => {
+                    Some([keys::VIOLATIONS_BY_JOB, &lp(&req.job_id)].concat())
                 }
+                (Some(p), true) => Some([keys::VIOLATIONS_UNRESOLVED, p.as_bytes()].concat()),
+                (Some(p), false) => Some([keys::VIOLATIONS_BY_PROVIDER, p.as_bytes()].concat()),
+                (None, _) if vtype != 0 => {
+                    Some([keys::VIOLATIONS_BY_TYPE, &[vtype as u8][..]].concat())
+                }
+                (None, _) => None,
             };
-            let (violations, page) = paginate_filtered(
+            let (violations, page) = page_via(
                 state,
-                &prefix,
+                index,
+                keys::VIOLATION,
                 req.pagination.as_ref(),
-                by_id(|id| Keeper::violation(&state, id)),
+                |id| Keeper::violation(&state, id),
                 filter,
             )?;
             Ok(QueryRoutingViolationsResponse {

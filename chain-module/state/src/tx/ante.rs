@@ -15,7 +15,7 @@ use crate::address::Address;
 use crate::auth::AuthKeeper;
 use crate::auth::{pack_pubkey, unpack_pubkey};
 use crate::bank::{BankKeeper, FEE_COLLECTOR};
-use crate::coins::{Coins, GasPrices};
+use crate::coins::{Coins, GasPrices, FEE_DENOM};
 use crate::consensus::{ConsensusKeeper, MAX_TX_BYTES};
 use crate::context::ExecCtx;
 use crate::errors::TxError;
@@ -74,6 +74,11 @@ pub fn run_ante(
         .as_ref()
         .ok_or_else(|| TxError::invalid_request("auth_info.fee: missing"))?;
     let fee_coins = Coins::from_proto(&fee.amount, "auth_info.fee.amount")?;
+    if let Some((denom, _)) = fee_coins.iter().find(|(denom, _)| *denom != FEE_DENOM) {
+        return Err(TxError::insufficient_fee(format!(
+            "auth_info.fee.amount: fees are paid in {FEE_DENOM}, not {denom}"
+        )));
+    }
     if fee.gas_limit == 0 && mode != Mode::Simulate {
         return Err(TxError::invalid_request(
             "auth_info.fee.gas_limit: must be positive (use --gas auto to estimate)",
@@ -129,36 +134,6 @@ pub fn run_ante(
         }
         payer
     };
-    // The block gas limit.
-    if let Some(max_gas) = limits.max_gas() {
-        if fee.gas_limit > max_gas {
-            return Err(TxError::invalid_gas_limit(format!(
-                "auth_info.fee.gas_limit {} exceeds the block max gas {max_gas}",
-                fee.gas_limit
-            )));
-        }
-    }
-    // Node-local minimum gas prices (mempool admission only).
-    if matches!(mode, Mode::Check | Mode::Recheck) {
-        let required = min_gas_prices.required_fees(fee.gas_limit);
-        if !required.is_empty()
-            && !required
-                .iter()
-                .any(|(denom, amount)| fee_coins.amount_of(denom) >= amount)
-        {
-            return Err(TxError::insufficient_fee(format!(
-                "insufficient fees; got: {} required: {} (gas {} × minimum gas price)",
-                if fee_coins.is_empty() {
-                    "0".to_string()
-                } else {
-                    fee_coins.to_string()
-                },
-                required,
-                fee.gas_limit
-            )));
-        }
-    }
-
     // Per signer: account, sequence, public key, signature.
     let mut events = vec![Event::new("tx")
         .attr("fee", &fee_coins)
@@ -232,6 +207,36 @@ pub fn run_ante(
             account.pub_key = Some(pack_pubkey(&pubkey));
         }
         AuthKeeper::set_account(state, signer, &account);
+    }
+
+    // The block gas limit.
+    if let Some(max_gas) = limits.max_gas() {
+        if fee.gas_limit > max_gas {
+            return Err(TxError::invalid_gas_limit(format!(
+                "auth_info.fee.gas_limit {} exceeds the block max gas {max_gas}",
+                fee.gas_limit
+            )));
+        }
+    }
+    // Node-local minimum gas prices (mempool admission only).
+    if matches!(mode, Mode::Check | Mode::Recheck) {
+        let required = min_gas_prices.required_fees(fee.gas_limit);
+        if !required.is_empty()
+            && !required
+                .iter()
+                .any(|(denom, amount)| fee_coins.amount_of(denom) >= amount)
+        {
+            return Err(TxError::insufficient_fee(format!(
+                "insufficient fees; got: {} required: {} (gas {} × minimum gas price)",
+                if fee_coins.is_empty() {
+                    "0".to_string()
+                } else {
+                    fee_coins.to_string()
+                },
+                required,
+                fee.gas_limit
+            )));
+        }
     }
 
     // Fee deduction.
