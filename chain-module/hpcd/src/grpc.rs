@@ -137,9 +137,13 @@ impl Handler {
         let node = self.node.clone();
         let path = path.to_string();
         tokio::task::spawn_blocking(move || {
-            let (snapshot, clock) = node
-                .snapshot_at(height)
-                .map_err(|e| Status::invalid_argument(format!("{HEIGHT_HEADER}: {e}")))?;
+            let (snapshot, clock) = node.snapshot_at(height).map_err(|e| {
+                if height == 0 {
+                    Status::unavailable(format!("no state to query yet: {e}"))
+                } else {
+                    Status::invalid_argument(format!("{HEIGHT_HEADER}: {e}"))
+                }
+            })?;
             node.app
                 .query(&path, &body, &snapshot, clock)
                 .map(|bytes| (bytes, clock.height))

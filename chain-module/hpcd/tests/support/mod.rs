@@ -228,9 +228,11 @@ impl TestNode {
             .await;
     }
 
+    /// The height the application has committed (CometBFT's block store can be one
+    /// block ahead while the app is still committing).
     pub async fn height(&self) -> Option<u64> {
-        let status = self.rpc().status().await.ok()?;
-        Some(status.sync_info.latest_block_height.value())
+        let info = self.rpc().abci_info().await.ok()?;
+        Some(info.last_block_height.value())
     }
 
     pub async fn wait_for_height(&self, height: u64, timeout: Duration) {
