@@ -4,6 +4,8 @@
 pub mod chain;
 pub mod cli;
 pub mod error;
+pub mod events;
+pub mod hpc;
 pub mod keys;
 pub mod policy;
 pub mod transport;

@@ -153,6 +153,43 @@ async fn hpc_routing_end_to_end_through_the_cli() {
         attr(&r, "hpc_job_scheduled", "correlation_id"),
         Some("order-42")
     );
+    // The block follower (the enforcer's source of truth) finds the event from height 1,
+    // and the typed queries return the job and decision.
+    let mut follower = hpc_client::events::BlockFollower::new(
+        &node.rpc_url(),
+        Some(&format!("ws://127.0.0.1:{}/websocket", node.base_port + 1)),
+        1,
+    )
+    .unwrap();
+    let scheduled = loop {
+        let block = follower.next().await.unwrap();
+        let found = block
+            .matching("hpc_job_scheduled", "provider", &p1)
+            .next()
+            .map(|e| e.attributes["job_id"].clone());
+        if let Some(job_id) = found {
+            break (block.head.height, job_id);
+        }
+    };
+    assert_eq!(scheduled.1, job);
+    assert_eq!(r["height"].as_i64().unwrap() as u64, scheduled.0);
+    let chain = hpc_client::ChainClient::new(
+        hpc_client::Transport::grpc(&node.grpc_addr()).unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        chain
+            .hpc_job(&job)
+            .await
+            .unwrap()
+            .unwrap()
+            .current_decision_id,
+        decision
+    );
+    assert!(chain.hpc_job("hpc-job-999").await.unwrap().is_none());
+    assert!(!chain.hpc_audit_exists("routing-audit-1").await.unwrap());
     let by_job = query(&node, &["decision-by-job", &job]);
     assert_eq!(by_job["current"]["decision_id"], decision);
     assert_eq!(by_job["current"]["selected_provider"], p1);
@@ -192,6 +229,7 @@ async fn hpc_routing_end_to_end_through_the_cli() {
     let right = write_json(&node, "right.json", record("routing-audit-1", "cluster-a"));
     let (r, ok) = hpc_tx(&node, "provider1", &["record-audit", &right]);
     assert!(ok, "{r}");
+    assert!(chain.hpc_audit_exists("routing-audit-1").await.unwrap());
     assert_eq!(
         attr(&r, "hpc_job_routed", "record_id"),
         Some("routing-audit-1")

@@ -1,0 +1,230 @@
+//! Following the chain block by block. The source of truth is `/block_results` of every
+//! height, read from a cursor the caller persists, so nothing is missed across restarts
+//! or disconnections; a WebSocket `NewBlock` subscription only wakes the follower early
+//! (CometBFT drops events for slow subscribers, so it is never trusted for content).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tendermint_rpc::client::CompatMode;
+use tendermint_rpc::query::EventType;
+use tendermint_rpc::{Client, HttpClient, SubscriptionClient, WebSocketClient};
+use tokio::sync::Notify;
+
+use crate::error::{ClientError, Result};
+
+/// The latest block the application has committed, by the chain's own clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainHead {
+    pub height: u64,
+    /// Block time (from the header), seconds since the Unix epoch.
+    pub time_seconds: i64,
+}
+
+/// One event of a successful tx.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxEventRecord {
+    pub tx_index: usize,
+    pub kind: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The events of the successful txs of one block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockEvents {
+    pub head: ChainHead,
+    pub events: Vec<TxEventRecord>,
+}
+
+impl BlockEvents {
+    /// Events of `kind` whose `attribute` equals `value`.
+    pub fn matching<'a>(
+        &'a self,
+        kind: &'a str,
+        attribute: &'a str,
+        value: &'a str,
+    ) -> impl Iterator<Item = &'a TxEventRecord> + 'a {
+        self.events.iter().filter(move |e| {
+            e.kind == kind && e.attributes.get(attribute).map(String::as_str) == Some(value)
+        })
+    }
+}
+
+fn rpc_err(url: &str) -> impl Fn(tendermint_rpc::Error) -> ClientError + '_ {
+    move |source| ClientError::Rpc {
+        url: url.to_string(),
+        source,
+    }
+}
+
+/// Reads blocks in order from `next_height`, waiting for new ones.
+pub struct BlockFollower {
+    rpc: HttpClient,
+    url: String,
+    next_height: u64,
+    wake: Arc<Notify>,
+    poll_interval: Duration,
+    _ws_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl BlockFollower {
+    /// `rpc_url` is CometBFT's http RPC; with `websocket_url` a NewBlock subscription
+    /// (reconnecting with backoff) wakes the follower as soon as a block is committed.
+    pub fn new(rpc_url: &str, websocket_url: Option<&str>, next_height: u64) -> Result<Self> {
+        let url = rpc_url.replacen("tcp://", "http://", 1);
+        let parsed = url
+            .parse()
+            .map_err(|e| ClientError::invalid("rpc url", format!("{url:?}: {e}")))?;
+        let rpc = HttpClient::builder(parsed)
+            .compat_mode(CompatMode::V0_38)
+            .build()
+            .map_err(rpc_err(&url))?;
+        let wake = Arc::new(Notify::new());
+        let ws_task =
+            websocket_url.map(|ws| tokio::spawn(wake_on_new_blocks(ws.to_string(), wake.clone())));
+        Ok(Self {
+            rpc,
+            url,
+            next_height: next_height.max(1),
+            wake,
+            poll_interval: Duration::from_secs(1),
+            _ws_task: ws_task,
+        })
+    }
+
+    /// The next height [`Self::next`] will return.
+    pub fn next_height(&self) -> u64 {
+        self.next_height
+    }
+
+    /// The latest height the application committed, and that block's time.
+    pub async fn head(&self) -> Result<ChainHead> {
+        let info = self.rpc.abci_info().await.map_err(rpc_err(&self.url))?;
+        let height = info.last_block_height.value();
+        if height == 0 {
+            return Ok(ChainHead {
+                height: 0,
+                time_seconds: 0,
+            });
+        }
+        self.block_head(height).await
+    }
+
+    async fn block_head(&self, height: u64) -> Result<ChainHead> {
+        let h = tendermint::block::Height::try_from(height)
+            .map_err(|e| ClientError::invalid("height", e))?;
+        let header = self.rpc.header(h).await.map_err(rpc_err(&self.url))?.header;
+        Ok(ChainHead {
+            height,
+            time_seconds: header.time.unix_timestamp(),
+        })
+    }
+
+    /// The events of block `next_height`, waiting until it is committed; advances the
+    /// cursor only on success.
+    pub async fn next(&mut self) -> Result<BlockEvents> {
+        loop {
+            let committed = self
+                .rpc
+                .abci_info()
+                .await
+                .map_err(rpc_err(&self.url))?
+                .last_block_height
+                .value();
+            if committed >= self.next_height {
+                let block = self.read(self.next_height).await?;
+                self.next_height += 1;
+                return Ok(block);
+            }
+            // Woken by the subscription, or poll.
+            let _ = tokio::time::timeout(self.poll_interval, self.wake.notified()).await;
+        }
+    }
+
+    async fn read(&self, height: u64) -> Result<BlockEvents> {
+        let h = tendermint::block::Height::try_from(height)
+            .map_err(|e| ClientError::invalid("height", e))?;
+        let results = self
+            .rpc
+            .block_results(h)
+            .await
+            .map_err(rpc_err(&self.url))?;
+        let head = self.block_head(height).await?;
+        let mut events = Vec::new();
+        for (tx_index, tx) in results
+            .txs_results
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            if tx.code.is_err() {
+                continue;
+            }
+            for e in tx.events {
+                let attributes = e
+                    .attributes
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.key_str().unwrap_or_default().to_string(),
+                            a.value_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect();
+                events.push(TxEventRecord {
+                    tx_index,
+                    kind: e.kind,
+                    attributes,
+                });
+            }
+        }
+        Ok(BlockEvents { head, events })
+    }
+}
+
+/// Keeps a NewBlock subscription alive (reconnecting with backoff) and pokes `wake` for
+/// every block; all content is read from block results, so lost events do not matter.
+async fn wake_on_new_blocks(url: String, wake: Arc<Notify>) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match WebSocketClient::builder(match url.parse() {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(%url, error = %e, "invalid websocket url; relying on polling");
+                return;
+            }
+        })
+        .compat_mode(CompatMode::V0_38)
+        .build()
+        .await
+        {
+            Ok((client, driver)) => {
+                let driver_task = tokio::spawn(driver.run());
+                match client.subscribe(EventType::NewBlock.into()).await {
+                    Ok(mut subscription) => {
+                        backoff = Duration::from_millis(500);
+                        tracing::debug!(%url, "subscribed to NewBlock");
+                        while let Some(event) = subscription.next().await {
+                            if event.is_err() {
+                                break;
+                            }
+                            wake.notify_one();
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(%url, error = %e.detail(), "NewBlock subscription failed")
+                    }
+                }
+                client.close().ok();
+                driver_task.abort();
+            }
+            Err(e) => tracing::debug!(%url, error = %e.detail(), "websocket connect failed"),
+        }
+        // Any wake-up is harmless: the follower re-reads the committed height.
+        wake.notify_one();
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
