@@ -1,0 +1,550 @@
+//! The delivery engine: moves items from the outbox to the chain through a [`ChainSink`].
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use crate::error::{OutboxError, SubmitError};
+use crate::item::{Batch, ItemKind, ItemRef};
+use crate::store::{Entry, ItemState, Outbox};
+
+/// x/hpc codespace.
+pub const HPC_CODESPACE: &str = "hpc";
+/// x/hpc: a `record_id` of the batch is already stored (the whole tx is refused).
+pub const CODE_DUPLICATE_RECORD: u32 = 9;
+/// x/hpc: a `violation_id` of the batch is already stored (the whole tx is refused).
+pub const CODE_DUPLICATE_VIOLATION: u32 = 13;
+/// x/hpc: the batch exceeds `params.max_batch_size`.
+pub const CODE_BATCH_TOO_LARGE: u32 = 14;
+/// Cosmos SDK codespace.
+pub const SDK_CODESPACE: &str = "sdk";
+/// sdk: account sequence mismatch.
+pub const CODE_WRONG_SEQUENCE: u32 = 32;
+
+/// Final result of a broadcast tx.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxStatus {
+    /// In a committed block, with its DeliverTx result (code 0 = success; a failed tx
+    /// stored none of its items, x/hpc batches being all-or-nothing).
+    Included {
+        /// ABCI code.
+        code: u32,
+        /// Codespace of the code.
+        codespace: String,
+        /// Log line.
+        log: String,
+    },
+    /// Not in a block (yet), or dropped from the mempool.
+    NotFound,
+}
+
+/// The chain as the deliverer sees it; the enforcer implements it with its signer and
+/// RPC / gRPC clients, tests with an in-memory chain.
+///
+/// Implementations may write the methods as `async fn`; the futures must be `Send`.
+pub trait ChainSink: Send + Sync {
+    /// Signs and broadcasts one batch (all audits, or all violations) as one tx;
+    /// `Ok(txhash)` once the mempool accepted it (CheckTx passed).
+    fn submit(&self, batch: &Batch) -> impl Future<Output = Result<String, SubmitError>> + Send;
+
+    /// Final result of a broadcast tx.
+    fn tx_result(&self, txhash: &str)
+        -> impl Future<Output = Result<TxStatus, SubmitError>> + Send;
+
+    /// Whether the chain already stores this item (query `RoutingAuditRecord` /
+    /// `RoutingViolation` by id at the latest height).
+    fn exists(&self, item: &ItemRef) -> impl Future<Output = Result<bool, SubmitError>> + Send;
+
+    /// Largest batch the chain accepts (`params.max_batch_size`); at least 1 is used.
+    fn max_batch_size(&self) -> usize;
+}
+
+/// Tuning of a [`Deliverer`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DelivererConfig {
+    /// Caller-clock seconds after which an in-flight tx that is still not found (or whose
+    /// hash was never recorded) is given up on: items the chain does not have go back to
+    /// pending.
+    pub inflight_timeout_secs: u64,
+    /// Most txs broadcast in one pass.
+    pub max_txs_per_pass: usize,
+    /// How often [`Deliverer::run`] polls while nothing fails (tx results of in-flight
+    /// items; new items wake it at once).
+    pub poll_interval: Duration,
+    /// First backoff delay after the chain was unavailable.
+    pub backoff_min: Duration,
+    /// Backoff ceiling.
+    pub backoff_max: Duration,
+}
+
+impl Default for DelivererConfig {
+    fn default() -> Self {
+        DelivererConfig {
+            inflight_timeout_secs: 60,
+            max_txs_per_pass: 8,
+            poll_interval: Duration::from_secs(1),
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What one delivery pass did (counters for metrics), and what the loop should do next.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Items confirmed on chain and removed from the outbox.
+    pub confirmed: u64,
+    /// Items broadcast (in `txs` txs).
+    pub submitted: u64,
+    /// Txs broadcast.
+    pub txs: u64,
+    /// Items put back to pending for another attempt.
+    pub retried: u64,
+    /// Items moved to the dead letters.
+    pub dead: u64,
+    /// A sink call failed transiently: back off before the next pass.
+    pub unavailable: bool,
+    /// The pass stopped at [`DelivererConfig::max_txs_per_pass`]: run again at once.
+    pub more: bool,
+}
+
+impl Report {
+    /// Adds another report's counters (flags are OR-ed).
+    pub fn merge(&mut self, other: &Report) {
+        self.confirmed += other.confirmed;
+        self.submitted += other.submitted;
+        self.txs += other.txs;
+        self.retried += other.retried;
+        self.dead += other.dead;
+        self.unavailable |= other.unavailable;
+        self.more |= other.more;
+    }
+}
+
+/// Deterministic exponential backoff: `min`, `2·min`, `4·min`, … capped at `max`.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    /// A backoff starting at `min` and doubling up to `max`.
+    pub fn new(min: Duration, max: Duration) -> Self {
+        Backoff {
+            min,
+            max,
+            next: min.min(max),
+        }
+    }
+
+    /// The delay to wait now; doubles the following one.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = d.saturating_mul(2).min(self.max);
+        d
+    }
+
+    /// Back to `min` (after a pass that reached the chain).
+    pub fn reset(&mut self) {
+        self.next = self.min.min(self.max);
+    }
+}
+
+/// How the chain's refusal of a batch is handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    /// Some id of the batch is already on chain: confirm those, resend the rest.
+    Duplicate,
+    /// Stale account sequence: resend at once.
+    Sequence,
+    /// Not the items' fault (fees, gas, mempool full, signer setup...): resend later.
+    Transient,
+    /// Possibly one item's fault (or the batch too large): isolate, then dead-letter.
+    Invalid,
+}
+
+fn classify(code: u32, codespace: &str) -> Failure {
+    match (codespace, code) {
+        (HPC_CODESPACE, CODE_DUPLICATE_RECORD | CODE_DUPLICATE_VIOLATION) => Failure::Duplicate,
+        (SDK_CODESPACE, CODE_WRONG_SEQUENCE) => Failure::Sequence,
+        // unauthorized, insufficient funds, invalid pubkey, unknown address, out of gas,
+        // insufficient fee, tx in mempool cache, mempool full, wrong chain id, timeout
+        // height, invalid gas limit.
+        (SDK_CODESPACE, 4 | 5 | 8 | 9 | 11 | 13 | 19 | 20 | 28 | 30 | 41) => Failure::Transient,
+        _ => Failure::Invalid,
+    }
+}
+
+/// Result of asking the chain which items it has.
+#[derive(Default)]
+struct Probe {
+    present: Vec<u64>,
+    absent: Vec<u64>,
+    /// Not asked because the sink failed.
+    unknown: Vec<u64>,
+    failed: bool,
+}
+
+async fn probe<S: ChainSink>(sink: &S, entries: &[&Entry]) -> Probe {
+    let mut p = Probe::default();
+    for e in entries {
+        if p.failed {
+            p.unknown.push(e.seq);
+            continue;
+        }
+        match sink.exists(&e.item.item_ref()).await {
+            Ok(true) => p.present.push(e.seq),
+            Ok(false) => p.absent.push(e.seq),
+            Err(err) => {
+                tracing::warn!(error = %err, "outbox: existence check failed");
+                p.failed = true;
+                p.unknown.push(e.seq);
+            }
+        }
+    }
+    p
+}
+
+/// Runs delivery passes. Holds only configuration: all state is in the [`Outbox`], so a
+/// deliverer can be dropped at any await point (a crash) and a new one resumes.
+#[derive(Clone, Debug, Default)]
+pub struct Deliverer {
+    config: DelivererConfig,
+}
+
+impl Deliverer {
+    /// A deliverer with `config`.
+    pub fn new(config: DelivererConfig) -> Self {
+        Deliverer { config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DelivererConfig {
+        &self.config
+    }
+
+    /// One delivery pass at caller-clock `now` (seconds): (a) resolve in-flight items,
+    /// then (b) broadcast pending ones. Errors only on outbox storage failures; chain
+    /// failures are reported in [`Report::unavailable`] and retried by later passes.
+    pub async fn run_once<S: ChainSink>(
+        &self,
+        outbox: &Outbox,
+        sink: &S,
+        now: u64,
+    ) -> Result<Report, OutboxError> {
+        let mut report = Report::default();
+        self.resolve_in_flight(outbox, sink, now, &mut report)
+            .await?;
+        if !report.unavailable {
+            self.submit_pending(outbox, sink, now, &mut report).await?;
+        }
+        if report != Report::default() {
+            tracing::debug!(?report, "outbox pass");
+        }
+        Ok(report)
+    }
+
+    /// Delivery loop: passes until `shutdown` resolves. After a pass that hit an
+    /// unavailable chain it sleeps with [`Backoff`] (1 s doubling to 60 s by default, not
+    /// woken by new items); otherwise it sleeps [`DelivererConfig::poll_interval`] or
+    /// until items are enqueued. `clock` gives the caller's time in seconds. Returns an
+    /// error only if the outbox storage fails.
+    pub async fn run<S: ChainSink>(
+        &self,
+        outbox: &Outbox,
+        sink: &S,
+        clock: impl Fn() -> u64,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), OutboxError> {
+        let mut backoff = Backoff::new(self.config.backoff_min, self.config.backoff_max);
+        tokio::pin!(shutdown);
+        loop {
+            let report = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                r = self.run_once(outbox, sink, clock()) => r?,
+            };
+            if report.unavailable {
+                let delay = backoff.next_delay();
+                tracing::info!(?delay, "outbox: chain unavailable, backing off");
+                tokio::select! {
+                    _ = &mut shutdown => return Ok(()),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                continue;
+            }
+            backoff.reset();
+            if report.more {
+                continue;
+            }
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                _ = outbox.notified() => {}
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+        }
+    }
+
+    fn expired(&self, state: &ItemState, now: u64) -> bool {
+        match state {
+            ItemState::Pending => false,
+            // A clock that went backwards means a restart with another clock origin:
+            // resolve rather than wait (resolving is always safe, waiting only saves txs).
+            ItemState::InFlight { since, .. } => {
+                now < *since || now - since >= self.config.inflight_timeout_secs
+            }
+        }
+    }
+
+    /// (a) In-flight items, grouped by tx.
+    async fn resolve_in_flight<S: ChainSink>(
+        &self,
+        outbox: &Outbox,
+        sink: &S,
+        now: u64,
+        report: &mut Report,
+    ) -> Result<(), OutboxError> {
+        let mut by_tx: BTreeMap<Option<String>, Vec<Entry>> = BTreeMap::new();
+        for e in outbox.in_flight()? {
+            let ItemState::InFlight { txhash, .. } = &e.state else {
+                continue;
+            };
+            by_tx.entry(txhash.clone()).or_default().push(e);
+        }
+        for (txhash, group) in by_tx {
+            let Some(txhash) = txhash else {
+                // The process stopped between marking and recording the hash: the tx may
+                // or may not exist. Once timed out, trust the chain's state.
+                let expired: Vec<&Entry> = group
+                    .iter()
+                    .filter(|e| self.expired(&e.state, now))
+                    .collect();
+                self.resolve_unknown(outbox, sink, &expired, report).await?;
+                if report.unavailable {
+                    return Ok(());
+                }
+                continue;
+            };
+            match sink.tx_result(&txhash).await {
+                Err(err) => {
+                    tracing::warn!(%txhash, error = %err, "outbox: tx result query failed");
+                    report.unavailable = true;
+                    return Ok(());
+                }
+                Ok(TxStatus::Included { code: 0, .. }) => {
+                    let seqs: Vec<u64> = group.iter().map(|e| e.seq).collect();
+                    outbox.confirm(&seqs)?;
+                    report.confirmed += seqs.len() as u64;
+                }
+                Ok(TxStatus::Included {
+                    code,
+                    codespace,
+                    log,
+                }) => {
+                    tracing::info!(%txhash, code, %codespace, %log, "outbox: tx failed on chain");
+                    let refs: Vec<&Entry> = group.iter().collect();
+                    self.resolve_failed(outbox, sink, &refs, code, &codespace, &log, now, report)
+                        .await?;
+                }
+                Ok(TxStatus::NotFound) => {
+                    if group.iter().any(|e| self.expired(&e.state, now)) {
+                        tracing::info!(%txhash, "outbox: tx not found after timeout");
+                        let refs: Vec<&Entry> = group.iter().collect();
+                        self.resolve_unknown(outbox, sink, &refs, report).await?;
+                    }
+                }
+            }
+            if report.unavailable {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Items whose tx fate is unknown: confirm those the chain has, resend the others.
+    async fn resolve_unknown<S: ChainSink>(
+        &self,
+        outbox: &Outbox,
+        sink: &S,
+        entries: &[&Entry],
+        report: &mut Report,
+    ) -> Result<(), OutboxError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let p = probe(sink, entries).await;
+        outbox.confirm(&p.present)?;
+        report.confirmed += p.present.len() as u64;
+        if p.failed {
+            // Leave the unasked ones in flight: the next pass asks again.
+            report.unavailable = true;
+        }
+        outbox.release(&p.absent, false)?;
+        report.retried += p.absent.len() as u64;
+        Ok(())
+    }
+
+    /// A batch the chain refused as a whole (at CheckTx or in the block): none of its
+    /// items was stored by that tx.
+    #[allow(clippy::too_many_arguments)]
+    async fn resolve_failed<S: ChainSink>(
+        &self,
+        outbox: &Outbox,
+        sink: &S,
+        group: &[&Entry],
+        code: u32,
+        codespace: &str,
+        log: &str,
+        now: u64,
+        report: &mut Report,
+    ) -> Result<(), OutboxError> {
+        let seqs: Vec<u64> = group.iter().map(|e| e.seq).collect();
+        let mut failure = classify(code, codespace);
+        if failure == Failure::Duplicate {
+            let p = probe(sink, group).await;
+            outbox.confirm(&p.present)?;
+            report.confirmed += p.present.len() as u64;
+            if p.failed {
+                outbox.release(&p.unknown, false)?;
+                outbox.release(&p.absent, false)?;
+                report.retried += (p.unknown.len() + p.absent.len()) as u64;
+                report.unavailable = true;
+                return Ok(());
+            }
+            if !p.present.is_empty() {
+                outbox.release(&p.absent, false)?;
+                report.retried += p.absent.len() as u64;
+                return Ok(());
+            }
+            // "Duplicate", yet the chain has none of them: do not loop on it.
+            failure = Failure::Invalid;
+        }
+        match failure {
+            Failure::Duplicate => unreachable!("handled above"),
+            Failure::Sequence | Failure::Transient => {
+                outbox.release(&seqs, false)?;
+                report.retried += seqs.len() as u64;
+                report.unavailable |= failure == Failure::Transient;
+            }
+            Failure::Invalid if group.len() > 1 => {
+                tracing::info!(
+                    kind = %group[0].item.kind(),
+                    items = group.len(),
+                    code, codespace, log,
+                    "outbox: batch refused, retrying its items one by one"
+                );
+                outbox.release(&seqs, true)?;
+                report.retried += seqs.len() as u64;
+            }
+            Failure::Invalid => {
+                // One item, refused on its own. Unless the chain has it after all, it is
+                // a dead letter.
+                let p = probe(sink, group).await;
+                outbox.confirm(&p.present)?;
+                report.confirmed += p.present.len() as u64;
+                if p.failed {
+                    outbox.release(&p.unknown, false)?;
+                    report.retried += p.unknown.len() as u64;
+                    report.unavailable = true;
+                }
+                if !p.absent.is_empty() {
+                    tracing::warn!(
+                        item = %group[0].item.item_ref(),
+                        code, codespace, log,
+                        "outbox: item refused by the chain, moved to dead letters"
+                    );
+                    outbox.bury(&p.absent, code, codespace, log, now)?;
+                    report.dead += p.absent.len() as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// (b) Pending items, in batches of one kind, kinds alternating.
+    async fn submit_pending<S: ChainSink>(
+        &self,
+        outbox: &Outbox,
+        sink: &S,
+        now: u64,
+        report: &mut Report,
+    ) -> Result<(), OutboxError> {
+        let max = sink.max_batch_size().max(1);
+        let mut turn = 0;
+        let mut txs = 0;
+        while txs < self.config.max_txs_per_pass {
+            let mut next = None;
+            for i in 0..ItemKind::ALL.len() {
+                let kind = ItemKind::ALL[(turn + i) % ItemKind::ALL.len()];
+                let entries = outbox.next_batch(kind, max)?;
+                if !entries.is_empty() {
+                    turn = (turn + i + 1) % ItemKind::ALL.len();
+                    next = Some((kind, entries));
+                    break;
+                }
+            }
+            let Some((kind, entries)) = next else {
+                return Ok(());
+            };
+            txs += 1;
+            self.submit_batch(outbox, sink, kind, &entries, now, report)
+                .await?;
+            if report.unavailable {
+                return Ok(());
+            }
+        }
+        report.more = true;
+        Ok(())
+    }
+
+    async fn submit_batch<S: ChainSink>(
+        &self,
+        outbox: &Outbox,
+        sink: &S,
+        kind: ItemKind,
+        entries: &[Entry],
+        now: u64,
+        report: &mut Report,
+    ) -> Result<(), OutboxError> {
+        let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+        let batch = Batch::of(kind, entries.iter().map(|e| e.item.clone()).collect());
+        // Durably in flight before anything leaves the process.
+        outbox.mark_in_flight(&seqs, now)?;
+        let mut sequence_retry = true;
+        loop {
+            match sink.submit(&batch).await {
+                Ok(txhash) => {
+                    outbox.record_txhash(&seqs, &txhash)?;
+                    report.submitted += seqs.len() as u64;
+                    report.txs += 1;
+                    tracing::debug!(%kind, items = seqs.len(), %txhash, "outbox: batch broadcast");
+                    return Ok(());
+                }
+                Err(SubmitError::SequenceMismatch(log)) if sequence_retry => {
+                    tracing::info!(%log, "outbox: sequence mismatch, resending at once");
+                    sequence_retry = false;
+                    report.retried += seqs.len() as u64;
+                }
+                Err(err @ (SubmitError::Unavailable(_) | SubmitError::SequenceMismatch(_))) => {
+                    tracing::warn!(error = %err, "outbox: broadcast failed");
+                    outbox.release(&seqs, false)?;
+                    report.retried += seqs.len() as u64;
+                    report.unavailable = true;
+                    return Ok(());
+                }
+                Err(SubmitError::Rejected {
+                    code,
+                    codespace,
+                    log,
+                }) => {
+                    tracing::info!(%kind, code, %codespace, %log, "outbox: batch rejected at broadcast");
+                    let refs: Vec<&Entry> = entries.iter().collect();
+                    return self
+                        .resolve_failed(outbox, sink, &refs, code, &codespace, &log, now, report)
+                        .await;
+                }
+            }
+        }
+    }
+}
