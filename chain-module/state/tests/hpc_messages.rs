@@ -473,6 +473,10 @@ fn audit_cross_checks_and_routing() {
         .get("decision_id")
         .unwrap()
         .to_string();
+    let job2 = event(&out2, "hpc_job_scheduled")
+        .get("job_id")
+        .unwrap()
+        .to_string();
     chain.next_block();
     chain.next_block();
 
@@ -582,13 +586,28 @@ fn audit_cross_checks_and_routing() {
             params: Some(params),
         })],
     );
+    // An already routed job is not routed again.
+    chain.fails(
+        &p1,
+        vec![audit(
+            &p1,
+            "rec-again",
+            &job,
+            &decision,
+            "cluster-a",
+            AuditStatus::Approved,
+        )],
+        "hpc",
+        7,
+        "only a SCHEDULED job can be routed",
+    );
     let out = chain.ok(
         &p2,
         vec![audit(
             &p2,
             "rec-2",
-            &job,
-            &decision,
+            &job2,
+            &other_decision,
             "cluster-b",
             AuditStatus::Approved,
         )],
@@ -600,12 +619,12 @@ fn audit_cross_checks_and_routing() {
     let by_job: QueryRoutingAuditRecordsResponse = chain.query(
         "RoutingAuditRecords",
         QueryRoutingAuditRecordsRequest {
-            job_id: job.clone(),
+            job_id: job2.clone(),
             ..Default::default()
         },
     );
-    assert_eq!(by_job.records.len(), 2);
-    assert!(!by_job.records[1].violation_id.is_empty());
+    assert_eq!(by_job.records.len(), 1);
+    assert!(!by_job.records[0].violation_id.is_empty());
 }
 
 #[test]
@@ -1077,5 +1096,228 @@ fn genesis_export_import_reproduces_module_state() {
     assert_eq!(
         event(&out, "hpc_job_scheduled").get("job_id"),
         Some("hpc-job-2")
+    );
+}
+
+#[test]
+fn routing_needs_the_current_decision_and_a_scheduled_job() {
+    let World {
+        mut chain,
+        alice,
+        p1,
+        p2,
+        ..
+    } = world();
+    let out = chain.ok(&alice, vec![submit(&alice, 2)]);
+    let job = event(&out, "hpc_job_scheduled")
+        .get("job_id")
+        .unwrap()
+        .to_string();
+    let old = event(&out, "hpc_job_scheduled")
+        .get("decision_id")
+        .unwrap()
+        .to_string();
+    let out = chain.ok(
+        &alice,
+        vec![to_any(&MsgRequestReschedule {
+            requester: alice.addr.to_string(),
+            job_id: job.clone(),
+            reason: "test".into(),
+            excluded_cluster_ids: vec!["cluster-a".into()],
+        })],
+    );
+    let new = event(&out, "hpc_job_rescheduled")
+        .get("new_decision_id")
+        .unwrap()
+        .to_string();
+    // The superseded decision cannot route the job any more.
+    chain.fails(
+        &p1,
+        vec![audit(
+            &p1,
+            "r-old",
+            &job,
+            &old,
+            "cluster-a",
+            AuditStatus::Approved,
+        )],
+        "hpc",
+        10,
+        "is not the current decision",
+    );
+    chain.ok(
+        &p2,
+        vec![audit(
+            &p2,
+            "r-new",
+            &job,
+            &new,
+            "cluster-b",
+            AuditStatus::Approved,
+        )],
+    );
+    let status = |s: JobState| {
+        to_any(&MsgReportJobStatus {
+            provider: p2.addr.to_string(),
+            job_id: job.clone(),
+            status: s as i32,
+            message: String::new(),
+        })
+    };
+    chain.ok(&p2, vec![status(JobState::Running)]);
+    chain.ok(&p2, vec![status(JobState::Completed)]);
+    // A finished job is not reopened by a late record, so completions count once.
+    chain.fails(
+        &p2,
+        vec![audit(
+            &p2,
+            "r-late",
+            &job,
+            &new,
+            "cluster-b",
+            AuditStatus::Approved,
+        )],
+        "hpc",
+        7,
+        "only a SCHEDULED job",
+    );
+    assert_eq!(
+        Keeper::cluster(&chain.state, "cluster-b")
+            .unwrap()
+            .completed_jobs,
+        1
+    );
+}
+
+#[test]
+fn violation_reports_cannot_squat_ids_or_blame_other_clusters() {
+    let World {
+        mut chain,
+        alice,
+        p1,
+        ..
+    } = world();
+    let out = chain.ok(&alice, vec![submit(&alice, 1)]);
+    let job = event(&out, "hpc_job_scheduled")
+        .get("job_id")
+        .unwrap()
+        .to_string();
+    let report = |id: &str, job: &str, cluster: &str| {
+        to_any(&MsgReportRoutingViolation {
+            reporter: p1.addr.to_string(),
+            violations: vec![RoutingViolation {
+                violation_id: id.into(),
+                job_id: job.into(),
+                violation_type: ViolationType::ClusterMismatch as i32,
+                provider_address: p1.addr.to_string(),
+                actual_cluster_id: cluster.into(),
+                resolution: "pre-resolved by the reporter".into(),
+                ..Default::default()
+            }],
+        })
+    };
+    chain.fails(
+        &p1,
+        vec![report("hpc-violation-1", &job, "cluster-a")],
+        "sdk",
+        18,
+        "assigned by the chain",
+    );
+    chain.fails(
+        &p1,
+        vec![report("", &job, "cluster-b")],
+        "hpc",
+        4,
+        "is not the provider of cluster cluster-b",
+    );
+    chain.fails(
+        &p1,
+        vec![report("", "no-such-job", "cluster-a")],
+        "hpc",
+        5,
+        "job no-such-job not found",
+    );
+    let before = Keeper::cluster(&chain.state, "cluster-b")
+        .unwrap()
+        .reputation_bps;
+    let out = chain.ok(&p1, vec![report("enf-v-1", &job, "cluster-a")]);
+    assert_eq!(
+        event(&out, "hpc_routing_violation").get("violation_id"),
+        Some("enf-v-1")
+    );
+    let stored = Keeper::violation(&chain.state, "enf-v-1").unwrap();
+    assert!(
+        stored.resolution.is_empty() && !stored.resolved,
+        "client-set resolution fields are ignored"
+    );
+    assert_eq!(
+        Keeper::cluster(&chain.state, "cluster-b")
+            .unwrap()
+            .reputation_bps,
+        before
+    );
+    assert!(
+        Keeper::cluster(&chain.state, "cluster-a")
+            .unwrap()
+            .reputation_bps
+            < before
+    );
+    // Chain-assigned ids still work after client-chosen ones.
+    let out = chain.ok(&p1, vec![report("", &job, "cluster-a")]);
+    assert!(event(&out, "hpc_routing_violation")
+        .get("violation_id")
+        .unwrap()
+        .starts_with("hpc-violation-"));
+}
+
+#[test]
+fn a_raised_threshold_alerts_when_the_new_value_is_crossed() {
+    let World {
+        mut chain,
+        alice,
+        p1,
+        authority,
+        ..
+    } = world();
+    let out = chain.ok(&alice, vec![submit(&alice, 1)]);
+    let job = event(&out, "hpc_job_scheduled")
+        .get("job_id")
+        .unwrap()
+        .to_string();
+    let alerts = |out: &TxOutcome| {
+        out.events
+            .iter()
+            .filter(|e| e.kind == "hpc_routing_violation_threshold_exceeded")
+            .count()
+    };
+    let mut fired = 0;
+    for _ in 0..6 {
+        fired += alerts(&chain.ok(
+            &p1,
+            vec![violation(&p1, &p1, &job, ViolationType::StaleDecision)],
+        ));
+    }
+    assert_eq!(fired, 1, "crossed 5 once");
+    let mut params = default_params();
+    params.violation_alert_threshold = 8;
+    chain.ok(
+        &authority,
+        vec![to_any(&MsgUpdateParams {
+            authority: authority.addr.to_string(),
+            params: Some(params),
+        })],
+    );
+    let seventh = alerts(&chain.ok(
+        &p1,
+        vec![violation(&p1, &p1, &job, ViolationType::StaleDecision)],
+    ));
+    let eighth = alerts(&chain.ok(
+        &p1,
+        vec![violation(&p1, &p1, &job, ViolationType::StaleDecision)],
+    ));
+    assert_eq!(
+        (seventh, eighth),
+        (0, 1),
+        "crossing the raised threshold alerts again"
     );
 }

@@ -36,6 +36,42 @@ impl From<ClusterStateArg> for hpc::ClusterState {
     }
 }
 
+/// The states a heartbeat may report (retiring a cluster is `deregister-cluster`).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum HeartbeatStateArg {
+    Active,
+    Draining,
+    Offline,
+}
+
+impl From<HeartbeatStateArg> for hpc::ClusterState {
+    fn from(s: HeartbeatStateArg) -> Self {
+        match s {
+            HeartbeatStateArg::Active => hpc::ClusterState::Active,
+            HeartbeatStateArg::Draining => hpc::ClusterState::Draining,
+            HeartbeatStateArg::Offline => hpc::ClusterState::Offline,
+        }
+    }
+}
+
+/// The statuses a provider reports for a job.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ReportedStatusArg {
+    Running,
+    Completed,
+    Failed,
+}
+
+impl From<ReportedStatusArg> for hpc::JobState {
+    fn from(s: ReportedStatusArg) -> Self {
+        match s {
+            ReportedStatusArg::Running => hpc::JobState::Running,
+            ReportedStatusArg::Completed => hpc::JobState::Completed,
+            ReportedStatusArg::Failed => hpc::JobState::Failed,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum HealthArg {
     Healthy,
@@ -184,7 +220,7 @@ pub enum HpcTx {
     UpdateCluster {
         cluster_id: String,
         #[arg(long, value_enum, default_value = "active")]
-        state: ClusterStateArg,
+        state: HeartbeatStateArg,
         #[arg(long, value_enum, default_value = "healthy")]
         health: HealthArg,
         #[arg(long)]
@@ -217,9 +253,12 @@ pub enum HpcTx {
         #[arg(long = "exclude")]
         excluded: Vec<String>,
     },
-    /// Record routing audit records from a JSON file (an array in the seed's record shape).
+    /// Record routing audit records from a JSON file: an array of records with the
+    /// routing policy's field names; enum values may be written as in the routing
+    /// document ("approved", "strict") or in full ("AUDIT_STATUS_APPROVED").
     RecordAudit { file: PathBuf },
-    /// Report routing violations from a JSON file (an array of violations).
+    /// Report routing violations from a JSON file: an array of violations; types may be
+    /// written "cluster_mismatch" or "VIOLATION_TYPE_CLUSTER_MISMATCH".
     ReportViolation { file: PathBuf },
     /// Resolve a violation (authority only).
     ResolveViolation {
@@ -231,7 +270,7 @@ pub enum HpcTx {
     ReportJobStatus {
         job_id: String,
         #[arg(value_enum)]
-        status: JobStateArg,
+        status: ReportedStatusArg,
         #[arg(long, default_value = "")]
         message: String,
     },
@@ -240,10 +279,37 @@ pub enum HpcTx {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(field: &str, path: &PathBuf) -> Result<T> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ClientError::invalid(field, format!("{}: {e}", path.display())))?;
-    serde_json::from_str(&text)
-        .map_err(|e| ClientError::invalid(field, format!("{}: {e}", path.display())))
+    let bad =
+        |e: &dyn std::fmt::Display| ClientError::invalid(field, format!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(&e))?;
+    let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&e))?;
+    expand_enum_names(&mut value);
+    serde_json::from_value(value).map_err(|e| bad(&e))
+}
+
+/// Accepts the routing document's short enum spellings (`"status": "approved"`) by
+/// expanding them to the protobuf names (`"AUDIT_STATUS_APPROVED"`).
+fn expand_enum_names(value: &mut serde_json::Value) {
+    const PREFIXES: [(&str, &str); 3] = [
+        ("status", "AUDIT_STATUS_"),
+        ("enforcement_mode", "ENFORCEMENT_MODE_"),
+        ("violation_type", "VIOLATION_TYPE_"),
+    ];
+    match value {
+        serde_json::Value::Array(items) => items.iter_mut().for_each(expand_enum_names),
+        serde_json::Value::Object(map) => {
+            for (field, prefix) in PREFIXES {
+                if let Some(serde_json::Value::String(s)) = map.get_mut(field) {
+                    if !s.starts_with(prefix)
+                        && s.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    {
+                        *s = format!("{prefix}{}", s.to_ascii_uppercase());
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -362,7 +428,7 @@ pub async fn run_hpc_tx(
     sign_broadcast_print(&client, &key, vec![msg], args, conn, out, input).await
 }
 
-/// Pagination flags (Cosmos names).
+// Pagination flags (Cosmos names).
 #[derive(Args, Clone, Debug, Default)]
 pub struct PageArgs {
     #[arg(long, default_value_t = 100)]
@@ -668,5 +734,28 @@ pub async fn run_hpc_query(
             };
             ask::<_, hpc::QueryViolationCountResponse>(c, "ViolationCount", req, conn, out).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_shaped_records_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        std::fs::write(&path, r#"[{"record_id":"routing-audit-123","job_id":"hpc-job-456","scheduling_decision_id":"hpc-decision-789",
+            "expected_cluster_id":"cluster-1","actual_cluster_id":"cluster-1","status":"approved","reason":"Job routed to scheduled cluster",
+            "is_fallback":false,"decision_age_blocks":5,"decision_age_seconds":30,"provider_address":"virtengine1...",
+            "created_at":"2024-01-15T10:30:00Z","enforcement_mode":"strict"}]"#).unwrap();
+        let records: Vec<hpc::RoutingAuditRecord> = read_json("FILE", &path).unwrap();
+        assert_eq!(records[0].status(), hpc::AuditStatus::Approved);
+        assert_eq!(records[0].enforcement_mode(), hpc::EnforcementMode::Strict);
+        std::fs::write(&path, r#"[{"status":"aproved"}]"#).unwrap();
+        assert!(read_json::<Vec<hpc::RoutingAuditRecord>>("FILE", &path)
+            .unwrap_err()
+            .to_string()
+            .contains("FILE"));
     }
 }

@@ -252,6 +252,9 @@ fn record_violation(
     v.created_height = ctx.block.height;
     v.created_time = Some(now(ctx));
     v.resolved = false;
+    v.resolution.clear();
+    v.resolved_height = 0;
+    v.resolved_time = None;
     if v.correlation_id.is_empty() {
         if let Some(job) = Keeper::job(state, &v.job_id) {
             v.correlation_id = job.correlation_id;
@@ -274,8 +277,12 @@ fn record_violation(
             .attr("reporter", &v.reporter)
             .attr("correlation_id", &v.correlation_id),
     );
-    if count.unresolved_count >= params.violation_alert_threshold as u64 && !count.alert_active {
-        count.alert_active = true;
+    // One alert per crossing from below the threshold to at or above it (so a threshold
+    // raised by governance alerts again when the new value is reached).
+    let threshold = params.violation_alert_threshold as u64;
+    let crossed = count.unresolved_count - 1 < threshold && count.unresolved_count >= threshold;
+    count.alert_active = count.unresolved_count >= threshold;
+    if crossed {
         ctx.emit(
             Event::new("hpc_routing_violation_threshold_exceeded")
                 .attr("provider_address", &v.provider_address)
@@ -594,7 +601,12 @@ pub fn execute(
                 record.provider_address = m.provider.clone();
                 record.created_height = ctx.block.height;
                 record.created_at = Some(now(ctx));
+                // Set only by the chain below.
+                record.violation_id.clear();
                 let decision = if r.scheduling_decision_id.is_empty() {
+                    // Without a decision the chain cannot know the ages.
+                    record.decision_age_blocks = 0;
+                    record.decision_age_seconds = 0;
                     None
                 } else {
                     let d =
@@ -633,6 +645,33 @@ pub fn execute(
                     Some(d)
                 };
                 let status = record.status();
+                // Routing is decided by the job's current decision, once: a record that
+                // would route (approved/fallback) needs a SCHEDULED job and, when it names
+                // a decision, the job's current one.
+                if matches!(status, AuditStatus::Approved | AuditStatus::Fallback) {
+                    if job.state() != JobState::Scheduled {
+                        return Err(TxError::hpc(
+                            code::INVALID_JOB_STATE,
+                            at(format!(
+                                "job {} is {}; only a SCHEDULED job can be routed",
+                                job.job_id,
+                                job.state().as_str_name()
+                            )),
+                        ));
+                    }
+                    if decision
+                        .as_ref()
+                        .is_some_and(|d| d.decision_id != job.current_decision_id)
+                    {
+                        return Err(TxError::hpc(
+                            code::DECISION_MISMATCH,
+                            at(format!(
+                                "decision {} is not the current decision of job {} ({})",
+                                r.scheduling_decision_id, job.job_id, job.current_decision_id
+                            )),
+                        ));
+                    }
+                }
                 let off_decision = decision
                     .as_ref()
                     .is_some_and(|d| d.selected_cluster_id != record.actual_cluster_id);
@@ -729,6 +768,22 @@ pub fn execute(
                         format!("violations[{i}]: reporter {} must be the provider {} itself or the authority", m.reporter, v.provider_address),
                     ));
                 }
+                // A report must be about a real job, and the cluster it counts against
+                // (for reputation) must be the reported provider's own.
+                let at = |e: TxError| TxError {
+                    log: format!("violations[{i}]: {}", e.log),
+                    ..e
+                };
+                job_of(state, &v.job_id).map_err(at)?;
+                let counted = if v.actual_cluster_id.is_empty() {
+                    &v.expected_cluster_id
+                } else {
+                    &v.actual_cluster_id
+                };
+                if !counted.is_empty() {
+                    let cluster = cluster_of(state, counted).map_err(at)?;
+                    require_cluster_provider(&cluster, &v.provider_address).map_err(at)?;
+                }
                 let mut v = v.clone();
                 v.reporter = m.reporter.clone();
                 let id = record_violation(state, ctx, v, &params).map_err(|e| TxError {
@@ -767,10 +822,7 @@ pub fn execute(
                 .expect("stored addresses are valid");
             let mut count = Keeper::violation_count(state, &provider);
             count.unresolved_count = count.unresolved_count.saturating_sub(1);
-            // Falling below the threshold re-arms the alert for the next crossing.
-            if count.unresolved_count < params.violation_alert_threshold as u64 {
-                count.alert_active = false;
-            }
+            count.alert_active = count.unresolved_count >= params.violation_alert_threshold as u64;
             Keeper::set_violation_count(state, &count);
             let cluster_id = if v.actual_cluster_id.is_empty() {
                 &v.expected_cluster_id

@@ -15,6 +15,10 @@ use super::params::BPS;
 use crate::address::Address;
 use crate::errors::TxError;
 
+/// Prefix of every id the chain assigns (`hpc-job-N`, `hpc-decision-N`,
+/// `hpc-violation-N`); client-chosen ids may not use it.
+pub const CHAIN_ID_PREFIX: &str = "hpc-";
+
 /// Hard cap on entries in one batch message, whatever `params.max_batch_size` says.
 pub const MAX_BATCH_ENTRIES: usize = 1_000;
 /// Longest free-text field (reasons, details, resolutions, status messages).
@@ -381,6 +385,9 @@ impl HpcMsg {
                     let f = |name: &str| format!("violations[{i}].{name}");
                     if !v.violation_id.is_empty() {
                         validate_id(&f("violation_id"), &v.violation_id)?;
+                        if v.violation_id.starts_with(CHAIN_ID_PREFIX) {
+                            return Err(invalid(&f("violation_id"), format!("ids starting with {CHAIN_ID_PREFIX:?} are assigned by the chain")));
+                        }
                     }
                     validate_id(&f("job_id"), &v.job_id)?;
                     if !v.decision_id.is_empty() {
