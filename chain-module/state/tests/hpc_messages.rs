@@ -1321,3 +1321,72 @@ fn a_raised_threshold_alerts_when_the_new_value_is_crossed() {
         "crossing the raised threshold alerts again"
     );
 }
+
+#[test]
+fn rescheduled_records_route_on_their_decision_and_only_the_jobs_provider_rejects() {
+    let World {
+        mut chain,
+        alice,
+        p1,
+        p2,
+        ..
+    } = world();
+    let out = chain.ok(&alice, vec![submit(&alice, 1)]);
+    let job = event(&out, "hpc_job_scheduled")
+        .get("job_id")
+        .unwrap()
+        .to_string();
+    let decision = event(&out, "hpc_job_scheduled")
+        .get("decision_id")
+        .unwrap()
+        .to_string();
+    // provider2 does not own the job: its rejected record is stored but changes nothing.
+    chain.ok(
+        &p2,
+        vec![audit(
+            &p2,
+            "p2-no",
+            &job,
+            &decision,
+            "cluster-b",
+            AuditStatus::Rejected,
+        )],
+    );
+    assert_eq!(
+        Keeper::job(&chain.state, &job).unwrap().state(),
+        JobState::Scheduled
+    );
+    // A refreshed decision run where it says routes the job, audited "rescheduled".
+    let out = chain.ok(
+        &p1,
+        vec![to_any(&MsgRequestReschedule {
+            requester: p1.addr.to_string(),
+            job_id: job.clone(),
+            reason: "refresh: stale".into(),
+            excluded_cluster_ids: vec![],
+        })],
+    );
+    let fresh = event(&out, "hpc_job_rescheduled")
+        .get("new_decision_id")
+        .unwrap()
+        .to_string();
+    let out = chain.ok(
+        &p1,
+        vec![audit(
+            &p1,
+            "p1-re",
+            &job,
+            &fresh,
+            "cluster-a",
+            AuditStatus::Rescheduled,
+        )],
+    );
+    assert_eq!(
+        event(&out, "hpc_job_routed").get("status"),
+        Some("rescheduled")
+    );
+    assert_eq!(
+        Keeper::job(&chain.state, &job).unwrap().state(),
+        JobState::Routed
+    );
+}

@@ -645,10 +645,20 @@ pub fn execute(
                     Some(d)
                 };
                 let status = record.status();
-                // Routing is decided by the job's current decision, once: a record that
-                // would route (approved/fallback) needs a SCHEDULED job and, when it names
-                // a decision, the job's current one.
-                if matches!(status, AuditStatus::Approved | AuditStatus::Fallback) {
+                let off_decision = decision
+                    .as_ref()
+                    .is_some_and(|d| d.selected_cluster_id != record.actual_cluster_id);
+                // Approved and fallback records route the job; so does a rescheduled one
+                // placed exactly as its (replacement) decision says. Anything else is
+                // informational.
+                let routes = match status {
+                    AuditStatus::Approved | AuditStatus::Fallback => true,
+                    AuditStatus::Rescheduled => decision.is_some() && !off_decision,
+                    _ => false,
+                };
+                // Routing is decided by the job's current decision, once: it needs a
+                // SCHEDULED job and, when the record names a decision, the current one.
+                if routes {
                     if job.state() != JobState::Scheduled {
                         return Err(TxError::hpc(
                             code::INVALID_JOB_STATE,
@@ -672,9 +682,6 @@ pub fn execute(
                         ));
                     }
                 }
-                let off_decision = decision
-                    .as_ref()
-                    .is_some_and(|d| d.selected_cluster_id != record.actual_cluster_id);
                 let detected = match status {
                     AuditStatus::Approved if off_decision || decision.is_none() => {
                         Some(ViolationType::ClusterMismatch)
@@ -721,7 +728,7 @@ pub fn execute(
                 }
                 Keeper::insert_audit(state, &record);
                 match status {
-                    AuditStatus::Approved | AuditStatus::Fallback => {
+                    _ if routes => {
                         job.routed_cluster_id = record.actual_cluster_id.clone();
                         transition(state, &mut job, JobState::Routed, ctx);
                         ctx.emit(
@@ -736,7 +743,10 @@ pub fn execute(
                                 .attr("correlation_id", &job.correlation_id),
                         );
                     }
-                    AuditStatus::Rejected if holds_reservation(job.state()) => {
+                    // Only the job's own provider can turn it down.
+                    AuditStatus::Rejected
+                        if holds_reservation(job.state()) && job.provider_address == m.provider =>
+                    {
                         transition(state, &mut job, JobState::Rejected, ctx);
                     }
                     _ => {}
