@@ -1,17 +1,23 @@
 //! `hpc-enforcer`: the routing enforcer each provider runs next to its cluster (SPEC §5).
 //!
-//! This crate currently holds:
 //! - [`config`]: the YAML configuration (the seed's `hpc:` block plus chain, key, gas,
 //!   scheduler, health, metrics, admin, state dir and log), with validation errors that
 //!   name the field;
 //! - [`decision`]: the enforcement decision as a pure function of what the chain and the
-//!   local scheduler report ([`decision::evaluate`]), covering SPEC §5's mode table.
-//!
-//! The daemon around them (block follower, outbox, local scheduler adapters, health
-//! monitor, metrics and admin API) is not wired up yet: `hpc-enforcer start` says so.
+//!   local scheduler report ([`decision::evaluate`]), covering SPEC §5's mode table;
+//! - [`daemon`]: the I/O around it — block follower with a persisted cursor, the durable
+//!   outbox (`hpc-outbox`), local scheduler adapters (`hpc-local-scheduler`), job status
+//!   reporting, health monitor and heartbeats;
+//! - [`chain`], [`store`], [`audit_log`], [`metrics`], [`admin`]: its parts.
 
+pub mod admin;
+pub mod audit_log;
+pub mod chain;
 pub mod config;
+pub mod daemon;
 pub mod decision;
+pub mod metrics;
+pub mod store;
 
 pub use config::{Config, ConfigError};
 pub use decision::{evaluate, Evaluation, EvaluationInput, Outcome};

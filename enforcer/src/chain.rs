@@ -1,0 +1,217 @@
+//! The enforcer's side of the chain: one signer whose account sequence is managed for
+//! every tx this provider sends (audit batches, violation batches, reschedule requests,
+//! heartbeats, job status), and the outbox's [`ChainSink`] on top of it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cosmos_sdk_proto::Any;
+use cosmrs::crypto::secp256k1::SigningKey;
+use hpc_client::tx::{address_of, SignerAccount, TxOptions};
+use hpc_client::{ChainClient, ClientError, TxResult};
+use hpc_outbox::{Batch, ChainSink, ItemKind, ItemRef, SubmitError, TxStatus};
+use hpc_primitives::Address;
+use hpc_proto::to_any;
+use hpc_proto::virtengine::hpc::v1::{MsgRecordRoutingAudit, MsgReportRoutingViolation};
+use tokio::sync::Mutex;
+
+/// Finds `(codespace X, code N)` in an error text (simulation failures carry the code only
+/// in their message).
+fn code_in(text: &str) -> Option<(String, u32)> {
+    let rest = &text[text.find("(codespace ")? + "(codespace ".len()..];
+    let (codespace, rest) = rest.split_once(", code ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some((codespace.to_string(), digits.parse().ok()?))
+}
+
+/// Maps a client error to what the outbox should do about it.
+pub fn classify(e: &ClientError) -> SubmitError {
+    match e {
+        ClientError::TxFailed {
+            code: 32,
+            codespace,
+            log,
+            ..
+        } if codespace == "sdk" => SubmitError::SequenceMismatch(log.clone()),
+        ClientError::TxFailed {
+            code,
+            codespace,
+            log,
+            ..
+        } => SubmitError::Rejected {
+            code: *code,
+            codespace: codespace.clone(),
+            log: log.clone(),
+        },
+        ClientError::Grpc { status, .. } if status.code() == tonic::Code::InvalidArgument => {
+            match code_in(status.message()) {
+                Some((codespace, 32)) if codespace == "sdk" => {
+                    SubmitError::SequenceMismatch(status.message().to_string())
+                }
+                Some((codespace, code)) => SubmitError::Rejected {
+                    code,
+                    codespace,
+                    log: status.message().to_string(),
+                },
+                None => SubmitError::Unavailable(e.to_string()),
+            }
+        }
+        other => SubmitError::Unavailable(other.to_string()),
+    }
+}
+
+pub struct ChainGateway {
+    pub client: ChainClient,
+    key: SigningKey,
+    pub provider: Address,
+    opts: TxOptions,
+    /// The account as this process last left it; `None` = re-read from the chain.
+    account: Mutex<Option<SignerAccount>>,
+    max_batch_size: AtomicUsize,
+}
+
+impl ChainGateway {
+    pub fn new(
+        client: ChainClient,
+        key: SigningKey,
+        opts: TxOptions,
+        max_batch_size: usize,
+    ) -> Self {
+        let provider = address_of(&key);
+        Self {
+            client,
+            key,
+            provider,
+            opts,
+            account: Mutex::new(None),
+            max_batch_size: AtomicUsize::new(max_batch_size.max(1)),
+        }
+    }
+
+    pub fn set_max_batch_size(&self, n: usize) {
+        self.max_batch_size.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// Signs and broadcasts `msgs` with the managed sequence; returns once the mempool
+    /// accepted the tx. A sequence mismatch re-reads the account and retries once.
+    pub async fn send(&self, msgs: Vec<Any>) -> Result<TxResult, ClientError> {
+        let mut guard = self.account.lock().await;
+        for attempt in 0..2 {
+            let account = match *guard {
+                Some(a) => a,
+                None => self.client.signer_account(&self.provider).await?,
+            };
+            match self
+                .client
+                .sign_and_broadcast_with(&self.key, &account, msgs.clone(), &self.opts)
+                .await
+            {
+                Ok(result) => {
+                    *guard = Some(SignerAccount {
+                        sequence: account.sequence + 1,
+                        ..account
+                    });
+                    return Ok(result);
+                }
+                Err(e) => {
+                    *guard = None;
+                    if attempt == 0 && matches!(classify(&e), SubmitError::SequenceMismatch(_)) {
+                        tracing::info!("account sequence changed under us; re-reading it");
+                        continue;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    /// Sends and waits for the block; fails if the tx failed.
+    pub async fn send_and_wait(
+        &self,
+        msgs: Vec<Any>,
+        timeout: Duration,
+    ) -> Result<TxResult, ClientError> {
+        let submitted = self.send(msgs).await?;
+        let result = self.client.wait_for_tx(&submitted.txhash, timeout).await?;
+        if !result.is_ok() {
+            return Err(result.into_error());
+        }
+        Ok(result)
+    }
+}
+
+impl ChainSink for ChainGateway {
+    async fn submit(&self, batch: &Batch) -> Result<String, SubmitError> {
+        let msg = match batch {
+            Batch::Audits(records) => to_any(&MsgRecordRoutingAudit {
+                provider: self.provider.to_string(),
+                records: records.clone(),
+            }),
+            Batch::Violations(violations) => to_any(&MsgReportRoutingViolation {
+                reporter: self.provider.to_string(),
+                violations: violations.clone(),
+            }),
+        };
+        self.send(vec![msg])
+            .await
+            .map(|r| r.txhash)
+            .map_err(|e| classify(&e))
+    }
+
+    async fn tx_result(&self, txhash: &str) -> Result<TxStatus, SubmitError> {
+        match self.client.transport.get_tx(txhash).await {
+            Ok(Some(r)) => Ok(TxStatus::Included {
+                code: r.code,
+                codespace: r.codespace,
+                log: r.raw_log,
+            }),
+            Ok(None) => Ok(TxStatus::NotFound),
+            Err(e) => Err(SubmitError::Unavailable(e.to_string())),
+        }
+    }
+
+    async fn exists(&self, item: &ItemRef) -> Result<bool, SubmitError> {
+        let found = match item.kind {
+            ItemKind::Audit => self.client.hpc_audit_exists(&item.id).await,
+            ItemKind::Violation => self.client.hpc_violation_exists(&item.id).await,
+        };
+        found.map_err(|e| SubmitError::Unavailable(e.to_string()))
+    }
+
+    fn max_batch_size(&self) -> usize {
+        self.max_batch_size.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_found_in_simulation_errors() {
+        let msg = "invalid argument: simulation failed (codespace hpc, code 9): records[0]: record_id x is already recorded";
+        assert_eq!(code_in(msg), Some(("hpc".to_string(), 9)));
+        assert_eq!(code_in("no code here"), None);
+        let e = ClientError::TxFailed {
+            txhash: "H".into(),
+            code: 32,
+            codespace: "sdk".into(),
+            log: "account sequence mismatch".into(),
+        };
+        assert!(matches!(classify(&e), SubmitError::SequenceMismatch(_)));
+        let e = ClientError::Grpc {
+            path: "/x".into(),
+            status: tonic::Status::invalid_argument(msg),
+        };
+        assert!(matches!(
+            classify(&e),
+            SubmitError::Rejected { code: 9, .. }
+        ));
+        let e = ClientError::Grpc {
+            path: "/x".into(),
+            status: tonic::Status::unavailable("down"),
+        };
+        assert!(matches!(classify(&e), SubmitError::Unavailable(_)));
+    }
+}
