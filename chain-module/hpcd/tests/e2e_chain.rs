@@ -2,8 +2,6 @@
 //! nothing, queries over gRPC and abci_query (with a Merkle proof), a crash and restart
 //! that keeps the app hash history, and export → import to the same app hash.
 
-mod support;
-
 use std::time::Duration;
 
 use cosmos_sdk_proto::cosmos::bank::v1beta1::MsgSend;
@@ -17,8 +15,8 @@ use hpc_client::tx::{address_of, sign_tx, to_any, SignerAccount};
 use hpc_client::{ChainClient, Transport};
 use hpc_primitives::{Address, Coins};
 use hpc_proto::virtengine::hpc::v1::{QueryParamsRequest, QueryParamsResponse};
+use hpc_testkit::{self as support, TestNode, ALICE_ADDRESS};
 use prost::Message;
-use support::{TestNode, ALICE_ADDRESS};
 use tendermint_rpc::Client;
 
 const FEE: u128 = 5_000;

@@ -4,10 +4,8 @@
 //! violation reported and resolved, params guarded by the authority, and an export that
 //! re-imports to the same app hash.
 
-mod support;
-
+use hpc_testkit::{self as support, TestNode};
 use serde_json::Value;
-use support::TestNode;
 use tendermint_rpc::Client;
 
 /// Runs an hpc tx through the CLI; returns the JSON result and whether the command

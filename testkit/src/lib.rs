@@ -1,7 +1,6 @@
-//! A real node for end-to-end tests: `hpcd init` in a temp home, keys in the test keyring,
-//! `hpcd start` supervising the real `cometbft` binary, all on free loopback ports.
-
-#![allow(dead_code)]
+//! Real nodes for end-to-end tests, shared by hpcd's and the enforcer's tests: `hpcd init`
+//! in a temp home, keys in the test keyring, `hpcd start` supervising the real `cometbft`
+//! binary, all on free loopback ports.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -16,13 +15,30 @@ pub const ALICE_MNEMONIC: &str =
     "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
 pub const ALICE_ADDRESS: &str = "virtengine19rl4cm2hmr8afy4kldpxz3fka4jguq0a6mvv5p";
 
+/// A workspace binary, built by `cargo test --workspace` next to the test executables
+/// (`target/<profile>/deps/<test>` → `target/<profile>/<name>`).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (cargo test --workspace builds every binary)",
+        path.display()
+    );
+    path
+}
+
 pub fn hpcd_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_hpcd"))
+    workspace_bin("hpcd")
 }
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
+        .join("..")
         .canonicalize()
         .unwrap()
 }
