@@ -24,6 +24,16 @@ fn code_in(text: &str) -> Option<(String, u32)> {
     Some((codespace.to_string(), digits.parse().ok()?))
 }
 
+/// The sequence in "account sequence mismatch, expected N, got M".
+fn expected_sequence(log: &str) -> Option<u64> {
+    let rest = &log[log.find("expected ")? + "expected ".len()..];
+    rest.chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
+}
+
 /// Maps a client error to what the outbox should do about it.
 pub fn classify(e: &ClientError) -> SubmitError {
     match e {
@@ -96,7 +106,7 @@ impl ChainGateway {
     /// accepted the tx. A sequence mismatch re-reads the account and retries once.
     pub async fn send(&self, msgs: Vec<Any>) -> Result<TxResult, ClientError> {
         let mut guard = self.account.lock().await;
-        for attempt in 0..2 {
+        for attempt in 0..3 {
             let account = match *guard {
                 Some(a) => a,
                 None => self.client.signer_account(&self.provider).await?,
@@ -114,16 +124,26 @@ impl ChainGateway {
                     return Ok(result);
                 }
                 Err(e) => {
-                    *guard = None;
-                    if attempt == 0 && matches!(classify(&e), SubmitError::SequenceMismatch(_)) {
-                        tracing::info!("account sequence changed under us; re-reading it");
+                    let SubmitError::SequenceMismatch(log) = classify(&e) else {
+                        // Refused before inclusion: the sequence was not used.
+                        *guard = Some(account);
+                        return Err(e);
+                    };
+                    // The committed account lags the mempool while our earlier txs wait
+                    // for a block; the node says which sequence it expects.
+                    *guard = expected_sequence(&log).map(|sequence| SignerAccount {
+                        sequence,
+                        ..account
+                    });
+                    if attempt < 2 {
+                        tracing::info!(expected = ?guard.map(|a| a.sequence), "account sequence mismatch; retrying");
                         continue;
                     }
                     return Err(e);
                 }
             }
         }
-        unreachable!("the loop returns on its second attempt")
+        unreachable!("the loop returns on its last attempt")
     }
 
     /// Sends and waits for the block; fails if the tx failed.
@@ -193,6 +213,13 @@ mod tests {
         let msg = "invalid argument: simulation failed (codespace hpc, code 9): records[0]: record_id x is already recorded";
         assert_eq!(code_in(msg), Some(("hpc".to_string(), 9)));
         assert_eq!(code_in("no code here"), None);
+        assert_eq!(
+            expected_sequence(
+                "account sequence mismatch, expected 7, got 5: incorrect account sequence"
+            ),
+            Some(7)
+        );
+        assert_eq!(expected_sequence("garbled"), None);
         let e = ClientError::TxFailed {
             txhash: "H".into(),
             code: 32,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use hpc_testkit::{free_base_port, workspace_bin, TestNode};
 use serde_json::Value;
+use tendermint_rpc::Client;
 
 fn hpc_tx(node: &TestNode, from: &str, args: &[&str]) -> Value {
     let grpc = node.grpc_addr();
@@ -64,6 +65,18 @@ impl Enforcer {
         cluster: &str,
         nodes: u32,
     ) -> Self {
+        Self::write_config_with(node, dir, provider_key, cluster, nodes, "strict", 100)
+    }
+
+    fn write_config_with(
+        node: &TestNode,
+        dir: &Path,
+        provider_key: &str,
+        cluster: &str,
+        nodes: u32,
+        mode: &str,
+        max_age_blocks: u64,
+    ) -> Self {
         let base = free_base_port();
         let (metrics, admin) = (
             format!("127.0.0.1:{base}"),
@@ -75,8 +88,8 @@ impl Enforcer {
   cluster_id: "{cluster}"
   provider_address: "{provider}"
   routing:
-    enforcement_mode: "strict"
-    max_decision_age_blocks: 100
+    enforcement_mode: "{mode}"
+    max_decision_age_blocks: {max_age_blocks}
     max_decision_age_seconds: 600
 chain:
   rpc_url: "{rpc}"
@@ -354,4 +367,140 @@ async fn enforcer_routes_runs_rejects_and_survives_restart() {
             .unwrap()
             > 2
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permissive_fallback_to_another_provider_and_stale_refresh() {
+    let mut node = TestNode::init("e2e-enforcer-2");
+    node.start(2).await;
+    hpc_tx(
+        &node,
+        "provider1",
+        &[
+            "register-cluster",
+            "cluster-p1",
+            "--region",
+            "eu-west",
+            "--total-nodes",
+            "8",
+            "--price-per-node-hour",
+            "1000000",
+            "--latency-ms",
+            "10",
+        ],
+    );
+    hpc_tx(
+        &node,
+        "provider2",
+        &[
+            "register-cluster",
+            "cluster-p2",
+            "--region",
+            "eu-west",
+            "--total-nodes",
+            "8",
+            "--price-per-node-hour",
+            "1000000",
+            "--latency-ms",
+            "150",
+        ],
+    );
+
+    // Scheduled onto cluster-p1 before any enforcer runs: one job too big for provider1's
+    // local cluster (fallback), one that will be stale by the time it is seen (refresh).
+    let r = hpc_tx(
+        &node,
+        "alice",
+        &["submit-job", "--nodes", "4", "--max-runtime-seconds", "60"],
+    );
+    let big = attr(&r, "hpc_job_scheduled", "job_id").unwrap();
+    let first_decision = attr(&r, "hpc_job_scheduled", "decision_id").unwrap();
+    let r = hpc_tx(
+        &node,
+        "alice",
+        &["submit-job", "--nodes", "1", "--max-runtime-seconds", "60"],
+    );
+    let stale = attr(&r, "hpc_job_scheduled", "job_id").unwrap();
+    let h = node.height().await.unwrap();
+    node.wait_for_height(h + 4, Duration::from_secs(30)).await;
+
+    let dir1 = tempfile::tempdir().unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut e1 = Enforcer::write_config_with(
+        &node,
+        dir1.path(),
+        "provider1",
+        "cluster-p1",
+        2,
+        "permissive",
+        3,
+    );
+    let mut e2 = Enforcer::write_config_with(
+        &node,
+        dir2.path(),
+        "provider2",
+        "cluster-p2",
+        8,
+        "permissive",
+        100,
+    );
+    e1.start();
+    e2.start();
+
+    // Fallback: provider1 asks for a decision excluding its cluster; provider2's enforcer
+    // runs the job and audits it as a fallback.
+    let done = eventually("fallback job completed on cluster-p2", &e1, || {
+        let j = query(&node, &["job", &big]);
+        (j["job"]["state"] == "JOB_STATE_COMPLETED").then_some(j)
+    })
+    .await;
+    assert_eq!(
+        done["job"]["routed_cluster_id"],
+        "cluster-p2",
+        "{}",
+        e2.log_tail()
+    );
+    let history = query(&node, &["decision-by-job", &big]);
+    assert_eq!(history["current"]["previous_decision_id"], first_decision);
+    assert!(history["current"]["reschedule_reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("fallback:"));
+    let records = query(&node, &["audit-records", "--job", &big]);
+    let statuses: Vec<&str> = records["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert!(statuses.contains(&"AUDIT_STATUS_FALLBACK"), "{statuses:?}");
+    let routed = node
+        .rpc()
+        .tx_search(
+            tendermint_rpc::query::Query::eq("hpc_job_routed.job_id", big.as_str()),
+            false,
+            1,
+            10,
+            tendermint_rpc::Order::Ascending,
+        )
+        .await
+        .unwrap();
+    assert_eq!(routed.total_count, 1);
+
+    // Refresh: the decision is older than 3 blocks when provider1 sees it; it asks for a
+    // fresh one, runs the job on it and audits "rescheduled".
+    eventually("stale job completed", &e1, || {
+        (query(&node, &["job", &stale])["job"]["state"] == "JOB_STATE_COMPLETED").then_some(())
+    })
+    .await;
+    let records = query(&node, &["audit-records", "--job", &stale]);
+    let records = records["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["status"], "AUDIT_STATUS_RESCHEDULED");
+    let history = query(&node, &["decision-by-job", &stale]);
+    assert_eq!(history["history"].as_array().unwrap().len(), 2);
+    assert!(history["current"]["reschedule_reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("refresh:"));
 }

@@ -22,6 +22,8 @@ use tower_abci::BoxError;
 /// The path prefix of raw-key store queries (`/store/main/key`, data = key), answered with
 /// an ICS-23 proof when `prove` is set.
 pub const STORE_QUERY_PATH: &str = "/store/main/key";
+/// Tx simulation, which runs on the CheckTx state at the latest height.
+pub const SIMULATE_PATH: &str = "/cosmos.tx.v1beta1.Service/Simulate";
 /// The proof op type of store query proofs: one ICS-23 proof against the app hash.
 pub const PROOF_OP_TYPE: &str = "ics23:jmt";
 
@@ -333,6 +335,24 @@ impl Node {
         Ok((snapshot, clock))
     }
 
+    /// Answers a query by gRPC method path. A simulation at the latest height runs on the
+    /// CheckTx state, as in the Cosmos SDK, so it sees the sequences of txs still waiting
+    /// in the mempool; everything else reads the committed snapshot.
+    pub fn app_query(
+        &self,
+        path: &str,
+        data: &[u8],
+        snapshot: &Snapshot,
+        clock: QueryClock,
+        latest: bool,
+    ) -> Result<Vec<u8>, hpc_state::errors::QueryError> {
+        if latest && path == SIMULATE_PATH {
+            let check = self.check.lock().expect("check lock");
+            return self.app.query(path, data, &*check, clock);
+        }
+        self.app.query(path, data, snapshot, clock)
+    }
+
     fn abci_query(&self, q: request::Query) -> response::Query {
         let fail = |code: u32, log: String, height: u64| response::Query {
             code: Code::from(code),
@@ -380,7 +400,7 @@ impl Node {
                 height,
             );
         }
-        match self.app.query(&q.path, &q.data, &snapshot, clock) {
+        match self.app_query(&q.path, &q.data, &snapshot, clock, q.height.value() == 0) {
             Ok(value) => response::Query {
                 value: value.into(),
                 height: height.try_into().expect("height fits"),

@@ -144,8 +144,7 @@ impl Handler {
                     Status::invalid_argument(format!("{HEIGHT_HEADER}: {e}"))
                 }
             })?;
-            node.app
-                .query(&path, &body, &snapshot, clock)
+            node.app_query(&path, &body, &snapshot, clock, height == 0)
                 .map(|bytes| (bytes, clock.height))
                 .map_err(|e| StatusError::from(e).0)
         })
