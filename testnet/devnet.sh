@@ -122,6 +122,95 @@ wait_until_ready() {
     ok "node ready in $(elapsed_since "$t0"): height $height"
 }
 
+# ---------------------------------------------------------------------------
+# Enforcers: one per dev provider, each with its own cluster and embedded scheduler.
+
+ENFORCER_PROVIDERS=(provider1 provider2)
+
+ensure_enforcer() {
+    ENFORCER="$REPO_ROOT/target/debug/hpc-enforcer"
+    if [ "${HPCD_PREBUILT:-no}" = yes ] && [ -x "$ENFORCER" ]; then
+        ok "using prebuilt hpc-enforcer at $ENFORCER"
+        return 0
+    fi
+    step "building hpc-enforcer (cargo build -p hpc-enforcer)"
+    (cd "$REPO_ROOT" && cargo build -p hpc-enforcer) || die "cargo build -p hpc-enforcer failed (see the compiler output above)"
+    [ -x "$ENFORCER" ] || die "cargo build succeeded but $ENFORCER is missing"
+}
+
+enforcer_dir() { echo "$DEVNET_DIR/enforcer-$1"; }
+
+# start_enforcer INDEX PROVIDER: registers the provider's cluster once, writes its config
+# and starts it in the background.
+start_enforcer() {
+    local i="$1" p="$2" dir cluster nodes latency out
+    dir="$(enforcer_dir "$p")"
+    cluster="cluster-$p"
+    nodes=$((4 * (i + 1)))
+    latency=$((20 + 60 * i))
+    mkdir -p "$dir"
+    if ! "$HPCD" query hpc cluster "$cluster" --grpc-addr "127.0.0.1:$GRPC_PORT" >/dev/null 2>&1; then
+        out="$("$HPCD" tx hpc register-cluster "$cluster" --region dev --total-nodes "$nodes" --price-per-node-hour 1000000 \
+            --latency-ms "$latency" --from "$p" --keyring-backend test --home "$NODE_HOME" \
+            --grpc-addr "127.0.0.1:$GRPC_PORT" --yes -o json 2>&1)" || die "registering $cluster for $p failed: $out"
+        ok "registered $cluster ($nodes nodes) for $p"
+    fi
+    cat >"$dir/enforcer.yaml" <<YAML
+# Written by testnet/devnet.sh for the dev provider $p (test keyring: devnet only).
+hpc:
+  enabled: true
+  cluster_id: "$cluster"
+  provider_address: "$(dev_address "$p")"
+  routing:
+    enforcement_mode: "permissive"
+    allow_automatic_fallback: true
+chain:
+  rpc_url: "$RPC_URL"
+  grpc_addr: "http://127.0.0.1:$GRPC_PORT"
+  chain_id: "$CHAIN_ID"
+key:
+  keyring_backend: test
+  keyring_dir: "$NODE_HOME"
+  name: $p
+scheduler:
+  adapter: embedded
+  embedded:
+    nodes: $nodes
+health:
+  probe_interval_seconds: 5
+  heartbeat_interval_seconds: 30
+metrics:
+  listen: "127.0.0.1:$((9464 + i))"
+admin:
+  listen: "127.0.0.1:$((8081 + i))"
+state_dir: "$dir/state"
+YAML
+    if pid_alive "$dir/enforcer.pid"; then
+        ok "enforcer for $p already running (pid $(cat "$dir/enforcer.pid"))"
+        return 0
+    fi
+    nohup "$ENFORCER" start --config "$dir/enforcer.yaml" >>"$dir/enforcer.log" 2>&1 &
+    echo $! >"$dir/enforcer.pid"
+    ok "enforcer for $p started (pid $!, admin 127.0.0.1:$((8081 + i)), metrics 127.0.0.1:$((9464 + i))/metrics)"
+}
+
+start_enforcers() {
+    step "starting one hpc-enforcer per dev provider"
+    local i=0 p
+    for p in "${ENFORCER_PROVIDERS[@]}"; do
+        start_enforcer "$i" "$p"
+        i=$((i + 1))
+    done
+}
+
+stop_enforcers() {
+    local p
+    for p in "${ENFORCER_PROVIDERS[@]}"; do
+        [ -f "$(enforcer_dir "$p")/enforcer.pid" ] && stop_pidfile "$(enforcer_dir "$p")/enforcer.pid" "hpc-enforcer ($p)" 15
+    done
+    return 0
+}
+
 print_summary() {
     local alice bob
     alice="$(dev_address alice)"
@@ -144,6 +233,14 @@ $(print_dev_accounts)
     target/debug/hpcd query bank balances $alice
     target/debug/hpcd tx bank send alice $bob 100uvirt --keyring-backend test --home .devnet/node --yes
     target/debug/hpcd query tx <txhash printed by the send>
+
+  enforcers (permissive, embedded scheduler; config, state and log in .devnet/enforcer-*/):
+    provider1  cluster-provider1  admin 127.0.0.1:8081  metrics 127.0.0.1:9464/metrics
+    provider2  cluster-provider2  admin 127.0.0.1:8082  metrics 127.0.0.1:9465/metrics
+
+  route a job (the chain picks a cluster, that provider's enforcer runs it and audits it):
+    target/debug/hpcd tx hpc submit-job --nodes 1 --from alice --keyring-backend test --home .devnet/node --yes
+    target/debug/hpcd query hpc audit-records --job hpc-job-1      (then: query hpc job hpc-job-1)
 
   stop:   ./testnet/devnet.sh stop      (state is kept; start again with ./testnet/devnet.sh)
   reset:  ./testnet/devnet.sh --reset   (wipes .devnet and starts a fresh chain)
@@ -169,7 +266,8 @@ cmd_start() {
         warn "removing stale pid file $PID_FILE (pid $(cat "$PID_FILE") is not running; the node crashed or was killed)"
         rm -f "$PID_FILE"
     fi
-    check_ports_free "$P2P_PORT:CometBFT P2P" "$RPC_PORT:CometBFT RPC" "$ABCI_PORT:ABCI" "$GRPC_PORT:gRPC"
+    check_ports_free "$P2P_PORT:CometBFT P2P" "$RPC_PORT:CometBFT RPC" "$ABCI_PORT:ABCI" "$GRPC_PORT:gRPC" \
+        "8081:enforcer admin (provider1)" "8082:enforcer admin (provider2)" "9464:enforcer metrics (provider1)" "9465:enforcer metrics (provider2)"
     ensure_cometbft
     ensure_hpcd
     if [ -f "$INIT_MARKER" ] && [ -f "$NODE_HOME/config/genesis.json" ]; then
@@ -182,6 +280,8 @@ cmd_start() {
     fi
     launch_node
     wait_until_ready
+    ensure_enforcer
+    start_enforcers
     print_summary
     echo
     ok "devnet up in $(elapsed_since "$t0")"
@@ -189,6 +289,7 @@ cmd_start() {
 
 cmd_stop() {
     step "stopping the devnet"
+    stop_enforcers
     stop_pidfile "$PID_FILE" "hpcd" 30
 }
 
@@ -218,6 +319,14 @@ cmd_status() {
         echo "gRPC:          127.0.0.1:$GRPC_PORT closed"
     fi
     echo "log:           $LOG_FILE"
+    local p
+    for p in "${ENFORCER_PROVIDERS[@]}"; do
+        if pid_alive "$(enforcer_dir "$p")/enforcer.pid"; then
+            echo "enforcer:      $p running (pid $(cat "$(enforcer_dir "$p")/enforcer.pid"), log $(enforcer_dir "$p")/enforcer.log)"
+        else
+            echo "enforcer:      $p not running"
+        fi
+    done
     is_running
 }
 
@@ -231,7 +340,10 @@ main() {
     for arg in "$@"; do
         case "$arg" in
         --reset | reset) reset=yes ;;
-        --no-build) use_existing_build ;;
+        --no-build)
+            use_existing_build
+            HPCD_PREBUILT=yes
+            ;;
         start | stop | status | logs)
             [ -z "$action" ] || die "only one action at a time (got '$action' and '$arg')"
             action="$arg"
