@@ -397,28 +397,12 @@ pub struct Evaluation {
 
 /// The seed's severity table (the chain's `default_severity`).
 pub fn default_severity(t: ViolationType) -> u32 {
-    match t {
-        ViolationType::MissingDecision => 4,
-        ViolationType::StaleDecision => 2,
-        ViolationType::ClusterMismatch => 5,
-        ViolationType::ClusterUnavailable => 3,
-        ViolationType::CapacityExceeded => 3,
-        ViolationType::UnauthorizedFallback => 4,
-        ViolationType::Unspecified => 0,
-    }
+    t.default_severity()
 }
 
 /// The seed's name of a violation type (`cluster_mismatch`).
 pub fn violation_type_name(t: ViolationType) -> &'static str {
-    match t {
-        ViolationType::MissingDecision => "missing_decision",
-        ViolationType::StaleDecision => "stale_decision",
-        ViolationType::ClusterMismatch => "cluster_mismatch",
-        ViolationType::ClusterUnavailable => "cluster_unavailable",
-        ViolationType::CapacityExceeded => "capacity_exceeded",
-        ViolationType::UnauthorizedFallback => "unauthorized_fallback",
-        ViolationType::Unspecified => "unspecified",
-    }
+    t.snake_name()
 }
 
 /// Severity of `stale_decision` when permissive mode proceeds on a stale decision.

@@ -77,3 +77,46 @@ pub fn from_any<T: prost::Name + Default>(
     }
     T::decode(any.value.as_slice())
 }
+
+use virtengine::hpc::v1::{AuditStatus, ViolationType};
+
+impl ViolationType {
+    /// The routing policy's severity of each violation type (0 for unspecified).
+    pub fn default_severity(self) -> u32 {
+        match self {
+            ViolationType::MissingDecision => 4,
+            ViolationType::StaleDecision => 2,
+            ViolationType::ClusterMismatch => 5,
+            ViolationType::ClusterUnavailable => 3,
+            ViolationType::CapacityExceeded => 3,
+            ViolationType::UnauthorizedFallback => 4,
+            ViolationType::Unspecified => 0,
+        }
+    }
+
+    /// The routing policy's name of the type (`cluster_mismatch`), used in events.
+    pub fn snake_name(self) -> &'static str {
+        match self {
+            ViolationType::MissingDecision => "missing_decision",
+            ViolationType::StaleDecision => "stale_decision",
+            ViolationType::ClusterMismatch => "cluster_mismatch",
+            ViolationType::ClusterUnavailable => "cluster_unavailable",
+            ViolationType::CapacityExceeded => "capacity_exceeded",
+            ViolationType::UnauthorizedFallback => "unauthorized_fallback",
+            ViolationType::Unspecified => "unspecified",
+        }
+    }
+}
+
+impl AuditStatus {
+    /// The routing policy's name of the status (`approved`), used in events.
+    pub fn snake_name(self) -> &'static str {
+        match self {
+            AuditStatus::Approved => "approved",
+            AuditStatus::Fallback => "fallback",
+            AuditStatus::Rejected => "rejected",
+            AuditStatus::Rescheduled => "rescheduled",
+            AuditStatus::Unspecified => "unspecified",
+        }
+    }
+}

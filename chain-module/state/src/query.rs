@@ -25,57 +25,21 @@ where
     handler(req).map(|resp| resp.encode_to_vec())
 }
 
-/// One page of the entries under `prefix`, as Cosmos `query.Paginate`: by `key` (the
-/// `next_key` of the previous page, relative to the prefix) or by `offset`; `count_total`
-/// counts all entries (a full scan of the prefix, so only when asked).
+/// One page of the entries under `prefix` (keys relative to the prefix), as Cosmos
+/// `query.Paginate`: by `key` (the `next_key` of the previous page) or by `offset`;
+/// `count_total` counts all entries (a full scan of the prefix, so only when asked).
 pub fn paginate(
     state: &dyn StateRead,
     prefix: &[u8],
     page: Option<&PageRequest>,
 ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, PageResponse), QueryError> {
-    let default = PageRequest::default();
-    let page = page.unwrap_or(&default);
-    if page.reverse {
-        return Err(QueryError::InvalidArgument(
-            "pagination.reverse is not supported".into(),
-        ));
-    }
-    if !page.key.is_empty() && page.offset > 0 {
-        return Err(QueryError::InvalidArgument(
-            "pagination: set either key or offset, not both".into(),
-        ));
-    }
-    let limit = match page.limit {
-        0 => DEFAULT_PAGE_LIMIT,
-        l if l > MAX_PAGE_LIMIT => {
-            return Err(QueryError::InvalidArgument(format!(
-                "pagination.limit {l} exceeds the maximum of {MAX_PAGE_LIMIT}"
-            )))
-        }
-        l => l,
-    } as usize;
-    let end = prefix_end(prefix);
-    let start = [prefix, page.key.as_slice()].concat();
-    let offset = page.offset as usize;
-    let mut entries = state.range(&start, end.as_deref(), offset + limit + 1);
-    let entries_after_offset = entries.split_off(offset.min(entries.len()));
-    let mut page_entries = entries_after_offset;
-    let next_key = if page_entries.len() > limit {
-        let next = page_entries.split_off(limit);
-        next[0].0[prefix.len()..].to_vec()
-    } else {
-        Vec::new()
-    };
-    let total = if page.count_total {
-        state.prefix(prefix, usize::MAX).len() as u64
-    } else {
-        0
-    };
-    let entries = page_entries
-        .into_iter()
-        .map(|(k, v)| (k[prefix.len()..].to_vec(), v))
-        .collect();
-    Ok((entries, PageResponse { next_key, total }))
+    paginate_filtered(
+        state,
+        prefix,
+        page,
+        |k, v| Some((k.to_vec(), v.to_vec())),
+        |_| true,
+    )
 }
 
 #[cfg(test)]

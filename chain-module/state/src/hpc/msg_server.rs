@@ -29,38 +29,16 @@ pub const CHAIN_REPORTER: &str = "x/hpc";
 
 /// Severity of each violation type, as in the seed's table.
 pub fn default_severity(t: ViolationType) -> u32 {
-    match t {
-        ViolationType::MissingDecision => 4,
-        ViolationType::StaleDecision => 2,
-        ViolationType::ClusterMismatch => 5,
-        ViolationType::ClusterUnavailable => 3,
-        ViolationType::CapacityExceeded => 3,
-        ViolationType::UnauthorizedFallback => 4,
-        ViolationType::Unspecified => 0,
-    }
+    t.default_severity()
 }
 
 /// The snake_case name used in events and the seed (`cluster_mismatch`).
 pub fn violation_type_name(t: ViolationType) -> &'static str {
-    match t {
-        ViolationType::MissingDecision => "missing_decision",
-        ViolationType::StaleDecision => "stale_decision",
-        ViolationType::ClusterMismatch => "cluster_mismatch",
-        ViolationType::ClusterUnavailable => "cluster_unavailable",
-        ViolationType::CapacityExceeded => "capacity_exceeded",
-        ViolationType::UnauthorizedFallback => "unauthorized_fallback",
-        ViolationType::Unspecified => "unspecified",
-    }
+    t.snake_name()
 }
 
 pub fn audit_status_name(s: AuditStatus) -> &'static str {
-    match s {
-        AuditStatus::Approved => "approved",
-        AuditStatus::Fallback => "fallback",
-        AuditStatus::Rejected => "rejected",
-        AuditStatus::Rescheduled => "rescheduled",
-        AuditStatus::Unspecified => "unspecified",
-    }
+    s.snake_name()
 }
 
 fn now(ctx: &ExecCtx) -> Timestamp {
