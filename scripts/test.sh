@@ -20,6 +20,7 @@ echo "== cargo test (unit, integration and end-to-end)"
 cargo test --workspace --locked
 
 echo "== 4-validator network: app hashes must agree at every height"
-./testnet/localnet.sh smoke 4 --no-build
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+HPCD_BIN="$target_dir/debug/hpcd" ./testnet/localnet.sh smoke 4
 
 echo "== all tests passed in $(( $(date +%s) - start ))s"
