@@ -49,6 +49,11 @@ fn attr(result: &Value, kind: &str, key: &str) -> Option<String> {
         .and_then(|a| a["value"].as_str().map(str::to_string))
 }
 
+/// The `scheduler:` section for the embedded scheduler with `nodes` nodes.
+fn embedded(nodes: u32) -> String {
+    format!("scheduler:\n  adapter: embedded\n  embedded:\n    nodes: {nodes}")
+}
+
 struct Enforcer {
     child: Option<Child>,
     config: std::path::PathBuf,
@@ -65,7 +70,15 @@ impl Enforcer {
         cluster: &str,
         nodes: u32,
     ) -> Self {
-        Self::write_config_with(node, dir, provider_key, cluster, nodes, "strict", 100)
+        Self::write_config_with(
+            node,
+            dir,
+            provider_key,
+            cluster,
+            &embedded(nodes),
+            "strict",
+            100,
+        )
     }
 
     fn write_config_with(
@@ -73,7 +86,7 @@ impl Enforcer {
         dir: &Path,
         provider_key: &str,
         cluster: &str,
-        nodes: u32,
+        scheduler: &str,
         mode: &str,
         max_age_blocks: u64,
     ) -> Self {
@@ -99,10 +112,7 @@ key:
   keyring_backend: test
   keyring_dir: "{home}"
   name: {provider_key}
-scheduler:
-  adapter: embedded
-  embedded:
-    nodes: {nodes}
+{scheduler}
 health:
   probe_interval_seconds: 1
   failure_threshold: 3
@@ -431,7 +441,7 @@ async fn permissive_fallback_to_another_provider_and_stale_refresh() {
         dir1.path(),
         "provider1",
         "cluster-p1",
-        2,
+        &embedded(2),
         "permissive",
         3,
     );
@@ -440,7 +450,7 @@ async fn permissive_fallback_to_another_provider_and_stale_refresh() {
         dir2.path(),
         "provider2",
         "cluster-p2",
-        8,
+        &embedded(8),
         "permissive",
         100,
     );
@@ -503,4 +513,78 @@ async fn permissive_fallback_to_another_provider_and_stale_refresh() {
         .as_str()
         .unwrap()
         .starts_with("refresh:"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_rejects_a_job_when_the_local_cluster_is_unavailable() {
+    let mut node = TestNode::init("e2e-enforcer-3");
+    node.start(2).await;
+    let p1 = node.key_address("provider1");
+    hpc_tx(
+        &node,
+        "provider1",
+        &[
+            "register-cluster",
+            "cluster-p1",
+            "--region",
+            "eu-west",
+            "--total-nodes",
+            "8",
+            "--price-per-node-hour",
+            "1000000",
+            "--latency-ms",
+            "10",
+        ],
+    );
+    let r = hpc_tx(
+        &node,
+        "alice",
+        &["submit-job", "--nodes", "1", "--max-runtime-seconds", "60"],
+    );
+    let job = attr(&r, "hpc_job_scheduled", "job_id").unwrap();
+
+    // A Slurm cluster whose controller does not answer: sinfo and squeue fail.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("slurm-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["sbatch", "squeue", "sinfo"] {
+        let path = bin.join(tool);
+        std::fs::write(&path, "#!/bin/sh\necho 'slurm_load_partitions: Unable to contact slurm controller (connect failure)' >&2\nexit 1\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let slurm = format!(
+        "scheduler:\n  adapter: slurm\n  slurm:\n    sbatch_path: \"{0}/sbatch\"\n    squeue_path: \"{0}/squeue\"\n    sinfo_path: \"{0}/sinfo\"",
+        bin.display()
+    );
+    let mut enforcer = Enforcer::write_config_with(
+        &node,
+        dir.path(),
+        "provider1",
+        "cluster-p1",
+        &slurm,
+        "strict",
+        100,
+    );
+    enforcer.start();
+
+    eventually("job rejected", &enforcer, || {
+        (query(&node, &["job", &job])["job"]["state"] == "JOB_STATE_REJECTED").then_some(())
+    })
+    .await;
+    let violations = query(&node, &["violations", "--job", &job]);
+    assert_eq!(
+        violations["violations"][0]["violation_type"],
+        "VIOLATION_TYPE_CLUSTER_UNAVAILABLE"
+    );
+    assert_eq!(violations["violations"][0]["severity"], 3);
+    assert_eq!(violations["violations"][0]["provider_address"], p1);
+    let records = query(&node, &["audit-records", "--job", &job]);
+    assert_eq!(records["records"][0]["status"], "AUDIT_STATUS_REJECTED");
+    // The heartbeat tells the chain the cluster is offline, so it stops scheduling there.
+    eventually("cluster offline on chain", &enforcer, || {
+        (query(&node, &["cluster", "cluster-p1"])["cluster"]["state"] == "CLUSTER_STATE_OFFLINE")
+            .then_some(())
+    })
+    .await;
 }
