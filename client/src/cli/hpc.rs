@@ -576,10 +576,7 @@ pub async fn run_hpc_query(
     conn: &ConnectionArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let client = ChainClient {
-        transport: conn.transport()?,
-        chain_id: String::new(),
-    };
+    let client = conn.query_client()?;
     let c = &client;
     match cmd {
         HpcQuery::Params => {

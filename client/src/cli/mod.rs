@@ -38,6 +38,14 @@ pub struct ConnectionArgs {
 }
 
 impl ConnectionArgs {
+    /// A client for queries (no chain id needed).
+    pub fn query_client(&self) -> Result<crate::chain::ChainClient> {
+        Ok(crate::chain::ChainClient {
+            transport: self.transport()?,
+            chain_id: String::new(),
+        })
+    }
+
     pub fn transport(&self) -> Result<Transport> {
         match &self.node {
             Some(node) => Transport::rpc(node),

@@ -6,7 +6,6 @@ use serde_json::json;
 
 use super::output::{print, print_tx};
 use super::ConnectionArgs;
-use crate::chain::ChainClient;
 use crate::error::{ClientError, Result};
 
 #[derive(Subcommand, Clone, Debug)]
@@ -56,10 +55,7 @@ pub async fn run_query(
     conn: &ConnectionArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let client = ChainClient {
-        transport: conn.transport()?,
-        chain_id: String::new(),
-    };
+    let client = conn.query_client()?;
     let io = |e: std::io::Error| ClientError::invalid("output", e);
     match cmd {
         QueryCommand::Auth(AuthQuery::Account { address }) => {
