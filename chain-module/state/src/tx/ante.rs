@@ -180,7 +180,9 @@ pub fn run_ante(
                 )))
             }
         }
-        if mode != Mode::Simulate {
+        // Simulations carry no signature; a recheck re-runs a tx whose signature CheckTx
+        // already verified (as the Cosmos SDK does on ReCheckTx).
+        if !matches!(mode, Mode::Simulate | Mode::Recheck) {
             let chain_id = ctx.block.chain_id.clone();
             let sign_doc = SignDoc {
                 body_bytes: tx.raw.body_bytes.clone(),

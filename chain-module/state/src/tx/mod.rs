@@ -13,7 +13,8 @@ pub use msg::{to_any, Msg};
 pub enum Mode {
     /// Mempool admission: ante only, with the node's minimum gas prices.
     Check,
-    /// Re-admission of a mempool tx after a block: same as `Check`.
+    /// Re-admission of a mempool tx after a block: as `Check`, without verifying the
+    /// signature again (it was verified when the tx entered the mempool).
     Recheck,
     /// Block execution.
     Deliver,

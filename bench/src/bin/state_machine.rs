@@ -1,0 +1,704 @@
+//! In-process figures (no network, no CometBFT):
+//!
+//! * (a) `App::execute_tx` on signed bank `MsgSend`s: on an in-memory `BTreeMap` state, and
+//!   on a real `hpc_store::Storage` (redb + Jellyfish Merkle tree) with one
+//!   `prepare` + `commit` per block of `--block-txs` txs, as hpcd's FinalizeBlock/Commit do.
+//!   Same-run baselines: sha256 of the tx bytes, a raw `BTreeMap` insert of exactly the
+//!   key/value writes the txs make, and one secp256k1 signature verification per tx.
+//! * (b) the x/hpc scheduler (`hpc::scheduler::schedule`) over 10, 100 and 1000 clusters.
+//! * (c) the store: `prepare` + `commit` of 1000 key writes per block, and ICS-23 proof
+//!   generation per key (`Storage::get_with_proof`).
+//!
+//! Every figure is the median and the minimum of `--reps` timed repetitions after a warm-up
+//! run; setup (cloning state, opening a fresh store) is outside the timed section.
+//!
+//! ```text
+//! cargo build --release -p hpc-bench
+//! target/release/state_machine
+//! ```
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use cosmos_sdk_proto::cosmos::bank::v1beta1::MsgSend;
+use cosmos_sdk_proto::cosmos::base::v1beta1::Coin;
+use cosmos_sdk_proto::cosmos::tx::v1beta1::{SignDoc, TxRaw};
+use cosmrs::crypto::secp256k1::SigningKey;
+use hpc_client::tx::{address_of, sign_tx, to_any, SignerAccount};
+use hpc_primitives::{Address, Coins};
+use hpc_proto::cosmos_sdk_proto::Timestamp;
+use hpc_proto::virtengine::hpc::v1::{
+    Cluster, ClusterHealth, ClusterState, JobRequirements, PlacementPolicy, PolicyMode,
+};
+use hpc_state::auth::GenesisAccount;
+use hpc_state::bank::{GenesisBalance, JsonCoin};
+use hpc_state::consensus::BlockLimits;
+use hpc_state::hpc::scheduler::{schedule, ScheduleRequest};
+use hpc_state::tx::Mode;
+use hpc_state::{App, AppState, BlockInfo};
+use hpc_store::{Changes, Delta, StateWrite, Storage};
+use k256::ecdsa::signature::Verifier;
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+const CHAIN_ID: &str = "hpc-bench-1";
+const BLOCK_TIME: i64 = 1_700_000_000;
+/// What `hpcd init` writes into the genesis (CometBFT's default max_bytes, hpcd's max_gas).
+const LIMITS: BlockLimits = BlockLimits {
+    max_bytes: 22_020_096,
+    max_gas: 100_000_000,
+};
+
+#[derive(Parser, Debug)]
+#[command(about = "In-process benchmarks of the hpcd state machine, scheduler and store")]
+struct Args {
+    /// MsgSend txs per repetition.
+    #[arg(long, default_value_t = 2000)]
+    txs: usize,
+    /// Sending accounts (each signs txs/accounts sequential txs).
+    #[arg(long, default_value_t = 20)]
+    accounts: usize,
+    /// Txs per block for the real-storage run (one prepare+commit per block).
+    #[arg(long, default_value_t = 100)]
+    block_txs: usize,
+    /// Timed repetitions per figure (after one warm-up run).
+    #[arg(long, default_value_t = 7)]
+    reps: usize,
+    /// Run only some sections: any of a,b,c (comma-separated).
+    #[arg(long, default_value = "a,b,c")]
+    sections: String,
+}
+
+/// Median and minimum of a set of timings.
+#[derive(Clone, Copy)]
+struct Stats {
+    median: Duration,
+    min: Duration,
+}
+
+/// Runs `f` once as warm-up, then `reps` times; `f` returns the duration of its timed part.
+fn bench(reps: usize, mut f: impl FnMut() -> Duration) -> Stats {
+    black_box(f());
+    let mut samples: Vec<Duration> = (0..reps.max(1)).map(|_| f()).collect();
+    samples.sort();
+    Stats {
+        median: samples[samples.len() / 2],
+        min: samples[0],
+    }
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn block(height: u64) -> BlockInfo {
+    BlockInfo {
+        chain_id: CHAIN_ID.into(),
+        height,
+        time_seconds: BLOCK_TIME + height as i64,
+        time_nanos: 0,
+    }
+}
+
+fn key(i: usize) -> SigningKey {
+    let secret = Sha256::digest(format!("hpc-bench-account-{i}").as_bytes());
+    SigningKey::from_slice(&secret).expect("valid secret")
+}
+
+/// Genesis as `hpcd genesis add-account` builds it: account numbers 0..k, funded.
+fn app_state(addrs: &[Address]) -> Vec<u8> {
+    let mut state = AppState::default();
+    for (i, a) in addrs.iter().enumerate() {
+        state.auth.accounts.push(GenesisAccount {
+            type_url: "/cosmos.auth.v1beta1.BaseAccount".into(),
+            address: a.to_string(),
+            pub_key: None,
+            account_number: i as u64,
+            sequence: 0,
+        });
+        state.bank.balances.push(GenesisBalance {
+            address: a.to_string(),
+            coins: vec![JsonCoin {
+                denom: "uvirt".into(),
+                amount: "1000000000000".into(),
+            }],
+        });
+    }
+    serde_json::to_vec(&state).expect("app state serializes")
+}
+
+struct Workload {
+    app: App,
+    genesis: BTreeMap<Vec<u8>, Vec<u8>>,
+    genesis_changes: Changes,
+    txs: Vec<Vec<u8>>,
+    /// (pubkey, sign bytes, signature) per tx, for the signature-verification reference.
+    sig_inputs: Vec<(k256::ecdsa::VerifyingKey, Vec<u8>, k256::ecdsa::Signature)>,
+}
+
+fn workload(args: &Args) -> Workload {
+    let app = App::new("0.025uvirt".parse().expect("gas price"));
+    let k = args.accounts.max(2);
+    let keys: Vec<SigningKey> = (0..k).map(key).collect();
+    let addrs: Vec<Address> = keys.iter().map(address_of).collect();
+    let app_state = app_state(&addrs);
+    let mut genesis = BTreeMap::new();
+    app.init_chain(&mut genesis, CHAIN_ID, &LIMITS, &app_state)
+        .expect("genesis");
+    let mut genesis_delta = Delta::new(Storage::empty_snapshot());
+    app.init_chain(&mut genesis_delta, CHAIN_ID, &LIMITS, &app_state)
+        .expect("genesis");
+    let genesis_changes = genesis_delta.into_changes();
+
+    // Same fee/gas as hpcd's e2e tests: 200k gas, 5000uvirt (= 0.025 x gas).
+    let fee = Coins::single("uvirt", 5_000);
+    let mut txs = Vec::with_capacity(args.txs);
+    let mut sig_inputs = Vec::with_capacity(args.txs);
+    'outer: for seq in 0.. {
+        for i in 0..k {
+            if txs.len() == args.txs {
+                break 'outer;
+            }
+            let account = SignerAccount {
+                address: addrs[i],
+                account_number: i as u64,
+                sequence: seq,
+            };
+            let msg = to_any(&MsgSend {
+                from_address: addrs[i].to_string(),
+                to_address: addrs[(i + 1) % k].to_string(),
+                amount: vec![Coin {
+                    denom: "uvirt".into(),
+                    amount: "1".into(),
+                }],
+            });
+            let tx = sign_tx(
+                &keys[i],
+                CHAIN_ID,
+                &account,
+                vec![msg],
+                "",
+                0,
+                &fee,
+                200_000,
+                false,
+            )
+            .expect("signs");
+            let raw = TxRaw::decode(tx.as_slice()).expect("decodes");
+            let doc = SignDoc {
+                body_bytes: raw.body_bytes.clone(),
+                auth_info_bytes: raw.auth_info_bytes.clone(),
+                chain_id: CHAIN_ID.into(),
+                account_number: i as u64,
+            }
+            .encode_to_vec();
+            let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(&keys[i].public_key().to_bytes())
+                .expect("pubkey");
+            let sig = k256::ecdsa::Signature::from_slice(&raw.signatures[0]).expect("sig");
+            sig_inputs.push((vk, doc, sig));
+            txs.push(tx);
+        }
+    }
+    Workload {
+        app,
+        genesis,
+        genesis_changes,
+        txs,
+        sig_inputs,
+    }
+}
+
+fn print_row(name: &str, s: Stats, per: usize, unit: &str, reference: Option<Stats>) {
+    let per_f = per as f64;
+    let ratio = reference.map_or("".into(), |r| {
+        format!("{:.1}", s.median.as_secs_f64() / r.median.as_secs_f64())
+    });
+    println!(
+        "| {name} | {:.2} | {:.2} | {:.0} | {ratio} |",
+        us(s.median) / per_f,
+        us(s.min) / per_f,
+        per_f / s.median.as_secs_f64(),
+    );
+    let _ = unit;
+}
+
+fn section_a(args: &Args) {
+    let w = workload(args);
+    let n = w.txs.len();
+    let avg_bytes = w.txs.iter().map(Vec::len).sum::<usize>() / n;
+    println!("## (a) tx execution: {n} signed MsgSend txs ({avg_bytes} B avg), {} accounts, {} reps (+1 warm-up)\n", args.accounts.max(2), args.reps);
+
+    // Check every tx succeeds once, and record the exact writes of each (for the baseline).
+    let mut writes: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    {
+        let mut state = w.genesis.clone();
+        for (i, tx) in w.txs.iter().enumerate() {
+            let mut delta = Delta::new(&state);
+            let out = w.app.execute_tx(
+                &mut delta,
+                &block(2 + (i / args.block_txs) as u64),
+                tx,
+                Mode::Deliver,
+            );
+            assert!(out.is_ok(), "tx {i} failed: {}", out.log);
+            let changes = delta.into_changes();
+            for (k, v) in changes {
+                let v = v.expect("MsgSend only writes");
+                writes.push((k.clone(), v.clone()));
+                state.put(k, v);
+            }
+        }
+    }
+    let write_bytes: usize = writes.iter().map(|(k, v)| k.len() + v.len()).sum();
+    println!(
+        "Each tx writes {:.1} keys / {:.0} B on average (what the BTreeMap baseline inserts).\n",
+        writes.len() as f64 / n as f64,
+        write_bytes as f64 / n as f64
+    );
+
+    // Same-run references.
+    let sha = bench(args.reps, || {
+        let t = Instant::now();
+        for tx in &w.txs {
+            black_box(Sha256::digest(tx));
+        }
+        t.elapsed()
+    });
+    let btree = bench(args.reps, || {
+        let mut state = w.genesis.clone();
+        let t = Instant::now();
+        for (k, v) in &writes {
+            state.insert(k.clone(), v.clone());
+        }
+        let d = t.elapsed();
+        black_box(&state);
+        d
+    });
+    let verify = bench(args.reps, || {
+        let t = Instant::now();
+        for (vk, doc, sig) in &w.sig_inputs {
+            assert!(vk.verify(doc, sig).is_ok());
+        }
+        t.elapsed()
+    });
+
+    // execute_tx, Deliver, BTreeMap state.
+    let deliver_mem = bench(args.reps, || {
+        let mut state = w.genesis.clone();
+        let t = Instant::now();
+        for (i, tx) in w.txs.iter().enumerate() {
+            let out = w.app.execute_tx(
+                &mut state,
+                &block(2 + (i / args.block_txs) as u64),
+                tx,
+                Mode::Deliver,
+            );
+            debug_assert!(out.is_ok());
+            black_box(out);
+        }
+        t.elapsed()
+    });
+    // execute_tx, Check (the ante handler only: what CheckTx and every recheck cost).
+    let check_mem = bench(args.reps, || {
+        let mut state = w.genesis.clone();
+        let t = Instant::now();
+        for tx in &w.txs {
+            let out = w.app.execute_tx(&mut state, &block(2), tx, Mode::Check);
+            debug_assert!(out.is_ok());
+            black_box(out);
+        }
+        t.elapsed()
+    });
+
+    // Real storage: blocks of block_txs txs, each executed on a Delta over the committed
+    // snapshot, then end_block, prepare (JMT root) and commit (redb write + fsync).
+    let mut exec_total = Duration::ZERO;
+    let mut prepare_total = Duration::ZERO;
+    let mut commit_total = Duration::ZERO;
+    let mut runs = 0u32;
+    let storage_stats = bench(args.reps, || {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(&dir.path().join("application.redb")).expect("store opens");
+        let prepared = storage
+            .prepare(w.genesis_changes.clone(), 1)
+            .expect("genesis root");
+        storage.commit(prepared).expect("genesis commit");
+        let (mut e, mut p, mut c) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        let t = Instant::now();
+        for (b, chunk) in w.txs.chunks(args.block_txs).enumerate() {
+            let height = 2 + b as u64;
+            let info = block(height);
+            let t_exec = Instant::now();
+            let mut state = Delta::new(storage.snapshot(None).expect("snapshot"));
+            for tx in chunk {
+                let out = w.app.execute_tx(&mut state, &info, tx, Mode::Deliver);
+                debug_assert!(out.is_ok(), "{}", out.log);
+                black_box(out);
+            }
+            w.app.end_block(&mut state, &info);
+            let (_, changes) = state.into_parts();
+            let t_prep = Instant::now();
+            let prepared = storage.prepare(changes, height).expect("prepare");
+            let t_commit = Instant::now();
+            storage.commit(prepared).expect("commit");
+            e += t_prep - t_exec;
+            p += t_commit - t_prep;
+            c += t_commit.elapsed();
+        }
+        let d = t.elapsed();
+        exec_total += e;
+        prepare_total += p;
+        commit_total += c;
+        runs += 1;
+        d
+    });
+
+    println!("| operation ({n} txs per repetition) | median µs/tx | min µs/tx | txs/s (median) | × sha256 baseline |");
+    println!("|---|---|---|---|---|");
+    print_row("baseline: sha256(tx bytes)", sha, n, "tx", None);
+    print_row(
+        "baseline: BTreeMap insert of the txs' writes",
+        btree,
+        n,
+        "tx",
+        Some(sha),
+    );
+    print_row(
+        "reference: secp256k1 verify (k256), 1 per tx",
+        verify,
+        n,
+        "tx",
+        Some(sha),
+    );
+    print_row(
+        "execute_tx Deliver, BTreeMap state",
+        deliver_mem,
+        n,
+        "tx",
+        Some(sha),
+    );
+    print_row(
+        "execute_tx Check (ante only), BTreeMap state",
+        check_mem,
+        n,
+        "tx",
+        Some(sha),
+    );
+    print_row(
+        &format!(
+            "execute_tx Deliver + prepare + commit per {} txs, redb Storage",
+            args.block_txs
+        ),
+        storage_stats,
+        n,
+        "tx",
+        Some(sha),
+    );
+    println!();
+    let r = |a: Stats, b: Stats| a.median.as_secs_f64() / b.median.as_secs_f64();
+    println!("Ratios (medians): execute_tx Deliver (BTreeMap) / BTreeMap insert of the same writes = {:.1}; / sha256 = {:.1}; secp256k1 verify share of execute_tx = {:.0}%; Storage pipeline / in-memory execute_tx = {:.2}",
+        r(deliver_mem, btree), r(deliver_mem, sha), 100.0 * r(verify, deliver_mem), r(storage_stats, deliver_mem));
+    let total = exec_total + prepare_total + commit_total;
+    let pct = |d: Duration| 100.0 * d.as_secs_f64() / total.as_secs_f64();
+    let per_block =
+        |d: Duration| us(d) / 1000.0 / (runs as f64 * n.div_ceil(args.block_txs) as f64);
+    println!(
+        "Storage pipeline breakdown (all {runs} runs incl. warm-up): execute+end_block {:.0}% ({:.2} ms/block), prepare (JMT) {:.0}% ({:.2} ms/block), commit (redb) {:.0}% ({:.2} ms/block)\n",
+        pct(exec_total), per_block(exec_total),
+        pct(prepare_total), per_block(prepare_total),
+        pct(commit_total), per_block(commit_total)
+    );
+}
+
+fn clusters(n: usize) -> Vec<Cluster> {
+    let regions = ["eu-west", "eu-central", "us-east", "us-west", "ap-south"];
+    let gpus = ["a100", "h100", "l40s"];
+    (0..n)
+        .map(|i| {
+            // Deterministic spread of attributes; most clusters pass the hard filters.
+            let h = Sha256::digest((i as u64).to_le_bytes());
+            Cluster {
+                cluster_id: format!("cluster-{i:05}"),
+                provider_address: format!("provider-{}", i % 37),
+                region: regions[h[0] as usize % regions.len()].into(),
+                state: if h[1] % 20 == 0 {
+                    ClusterState::Draining
+                } else {
+                    ClusterState::Active
+                } as i32,
+                total_nodes: 64,
+                available_nodes: 8 + (h[2] % 56) as u32,
+                reserved_nodes: (h[3] % 8) as u32,
+                gpus_per_node: 4 + 4 * (h[4] % 2) as u32,
+                gpu_type: gpus[h[5] as usize % gpus.len()].into(),
+                queue_depth: (h[6] % 50) as u32,
+                latency_ms: 5 + (h[7] % 150) as u32,
+                jitter_ms: (h[8] % 20) as u32,
+                packet_loss_bps: (h[9] % 50) as u32,
+                price_per_node_hour: 500_000 + 10_000 * h[10] as u64,
+                health: if h[11] % 10 == 0 {
+                    ClusterHealth::Degraded
+                } else {
+                    ClusterHealth::Healthy
+                } as i32,
+                reputation_bps: 5_000 + (h[12] as u32 * 19),
+                last_heartbeat_height: 1,
+                last_heartbeat_time: Some(Timestamp {
+                    seconds: BLOCK_TIME - (h[13] % 60) as i64,
+                    nanos: 0,
+                }),
+                registered_height: 1,
+                completed_jobs: h[14] as u64,
+            }
+        })
+        .collect()
+}
+
+fn section_b(args: &Args) {
+    println!("## (b) x/hpc scheduler: schedule() per decision, default params (candidate cap 64), {} reps (+1 warm-up)\n", args.reps);
+    let params = hpc_state::hpc::default_params();
+    let requirements = JobRequirements {
+        nodes: 2,
+        gpus_per_node: 4,
+        gpu_type: "a100".into(),
+        max_runtime_seconds: 3_600,
+        allowed_regions: vec!["eu-west".into(), "eu-central".into(), "us-east".into()],
+    };
+    let permissive = PlacementPolicy {
+        mode: PolicyMode::Permissive as i32,
+        max_latency_ms: Some(100),
+        max_price_per_node_hour: Some(2_000_000),
+        ..Default::default()
+    };
+    let reference_sort = |cs: &[Cluster]| {
+        let mut v = cs.to_vec();
+        v.sort_by(|a, b| a.cluster_id.cmp(&b.cluster_id));
+        black_box(v);
+    };
+    println!("| clusters | policy | median µs/decision | min µs/decision | decisions/s | eligible rows | baseline: clone+sort input µs | × baseline |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for n in [10usize, 100, 1000] {
+        let cs = clusters(n);
+        let excluded = vec!["cluster-00003".to_string()];
+        for (label, policy) in [
+            ("none (enforce)", None),
+            ("permissive + soft limits", Some(&permissive)),
+        ] {
+            let req = ScheduleRequest {
+                requirements: &requirements,
+                policy,
+                params: &params,
+                clusters: &cs,
+                excluded_cluster_ids: &excluded,
+                block_time_seconds: BLOCK_TIME,
+            };
+            let outcome = schedule(&req);
+            let eligible = outcome.candidates.iter().filter(|c| c.eligible).count();
+            // Enough decisions per sample for ~20 ms.
+            let probe = Instant::now();
+            black_box(schedule(&req));
+            let one = probe.elapsed().max(Duration::from_nanos(100));
+            let iters = ((Duration::from_millis(20).as_nanos() / one.as_nanos()) as usize)
+                .clamp(1, 100_000);
+            let s = bench(args.reps, || {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    black_box(schedule(black_box(&req)));
+                }
+                t.elapsed()
+            });
+            let base = bench(args.reps, || {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    reference_sort(black_box(&cs));
+                }
+                t.elapsed()
+            });
+            println!(
+                "| {n} | {label} | {:.1} | {:.1} | {:.0} | {eligible} of {} | {:.1} | {:.1} |",
+                us(s.median) / iters as f64,
+                us(s.min) / iters as f64,
+                iters as f64 / s.median.as_secs_f64(),
+                outcome.candidates.len(),
+                us(base.median) / iters as f64,
+                s.median.as_secs_f64() / base.median.as_secs_f64(),
+            );
+        }
+    }
+    println!();
+}
+
+fn section_c(args: &Args) {
+    const KEYS_PER_BLOCK: usize = 1000;
+    const BLOCKS: usize = 10;
+    const VALUE_BYTES: usize = 100;
+    println!("## (c) store: {BLOCKS} blocks x {KEYS_PER_BLOCK} new keys ({VALUE_BYTES} B values) per repetition, fresh redb store each, {} reps (+1 warm-up)\n", args.reps);
+    let key_of = |b: usize, i: usize| -> Vec<u8> {
+        let mut k = b"bench/".to_vec();
+        k.extend_from_slice(&Sha256::digest(((b * KEYS_PER_BLOCK + i) as u64).to_le_bytes())[..20]);
+        k
+    };
+    let blocks: Vec<Changes> = (0..BLOCKS)
+        .map(|b| {
+            (0..KEYS_PER_BLOCK)
+                .map(|i| (key_of(b, i), Some(vec![(i % 251) as u8; VALUE_BYTES])))
+                .collect()
+        })
+        .collect();
+
+    let mut prepare_samples = Vec::new();
+    let mut commit_samples = Vec::new();
+    let mut kept: Option<(tempfile::TempDir, Storage)> = None;
+    let total = bench(args.reps, || {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(&dir.path().join("s.redb")).expect("open");
+        let t = Instant::now();
+        for (b, changes) in blocks.iter().enumerate() {
+            let t_p = Instant::now();
+            let prepared = storage
+                .prepare(changes.clone(), 1 + b as u64)
+                .expect("prepare");
+            let t_c = Instant::now();
+            storage.commit(prepared).expect("commit");
+            prepare_samples.push(t_c - t_p);
+            commit_samples.push(t_c.elapsed());
+        }
+        let d = t.elapsed();
+        kept = Some((dir, storage));
+        d
+    });
+    let stats_of = |mut v: Vec<Duration>| {
+        v.sort();
+        Stats {
+            median: v[v.len() / 2],
+            min: v[0],
+        }
+    };
+    let prep = stats_of(prepare_samples);
+    let comm = stats_of(commit_samples);
+
+    // Baselines for the same volume: BTreeMap insert and sha256 of the 1000 key+values.
+    let btree = bench(args.reps, || {
+        let mut m: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let t = Instant::now();
+        for (k, v) in &blocks[0] {
+            m.insert(k.clone(), v.clone().expect("set"));
+        }
+        let d = t.elapsed();
+        black_box(m);
+        d
+    });
+    let sha = bench(args.reps, || {
+        let t = Instant::now();
+        for (k, v) in &blocks[0] {
+            let mut h = Sha256::new();
+            h.update(k);
+            h.update(v.as_deref().expect("set"));
+            black_box(h.finalize());
+        }
+        t.elapsed()
+    });
+
+    println!("| operation | median | min | per key (median) | × BTreeMap baseline |");
+    println!("|---|---|---|---|---|");
+    let row = |name: &str, s: Stats, per_keys: usize| {
+        println!(
+            "| {name} | {:.2} ms | {:.2} ms | {:.2} µs | {:.0} |",
+            us(s.median) / 1000.0,
+            us(s.min) / 1000.0,
+            us(s.median) / per_keys as f64,
+            s.median.as_secs_f64() / btree.median.as_secs_f64()
+        );
+    };
+    row(
+        "baseline: BTreeMap insert, 1000 keys",
+        btree,
+        KEYS_PER_BLOCK,
+    );
+    row("baseline: sha256 of 1000 key+value", sha, KEYS_PER_BLOCK);
+    row(
+        "prepare (JMT put_value_set → root), per 1000-key block",
+        prep,
+        KEYS_PER_BLOCK,
+    );
+    row(
+        "commit (redb write txn + durable commit), per 1000-key block",
+        comm,
+        KEYS_PER_BLOCK,
+    );
+    let per_block_total = Stats {
+        median: total.median / BLOCKS as u32,
+        min: total.min / BLOCKS as u32,
+    };
+    row(
+        "prepare + commit, per block (10-block run / 10)",
+        per_block_total,
+        KEYS_PER_BLOCK,
+    );
+
+    // Proofs against the last store of the run (10 000 keys, version 10).
+    let (_dir, storage) = kept.expect("a store");
+    let version = BLOCKS as u64;
+    let present: Vec<Vec<u8>> = (0..200)
+        .map(|j| key_of(j % BLOCKS, (j * 37) % KEYS_PER_BLOCK))
+        .collect();
+    let absent: Vec<Vec<u8>> = (0..200)
+        .map(|j| format!("bench/absent/{j}").into_bytes())
+        .collect();
+    for (label, keys) in [
+        ("existence proof (key present)", &present),
+        ("non-existence proof (key absent)", &absent),
+    ] {
+        let s = bench(args.reps, || {
+            let t = Instant::now();
+            for k in keys.iter() {
+                black_box(storage.get_with_proof(k, version).expect("proof"));
+            }
+            t.elapsed()
+        });
+        let (_, proof) = storage.get_with_proof(&keys[0], version).expect("proof");
+        println!(
+            "| get_with_proof: {label}, 10 000-key tree | {:.2} µs/proof | {:.2} µs/proof | ({} B proof) | {:.0} |",
+            us(s.median) / keys.len() as f64,
+            us(s.min) / keys.len() as f64,
+            proof.encode_to_vec().len(),
+            (s.median.as_secs_f64() / keys.len() as f64) / (btree.median.as_secs_f64() / KEYS_PER_BLOCK as f64)
+        );
+    }
+    println!();
+}
+
+fn main() {
+    let args = Args::parse();
+    println!(
+        "state_machine: profile={} txs={} accounts={} block_txs={} reps={}\n",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        args.txs,
+        args.accounts,
+        args.block_txs,
+        args.reps
+    );
+    println!(
+        "machine: {} CPUs, load average at start {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    let sections: Vec<&str> = args.sections.split(',').map(str::trim).collect();
+    if sections.contains(&"a") {
+        section_a(&args);
+    }
+    if sections.contains(&"b") {
+        section_b(&args);
+    }
+    if sections.contains(&"c") {
+        section_c(&args);
+    }
+}
