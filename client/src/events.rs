@@ -99,6 +99,18 @@ impl BlockFollower {
         self.next_height
     }
 
+    /// Moves the cursor: [`Self::next`] returns block `height` next.
+    pub fn seek(&mut self, height: u64) {
+        self.next_height = height.max(1);
+    }
+
+    /// The first block the node still serves (later than 1 on a pruned node or one
+    /// restored from a snapshot).
+    pub async fn earliest_height(&self) -> Result<u64> {
+        let status = self.rpc.status().await.map_err(rpc_err(&self.url))?;
+        Ok(status.sync_info.earliest_block_height.value().max(1))
+    }
+
     /// The latest height the application committed, and that block's time.
     pub async fn head(&self) -> Result<ChainHead> {
         let info = self.rpc.abci_info().await.map_err(rpc_err(&self.url))?;

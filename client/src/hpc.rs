@@ -1,7 +1,9 @@
 //! Typed x/hpc queries for programs (the enforcer); the CLI uses the same paths.
 
+use cosmos_sdk_proto::cosmos::base::query::v1beta1::PageRequest;
 use hpc_proto::virtengine::hpc::v1::{
-    Job, Params, QueryJobRequest, QueryJobResponse, QueryParamsRequest, QueryParamsResponse,
+    Job, JobState, Params, QueryJobRequest, QueryJobResponse, QueryJobsRequest,
+    QueryJobsResponse, QueryParamsRequest, QueryParamsResponse,
     QueryRoutingAuditRecordRequest, QueryRoutingAuditRecordResponse, QueryRoutingViolationRequest,
     QueryRoutingViolationResponse, QuerySchedulingDecisionRequest, QuerySchedulingDecisionResponse,
     SchedulingDecision,
@@ -42,6 +44,33 @@ impl ChainClient {
             )
             .await?;
         Ok(resp.and_then(|r| r.job))
+    }
+
+    /// Every job in `state` placed on a cluster of `provider`, all pages, in id order.
+    pub async fn hpc_jobs_of_provider(&self, provider: &str, state: JobState) -> Result<Vec<Job>> {
+        let mut jobs = Vec::new();
+        let mut next_key = Vec::new();
+        loop {
+            let req = QueryJobsRequest {
+                provider_address: provider.into(),
+                state: state as i32,
+                pagination: Some(PageRequest {
+                    key: std::mem::take(&mut next_key),
+                    limit: 100,
+                    ..PageRequest::default()
+                }),
+                ..QueryJobsRequest::default()
+            };
+            let resp: QueryJobsResponse = self
+                .transport
+                .query("/virtengine.hpc.v1.Query/Jobs", &req, 0)
+                .await?;
+            jobs.extend(resp.jobs);
+            match resp.pagination {
+                Some(page) if !page.next_key.is_empty() => next_key = page.next_key,
+                _ => return Ok(jobs),
+            }
+        }
     }
 
     pub async fn hpc_decision(&self, decision_id: &str) -> Result<Option<SchedulingDecision>> {

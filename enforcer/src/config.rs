@@ -29,6 +29,7 @@
 //! | `chain.rpc_url` | `http://127.0.0.1:26657` |
 //! | `chain.websocket_url` | `rpc_url` with `ws`/`wss` scheme and path `/websocket` |
 //! | `chain.grpc_addr` | `http://127.0.0.1:9090` |
+//! | `chain.start_height` | `earliest` (first start only; else the persisted cursor) |
 //! | `key.keyring_backend` | `file` |
 //! | `gas.price` | `0.025uvirt` |
 //! | `gas.adjustment` | `1.3` |
@@ -314,6 +315,65 @@ pub struct ChainConfig {
     /// Chain id signed into every transaction (required), e.g. `virtengine-devnet-1`.
     #[serde(default)]
     pub chain_id: String,
+    /// Where a first start (no cursor in `state_dir` yet) begins reading blocks.
+    #[serde(default)]
+    pub start_height: StartHeight,
+}
+
+/// `chain.start_height`: `earliest` (default: the first block the node still has),
+/// `latest`, or a height. Used only when `state_dir` holds no cursor; jobs already waiting
+/// for this provider are found by a query at every start, whatever the start height.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StartHeight {
+    #[default]
+    Earliest,
+    Latest,
+    Height(u64),
+}
+
+impl fmt::Display for StartHeight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartHeight::Earliest => f.write_str("earliest"),
+            StartHeight::Latest => f.write_str("latest"),
+            StartHeight::Height(h) => write!(f, "{h}"),
+        }
+    }
+}
+
+impl FromStr for StartHeight {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "earliest" => Ok(StartHeight::Earliest),
+            "latest" => Ok(StartHeight::Latest),
+            _ => match s.parse::<u64>() {
+                Ok(0) => Err("must be at least 1".into()),
+                Ok(h) => Ok(StartHeight::Height(h)),
+                Err(_) => Err(format!(
+                    "{s:?} is not earliest, latest or a block height"
+                )),
+            },
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StartHeight {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A YAML number or string; both go through the one parser.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Number(n) => n.to_string(),
+            Raw::Text(t) => t,
+        };
+        text.parse().map_err(de::Error::custom)
+    }
 }
 
 impl Default for ChainConfig {
@@ -323,6 +383,7 @@ impl Default for ChainConfig {
             websocket_url: None,
             grpc_addr: default_grpc_addr(),
             chain_id: String::new(),
+            start_height: StartHeight::default(),
         }
     }
 }
@@ -970,7 +1031,7 @@ impl Config {
             "hpc:       enabled={} cluster {} provider {}\n\
              routing:   enabled={} mode={} max age {} blocks / {} s, fallback={}, \
              require_decision={}, auto_refresh={}, alert threshold {}\n\
-             chain:     {} rpc {} websocket {} grpc {}\n\
+             chain:     {} rpc {} websocket {} grpc {} start height {}\n\
              key:       {key}\n\
              gas:       {} x{}\n\
              scheduler: {scheduler}\n\
@@ -993,6 +1054,7 @@ impl Config {
             self.chain.rpc_url,
             ws,
             self.chain.grpc_addr,
+            self.chain.start_height,
             self.gas.price,
             self.gas.adjustment,
             self.health.probe_interval_seconds,
@@ -1183,6 +1245,20 @@ hpc:
     }
 
     #[test]
+    fn start_height_is_earliest_latest_or_a_height() {
+        assert_eq!(parse(&minimal()).chain.start_height, StartHeight::Earliest);
+        for (text, expected) in [
+            ("latest", StartHeight::Latest),
+            ("earliest", StartHeight::Earliest),
+            ("1200", StartHeight::Height(1200)),
+            ("\"1200\"", StartHeight::Height(1200)),
+        ] {
+            let yaml = with("chain:\n", &format!("chain:\n  start_height: {text}\n"));
+            assert_eq!(parse(&yaml).chain.start_height, expected, "{text}");
+        }
+    }
+
+    #[test]
     fn each_rule_names_its_field() {
         let cases: Vec<(String, &str, &str)> = vec![
             (
@@ -1259,6 +1335,16 @@ hpc:
                 ),
                 "chain.websocket_url",
                 "expected ws or wss",
+            ),
+            (
+                with("chain:\n", "chain:\n  start_height: 0\n"),
+                "chain.start_height",
+                "at least 1",
+            ),
+            (
+                with("chain:\n", "chain:\n  start_height: first\n"),
+                "chain.start_height",
+                "\"first\" is not earliest, latest or a block height",
             ),
             (
                 with("chain:\n", "chain:\n  grpc_addr: \"127.0.0.1:9090\"\n"),

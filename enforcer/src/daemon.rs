@@ -32,7 +32,7 @@ use hpc_proto::virtengine::hpc::v1::{
 
 use crate::audit_log::{AuditEntry, AuditLog};
 use crate::chain::ChainGateway;
-use crate::config::{Config, KeyringBackend, SchedulerAdapter};
+use crate::config::{Config, KeyringBackend, SchedulerAdapter, StartHeight};
 use crate::decision::{
     self, evaluate, Attempt, ChainHead, ChainRoutingParams, ClusterStatus, EvaluationInput,
     LookupStatus, Outcome, Placement, ProviderIdentity, RequestKind,
@@ -334,12 +334,23 @@ async fn follow_blocks(
 ) -> anyhow::Result<()> {
     let chain = &shared.config.chain;
     let ws = chain.websocket_url().ok().map(|u| u.to_string());
-    let start = shared.store.next_height()?.unwrap_or(1);
-    let mut follower = BlockFollower::new(&chain.rpc_url, ws.as_deref(), start)?;
+    let mut follower = BlockFollower::new(&chain.rpc_url, ws.as_deref(), 1)?;
     let me = shared.gateway.provider.to_string();
     let mut backoff = Duration::from_millis(500);
-    refresh_params(&shared).await;
+    let mut started = false;
     loop {
+        if !started {
+            if let Err(e) = start_following(&shared, &mut follower).await {
+                shared.status.lock().expect("status lock").chain_reachable = false;
+                shared.note_error(format!("starting to follow the chain: {e:#}"));
+                if stopped(&mut stop, backoff).await {
+                    return Ok(());
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+            started = true;
+        }
         let block = tokio::select! {
             _ = stop.changed() => return Ok(()),
             block = follower.next() => block,
@@ -394,13 +405,70 @@ async fn follow_blocks(
                 if stopped(&mut stop, backoff).await {
                     return Ok(());
                 }
-                follower = BlockFollower::new(&chain.rpc_url, ws.as_deref(), block.head.height)?;
+                follower.seek(block.head.height);
                 continue;
             }
         }
         shared.store.set_next_height(block.head.height + 1)?;
         shared.status.lock().expect("status lock").next_height = block.head.height + 1;
     }
+}
+
+/// Places the follower — at the persisted cursor, else at `chain.start_height`, never below
+/// the first block the node still has — then handles every job already waiting for this
+/// provider. That query finds the jobs scheduled in blocks the follower will not read
+/// (a later start height, a pruned node); jobs already handled are skipped.
+async fn start_following(shared: &Shared, follower: &mut BlockFollower) -> anyhow::Result<()> {
+    refresh_params(shared).await;
+    let earliest = follower.earliest_height().await?;
+    let head = follower.head().await?;
+    let wanted = match shared.store.next_height()? {
+        Some(cursor) => cursor,
+        None => match shared.config.chain.start_height {
+            StartHeight::Earliest => earliest,
+            StartHeight::Latest => head.height + 1,
+            StartHeight::Height(h) => h,
+        },
+    };
+    if wanted < earliest {
+        shared.note_error(format!(
+            "blocks {wanted}..{} are no longer served by {} (pruned): reading from {earliest}; \
+             jobs still waiting are found by query",
+            earliest - 1,
+            shared.config.chain.rpc_url
+        ));
+    }
+    let start = wanted.max(earliest);
+    follower.seek(start);
+    shared.store.set_next_height(start)?;
+    {
+        let mut st = shared.status.lock().expect("status lock");
+        st.next_height = start;
+        st.head_height = head.height;
+        st.head_time_seconds = head.time_seconds;
+        st.chain_reachable = true;
+    }
+    let waiting = shared
+        .gateway
+        .client
+        .hpc_jobs_of_provider(&shared.gateway.provider.to_string(), JobState::Scheduled)
+        .await?;
+    tracing::info!(
+        start,
+        head = head.height,
+        waiting = waiting.len(),
+        "following the chain"
+    );
+    let head = ChainHead {
+        height: head.height,
+        time_seconds: head.time_seconds,
+    };
+    for job in waiting {
+        handle_attempt(shared, &job.job_id, &job.current_decision_id, Some(head))
+            .await
+            .with_context(|| format!("job {} waiting since before the start", job.job_id))?;
+    }
+    Ok(())
 }
 
 /// Evaluates one decision attempt, once: records first (outbox), then acts.
@@ -514,8 +582,8 @@ async fn handle_attempt(
         .metrics
         .enforcement_latency_ms
         .observe(seen.elapsed().as_millis() as f64);
-    if let (Some(audit), Some(h)) = (&eval.audit, head) {
-        let _ = h;
+    // Without a chain head the age is unknown (0 in the record): not observed.
+    if let (Some(audit), Some(_)) = (&eval.audit, head) {
         shared
             .metrics
             .decision_age_seconds
