@@ -2,11 +2,10 @@
 
 use cosmos_sdk_proto::cosmos::base::query::v1beta1::PageRequest;
 use hpc_proto::virtengine::hpc::v1::{
-    Job, JobState, Params, QueryJobRequest, QueryJobResponse, QueryJobsRequest,
-    QueryJobsResponse, QueryParamsRequest, QueryParamsResponse,
-    QueryRoutingAuditRecordRequest, QueryRoutingAuditRecordResponse, QueryRoutingViolationRequest,
-    QueryRoutingViolationResponse, QuerySchedulingDecisionRequest, QuerySchedulingDecisionResponse,
-    SchedulingDecision,
+    Job, JobState, Params, QueryJobRequest, QueryJobResponse, QueryJobsRequest, QueryJobsResponse,
+    QueryParamsRequest, QueryParamsResponse, QueryRoutingAuditRecordRequest,
+    QueryRoutingAuditRecordResponse, QueryRoutingViolationRequest, QueryRoutingViolationResponse,
+    QuerySchedulingDecisionRequest, QuerySchedulingDecisionResponse, SchedulingDecision,
 };
 
 use crate::chain::ChainClient;

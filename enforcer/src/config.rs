@@ -351,9 +351,7 @@ impl FromStr for StartHeight {
             _ => match s.parse::<u64>() {
                 Ok(0) => Err("must be at least 1".into()),
                 Ok(h) => Ok(StartHeight::Height(h)),
-                Err(_) => Err(format!(
-                    "{s:?} is not earliest, latest or a block height"
-                )),
+                Err(_) => Err(format!("{s:?} is not earliest, latest or a block height")),
             },
         }
     }
