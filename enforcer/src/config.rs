@@ -363,7 +363,7 @@ impl<'de> Deserialize<'de> for StartHeight {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Raw {
-            Number(u64),
+            Number(i64),
             Text(String),
         }
         let text = match Raw::deserialize(d)? {

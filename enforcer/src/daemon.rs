@@ -241,6 +241,11 @@ fn scheduler_of(config: &Config) -> anyhow::Result<Arc<dyn LocalScheduler>> {
 
 /// Builds everything and runs until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    if !config.hpc.enabled {
+        // The seed's switch for the whole HPC side of the provider: nothing to enforce.
+        tracing::warn!("hpc.enabled is false: the enforcer has nothing to do and exits");
+        return Ok(());
+    }
     let key = load_key(&config)?;
     let address = hpc_client::tx::address_of(&key);
     if address.to_string() != config.hpc.provider_address {
