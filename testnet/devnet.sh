@@ -8,7 +8,7 @@
 #   ./testnet/devnet.sh logs         follow .devnet/hpcd.log
 #
 # Node home: <repo>/.devnet/node (chain id virtengine-devnet-1). Endpoints on 127.0.0.1:
-# CometBFT RPC 26657, gRPC 9090, ABCI 26658, P2P 26656.
+# CometBFT RPC 26657, gRPC 9090, P2P 26656; ABCI on the unix socket .devnet/node/data/abci.sock.
 # Environment: HPCD_BIN (use this hpcd, skip the build), COMETBFT_BIN (use this cometbft),
 # DEVNET_START_TIMEOUT (seconds to wait for the first block, default 90).
 # The dev accounts (testnet/dev-accounts.json) are PUBLIC TEST KEYS: never hold real funds.
@@ -26,7 +26,6 @@ PID_FILE="$DEVNET_DIR/hpcd.pid"
 INIT_MARKER="$DEVNET_DIR/initialized"
 P2P_PORT=26656
 RPC_PORT=26657
-ABCI_PORT=26658
 GRPC_PORT=9090
 RPC_URL="http://127.0.0.1:$RPC_PORT"
 START_TIMEOUT="${DEVNET_START_TIMEOUT:-90}"
@@ -62,7 +61,6 @@ init_chain() {
     # record the cometbft binary so a plain `hpcd start --home .devnet/node` works too.
     set_toml_line "$NODE_HOME/config/config.toml" "p2p.laddr" "\"tcp://127.0.0.1:$P2P_PORT\""
     set_toml_line "$NODE_HOME/config/config.toml" "rpc.laddr" "\"tcp://127.0.0.1:$RPC_PORT\""
-    set_toml_line "$NODE_HOME/config/config.toml" ".proxy_app" "\"tcp://127.0.0.1:$ABCI_PORT\""
     set_toml_line "$NODE_HOME/config/app.toml" "grpc.address" "\"127.0.0.1:$GRPC_PORT\""
     set_toml_line "$NODE_HOME/config/app.toml" "cometbft.binary" "\"$COMETBFT\""
     ok "hpcd init"
@@ -222,7 +220,7 @@ ${_bold}VirtEngine devnet is running${_reset}
   pid           $(cat "$PID_FILE") (hpcd; it supervises cometbft)
   CometBFT RPC  $RPC_URL
   gRPC          127.0.0.1:$GRPC_PORT
-  ABCI          127.0.0.1:$ABCI_PORT   P2P 127.0.0.1:$P2P_PORT
+  ABCI          $NODE_HOME/data/abci.sock   P2P 127.0.0.1:$P2P_PORT
   home          $NODE_HOME   (keyring backend: test)
   log           $LOG_FILE   (./testnet/devnet.sh logs)
 
@@ -266,7 +264,7 @@ cmd_start() {
         warn "removing stale pid file $PID_FILE (pid $(cat "$PID_FILE") is not running; the node crashed or was killed)"
         rm -f "$PID_FILE"
     fi
-    check_ports_free "$P2P_PORT:CometBFT P2P" "$RPC_PORT:CometBFT RPC" "$ABCI_PORT:ABCI" "$GRPC_PORT:gRPC" \
+    check_ports_free "$P2P_PORT:CometBFT P2P" "$RPC_PORT:CometBFT RPC" "$GRPC_PORT:gRPC" \
         "8081:enforcer admin (provider1)" "8082:enforcer admin (provider2)" "9464:enforcer metrics (provider1)" "9465:enforcer metrics (provider2)"
     ensure_cometbft
     ensure_hpcd

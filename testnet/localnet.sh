@@ -51,7 +51,7 @@ usage: ./testnet/localnet.sh start [N=4] [--reset] [--no-build] | stop | status 
   smoke [N]          CI: start a fresh N-node network, send 2 bank txs through different
                      nodes, compare balances, wait for height 20, check-apphash, stop
 
-ports: node I uses 36000+10*I (P2P), +1 (RPC), +2 (ABCI), +3 (gRPC) on 127.0.0.1
+ports: node I uses 36000+10*I (P2P), +1 (RPC), +3 (gRPC) on 127.0.0.1 (ABCI: unix socket)
 environment: HPCD_BIN, COMETBFT_BIN, LOCALNET_BASE_PORT, LOCALNET_START_TIMEOUT (s, default 120)
 USAGE
 }
@@ -61,7 +61,6 @@ node_log() { echo "$LOCALNET_DIR/node$1.log"; }
 node_pidfile() { echo "$LOCALNET_DIR/node$1.pid"; }
 p2p_port() { echo $((BASE_PORT + 10 * $1)); }
 rpc_port() { echo $((BASE_PORT + 10 * $1 + 1)); }
-abci_port() { echo $((BASE_PORT + 10 * $1 + 2)); }
 grpc_port() { echo $((BASE_PORT + 10 * $1 + 3)); }
 rpc_url() { echo "http://127.0.0.1:$(rpc_port "$1")"; }
 
@@ -280,7 +279,7 @@ cmd_start() { # N RESET
         fi
     fi
     for ((i = 0; i < n; i++)); do
-        ports+=("$(p2p_port "$i"):node$i P2P" "$(rpc_port "$i"):node$i RPC" "$(abci_port "$i"):node$i ABCI" "$(grpc_port "$i"):node$i gRPC")
+        ports+=("$(p2p_port "$i"):node$i P2P" "$(rpc_port "$i"):node$i RPC" "$(grpc_port "$i"):node$i gRPC")
     done
     check_ports_free "${ports[@]}"
     ensure_cometbft

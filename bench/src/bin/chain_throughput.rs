@@ -493,8 +493,10 @@ async fn start_kvstore(
         .tempdir()?;
     let home = dir.path().join("node");
     let base = free_base_port();
+    // The socket baseline uses a unix socket, as `hpcd init` does for hpcd.
+    let socket = dir.path().join("abci.sock");
     let proxy_app = match abci_cli {
-        Some(_) => format!("tcp://127.0.0.1:{}", base + 2),
+        Some(_) => format!("unix://{}", socket.display()),
         None => "kvstore".to_string(),
     };
     run_ok(Command::new(comet).arg("init").arg("--home").arg(&home))?;
@@ -530,11 +532,10 @@ async fn start_kvstore(
                 .spawn()
                 .with_context(|| format!("spawning {}", cli.display()))?,
         );
-        let addr = format!("127.0.0.1:{}", base + 2);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(&addr).await.is_err() {
+        while tokio::net::UnixStream::connect(&socket).await.is_err() {
             if Instant::now() > deadline {
-                bail!("abci-cli kvstore did not listen on {addr}");
+                bail!("abci-cli kvstore did not listen on {proxy_app}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -181,8 +181,12 @@ impl Home {
             .and_then(|r| r.get("laddr"))
             .and_then(|v| v.as_str())
             .ok_or_else(|| anyhow!("{}: rpc.laddr is missing", path.display()))?;
+        let abci_listen = match proxy_app.strip_prefix("unix://") {
+            Some(socket) if !socket.is_empty() => AbciListen::Unix(PathBuf::from(socket)),
+            _ => AbciListen::Tcp(strip_tcp(proxy_app, "proxy_app", &path)?),
+        };
         Ok(CometAddresses {
-            abci_listen: strip_tcp(proxy_app, "proxy_app", &path)?,
+            abci_listen,
             // A wildcard listen address is not a dialable one: talk to ourselves on loopback.
             rpc_url: format!(
                 "http://{}",
@@ -192,9 +196,29 @@ impl Home {
     }
 }
 
+/// Where hpcd listens for CometBFT's ABCI connections (`proxy_app`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AbciListen {
+    /// `tcp://host:port`: for a CometBFT on another host or container.
+    Tcp(String),
+    /// `unix:///path`: the default for a local CometBFT. No Nagle delays: tower-abci does
+    /// not set TCP_NODELAY, and over TCP each small ABCI response can wait for the peer's
+    /// delayed ACK (docs/benchmarks.md).
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for AbciListen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AbciListen::Tcp(addr) => write!(f, "tcp://{addr}"),
+            AbciListen::Unix(path) => write!(f, "unix://{}", path.display()),
+        }
+    }
+}
+
 pub struct CometAddresses {
-    /// host:port hpcd listens on for CometBFT's ABCI connections.
-    pub abci_listen: String,
+    /// Where hpcd listens for CometBFT's ABCI connections.
+    pub abci_listen: AbciListen,
     /// CometBFT's RPC as an http:// URL.
     pub rpc_url: String,
 }
@@ -204,8 +228,13 @@ fn strip_tcp(addr: &str, field: &str, path: &Path) -> anyhow::Result<String> {
         .map(str::to_string)
         .ok_or_else(|| {
             anyhow!(
-                "{}: {field} must be a tcp://host:port address, got {addr:?}",
-                path.display()
+                "{}: {field} must be a tcp://host:port{} address, got {addr:?}",
+                path.display(),
+                if field == "proxy_app" {
+                    " or unix:///path"
+                } else {
+                    ""
+                }
             )
         })
 }
@@ -213,6 +242,43 @@ fn strip_tcp(addr: &str, field: &str, path: &Path) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A home whose config.toml has `proxy_app` and an rpc.laddr.
+    fn home_with_proxy_app(proxy_app: &str) -> (tempfile::TempDir, Home) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home(dir.path().to_path_buf());
+        std::fs::create_dir_all(home.config_dir()).unwrap();
+        std::fs::write(
+            home.comet_toml(),
+            format!("proxy_app = \"{proxy_app}\"\n[rpc]\nladdr = \"tcp://0.0.0.0:26657\"\n"),
+        )
+        .unwrap();
+        (dir, home)
+    }
+
+    #[test]
+    fn proxy_app_is_a_unix_socket_or_a_tcp_address() {
+        let (_d, home) = home_with_proxy_app("unix:///var/lib/hpcd/data/abci.sock");
+        let comet = home.comet_addresses().unwrap();
+        assert_eq!(
+            comet.abci_listen,
+            AbciListen::Unix(PathBuf::from("/var/lib/hpcd/data/abci.sock"))
+        );
+        assert_eq!(comet.rpc_url, "http://127.0.0.1:26657");
+        let (_d, home) = home_with_proxy_app("tcp://127.0.0.1:26658");
+        assert_eq!(
+            home.comet_addresses().unwrap().abci_listen,
+            AbciListen::Tcp("127.0.0.1:26658".into())
+        );
+        for bad in ["127.0.0.1:26658", "unix://", "grpc://x:1"] {
+            let (_d, home) = home_with_proxy_app(bad);
+            let err = home.comet_addresses().err().expect(bad).to_string();
+            assert!(
+                err.contains("proxy_app must be a tcp://host:port or unix:///path address"),
+                "{bad}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn invalid_values_name_their_field() {

@@ -18,8 +18,9 @@ pub struct InitOptions<'a> {
     pub moniker: &'a str,
     pub chain_id: &'a str,
     pub overwrite: bool,
-    /// When set, every listen port is derived from it (p2p, rpc, abci, grpc = +0..+3), all
-    /// on 127.0.0.1, so several nodes can share one host.
+    /// When set, every listen port is derived from it (p2p, rpc, grpc = +0, +1, +3; +2 for
+    /// ABCI only when the home is too deep for a unix socket), all on 127.0.0.1, so several
+    /// nodes can share one host.
     pub base_port: Option<u16>,
     pub timeout_commit: &'a str,
     pub cometbft_binary: &'a str,
@@ -70,7 +71,7 @@ pub fn init(home: &Home, opts: &InitOptions) -> anyhow::Result<()> {
     if !status.success() {
         bail!("`{} init` failed with {status}", opts.cometbft_binary);
     }
-    edit_comet_config(&home.comet_toml(), opts)?;
+    edit_comet_config(home, opts)?;
 
     let mut genesis = GenesisFile::load(&home.genesis())?;
     genesis.doc["chain_id"] = json!(opts.chain_id);
@@ -86,7 +87,29 @@ pub fn init(home: &Home, opts: &InitOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn edit_comet_config(path: &Path, opts: &InitOptions) -> anyhow::Result<()> {
+/// Longest unix socket path the kernel accepts (`sun_path` is 108 bytes with the NUL).
+const MAX_UNIX_SOCKET_PATH: usize = 107;
+
+/// The ABCI address for a CometBFT on the same host: a unix socket in the home's data
+/// directory (no TCP Nagle delays, no port to allocate), or a loopback TCP port when the
+/// home's path is too long for a socket.
+fn local_abci_address(home: &Home, base_port: Option<u16>) -> anyhow::Result<String> {
+    let data = home.0.join("data");
+    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    let socket = data
+        .canonicalize()
+        .with_context(|| format!("resolving {}", data.display()))?
+        .join("abci.sock");
+    let socket = socket.to_string_lossy();
+    Ok(if socket.len() <= MAX_UNIX_SOCKET_PATH {
+        format!("unix://{socket}")
+    } else {
+        format!("tcp://127.0.0.1:{}", base_port.map_or(26658, |b| b + 2))
+    })
+}
+
+fn edit_comet_config(home: &Home, opts: &InitOptions) -> anyhow::Result<()> {
+    let path = &home.comet_toml();
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut doc: DocumentMut = text
@@ -94,10 +117,10 @@ fn edit_comet_config(path: &Path, opts: &InitOptions) -> anyhow::Result<()> {
         .with_context(|| format!("parsing {}", path.display()))?;
     doc["moniker"] = value(opts.moniker);
     doc["consensus"]["timeout_commit"] = value(opts.timeout_commit);
+    doc["proxy_app"] = value(local_abci_address(home, opts.base_port)?);
     if let Some(base) = opts.base_port {
         doc["p2p"]["laddr"] = value(format!("tcp://127.0.0.1:{base}"));
         doc["rpc"]["laddr"] = value(format!("tcp://127.0.0.1:{}", base + 1));
-        doc["proxy_app"] = value(format!("tcp://127.0.0.1:{}", base + 2));
         doc["p2p"]["allow_duplicate_ip"] = value(true);
         doc["p2p"]["addr_book_strict"] = value(false);
     }

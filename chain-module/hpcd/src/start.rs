@@ -9,7 +9,7 @@ use hpc_store::Storage;
 use tokio::process::Command;
 
 use crate::abci::{self, Node};
-use crate::config::{Home, Settings};
+use crate::config::{AbciListen, Home, Settings};
 use crate::grpc;
 
 pub struct StartOptions {
@@ -17,14 +17,48 @@ pub struct StartOptions {
     pub cometbft_binary: Option<String>,
 }
 
-async fn wait_for_listener(addr: &str) -> anyhow::Result<()> {
+/// Waits until the ABCI server accepts connections, so CometBFT never starts first.
+async fn wait_for_listener(listen: &AbciListen) -> anyhow::Result<()> {
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+        let up = match listen {
+            AbciListen::Tcp(addr) => tokio::net::TcpStream::connect(addr).await.is_ok(),
+            AbciListen::Unix(path) => tokio::net::UnixStream::connect(path).await.is_ok(),
+        };
+        if up {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    bail!("the ABCI server did not start listening on {addr}")
+    bail!("the ABCI server did not start listening on {listen}")
+}
+
+/// Fails clearly if the ABCI address is taken (CometBFT would otherwise connect to
+/// whatever already listens there); removes a unix socket file a crashed hpcd left behind.
+fn claim_abci_address(listen: &AbciListen, home: &Home) -> anyhow::Result<()> {
+    let taken = |e: String| {
+        anyhow!(
+            "cannot listen on the ABCI address {listen} (proxy_app in {}): {e}; is another hpcd running?",
+            home.comet_toml().display()
+        )
+    };
+    match listen {
+        AbciListen::Tcp(addr) => {
+            std::net::TcpListener::bind(addr).map_err(|e| taken(e.to_string()))?;
+        }
+        AbciListen::Unix(path) => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(taken("a process is serving it".into()));
+            }
+            if path.exists() {
+                std::fs::remove_file(path)
+                    .map_err(|e| taken(format!("removing the stale socket: {e}")))?;
+            }
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| taken(e.to_string()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -52,18 +86,15 @@ pub async fn start(home: &Home, settings: &Settings, opts: StartOptions) -> anyh
         crate::genesis::check(&home.genesis(), &node.app)?;
     }
 
-    // Fail clearly if the ABCI address is taken: CometBFT would otherwise connect to
-    // whatever already listens there.
-    std::net::TcpListener::bind(&comet.abci_listen).map_err(|e| {
-        anyhow!(
-            "cannot listen on the ABCI address {} (proxy_app in {}): {e}; is another hpcd running?",
-            comet.abci_listen,
-            home.comet_toml().display()
-        )
-    })?;
-    let abci_addr = comet.abci_listen.clone();
+    claim_abci_address(&comet.abci_listen, home)?;
     let server = abci::server(node.clone());
-    let mut abci_task = tokio::spawn(async move { server.listen_tcp(abci_addr).await });
+    let listen = comet.abci_listen.clone();
+    let mut abci_task = tokio::spawn(async move {
+        match listen {
+            AbciListen::Tcp(addr) => server.listen_tcp(addr).await,
+            AbciListen::Unix(path) => server.listen_unix(path).await,
+        }
+    });
     wait_for_listener(&comet.abci_listen).await?;
     tracing::info!(address = %comet.abci_listen, "ABCI server listening");
 
