@@ -166,7 +166,7 @@ impl Shared {
             }
             _ => Attempt::Original,
         };
-        let params = self.params.lock().expect("params lock").clone();
+        let params = *self.params.lock().expect("params lock");
         evaluate(&EvaluationInput {
             job_id: job_id.to_string(),
             job,

@@ -3,8 +3,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use hpc_enforcer::admin::{DeadLetterList, Requeued};
 use hpc_enforcer::Config;
+
+/// Where `status` and `dead-letters` find the admin API unless told (admin.listen's
+/// default).
+const DEFAULT_ADMIN: &str = "127.0.0.1:8081";
 
 /// Provider routing enforcer for x/hpc.
 #[derive(Parser)]
@@ -32,9 +38,41 @@ enum Command {
     /// from its admin API.
     Status {
         /// The admin API address (admin.listen of its config).
-        #[arg(long, default_value = "127.0.0.1:8081")]
+        #[arg(long, default_value = DEFAULT_ADMIN)]
         admin: String,
     },
+    /// List or requeue the outbox's dead letters (records and violations the chain
+    /// refused for good) through a running enforcer's admin API.
+    DeadLetters {
+        #[command(subcommand)]
+        action: DeadLettersAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLettersAction {
+    /// One line per dead letter: kind, id, job, refusal code, attempts, log.
+    List {
+        /// The admin API address (admin.listen of its config).
+        #[arg(long, default_value = DEFAULT_ADMIN)]
+        admin: String,
+        /// `json` prints the admin API's answer as is.
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Put every dead letter back in the queue (once the cause is fixed on chain); the
+    /// enforcer sends them again at once.
+    Requeue {
+        /// The admin API address (admin.listen of its config).
+        #[arg(long, default_value = DEFAULT_ADMIN)]
+        admin: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -69,20 +107,67 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Status { admin } => {
-            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-            match runtime.block_on(fetch_status(&admin)) {
-                Ok(text) => {
-                    println!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("Error: cannot read the status from {admin}: {e} (is the enforcer running? see admin.listen)");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Status { admin } => report(
+            admin_request(&admin, "GET", "/status")
+                .and_then(|v| Ok(serde_json::to_string_pretty(&v)?)),
+        ),
+        Command::DeadLetters {
+            action: DeadLettersAction::List { admin, output },
+        } => report(
+            admin_request(&admin, "GET", "/outbox/dead-letters").and_then(|v| match output {
+                OutputFormat::Json => Ok(serde_json::to_string_pretty(&v)?),
+                OutputFormat::Text => render_dead_letters(v),
+            }),
+        ),
+        Command::DeadLetters {
+            action: DeadLettersAction::Requeue { admin },
+        } => report(
+            admin_request(&admin, "POST", "/outbox/dead-letters/requeue").and_then(|v| {
+                let r: Requeued = serde_json::from_value(v).context("unexpected answer")?;
+                Ok(format!("requeued {} dead letter(s)", r.requeued))
+            }),
+        ),
+    }
+}
+
+/// Prints a command's output, or its error chain (exit code 1).
+fn report(result: anyhow::Result<String>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
         }
     }
+}
+
+/// `dead-letters list` text output: one line per dead letter, oldest first.
+fn render_dead_letters(body: serde_json::Value) -> anyhow::Result<String> {
+    let list: DeadLetterList = serde_json::from_value(body).context("unexpected answer")?;
+    if list.dead_letters.is_empty() {
+        return Ok("no dead letters".to_string());
+    }
+    let lines: Vec<String> = list
+        .dead_letters
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} job={} code={}/{} attempts={} log={}",
+                d.kind,
+                d.id,
+                d.job_id,
+                d.codespace,
+                d.code,
+                d.attempts,
+                // Chain logs may span lines; keep one line per dead letter.
+                d.log.replace(['\r', '\n'], " "),
+            )
+        })
+        .collect();
+    Ok(lines.join("\n"))
 }
 
 fn init_logging(config: &Config) {
@@ -97,22 +182,146 @@ fn init_logging(config: &Config) {
     }
 }
 
-/// `GET /status` over a plain HTTP/1.1 connection (no client library needed).
-async fn fetch_status(admin: &str) -> std::io::Result<String> {
+/// `method path` on the admin API (a blocking call for the CLI's one request).
+fn admin_request(admin: &str, method: &str, path: &str) -> anyhow::Result<serde_json::Value> {
+    let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
+    let raw = runtime
+        .block_on(http_exchange(admin, method, path))
+        .with_context(|| {
+            format!(
+                "cannot reach the admin API at {admin} (is the enforcer running? see admin.listen)"
+            )
+        })?;
+    parse_response(&raw).with_context(|| format!("{method} {path} on {admin}"))
+}
+
+/// One request over a plain HTTP/1.1 connection (no client library needed); the raw
+/// response, read until the server closes.
+async fn http_exchange(admin: &str, method: &str, path: &str) -> std::io::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(admin).await?;
     stream
         .write_all(
-            format!("GET /status HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
         )
         .await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
-    let body = response
+    Ok(response)
+}
+
+/// The JSON body of a 2xx response; otherwise an error carrying the status and the
+/// body's `error` (or the body itself when it has none).
+fn parse_response(raw: &str) -> anyhow::Result<serde_json::Value> {
+    let (head, body) = raw
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or_default();
-    let value: serde_json::Value = serde_json::from_str(body).map_err(std::io::Error::other)?;
-    serde_json::to_string_pretty(&value).map_err(std::io::Error::other)
+        .context("malformed HTTP response (no header end)")?;
+    let status_line = head.lines().next().unwrap_or_default();
+    // "HTTP/1.1 404 Not Found": version, code, reason.
+    let mut parts = status_line.splitn(3, ' ');
+    let status: u16 = parts
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("malformed HTTP status line: {status_line:?}"))?;
+    let value = serde_json::from_str::<serde_json::Value>(body);
+    if !(200..300).contains(&status) {
+        let error = match &value {
+            Ok(v) => v["error"].as_str().map(str::to_string),
+            Err(_) => None,
+        };
+        let detail = error
+            .or_else(|| Some(body.trim().to_string()).filter(|b| !b.is_empty()))
+            .unwrap_or_else(|| parts.next().unwrap_or_default().to_string());
+        anyhow::bail!("HTTP {status}: {detail}");
+    }
+    value.context("the response body is not JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn admin_cli_parses_dead_letters_commands() {
+        Cli::command().debug_assert();
+        let cli =
+            Cli::try_parse_from(["hpc-enforcer", "dead-letters", "list", "-o", "json"]).unwrap();
+        let Command::DeadLetters {
+            action: DeadLettersAction::List { admin, output },
+        } = cli.command
+        else {
+            panic!("not dead-letters list");
+        };
+        assert_eq!(
+            (admin.as_str(), output),
+            (DEFAULT_ADMIN, OutputFormat::Json)
+        );
+        let cli = Cli::try_parse_from([
+            "hpc-enforcer",
+            "dead-letters",
+            "requeue",
+            "--admin",
+            "10.0.0.1:9",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::DeadLetters { action: DeadLettersAction::Requeue { admin } } if admin == "10.0.0.1:9"
+        ));
+        assert!(
+            Cli::try_parse_from(["hpc-enforcer", "dead-letters", "list", "-o", "yaml"]).is_err()
+        );
+    }
+
+    #[test]
+    fn admin_dead_letters_text_rendering() {
+        let empty = serde_json::json!({"count": 0, "dead_letters": []});
+        assert_eq!(render_dead_letters(empty).unwrap(), "no dead letters");
+
+        let body = serde_json::json!({"count": 2, "dead_letters": [
+            {"seq": 3, "kind": "audit", "id": "rec-1", "job_id": "job-7", "attempts": 2,
+             "code": 5, "codespace": "hpc", "log": "job not found:\nrec-1",
+             "enqueued_at": 100, "dead_at": 160},
+            {"seq": 4, "kind": "violation", "id": "vio-1", "job_id": "job-8", "attempts": 1,
+             "code": 7, "codespace": "hpc", "log": "bad", "enqueued_at": 101, "dead_at": 161},
+        ]});
+        let text = render_dead_letters(body).unwrap();
+        assert_eq!(
+            text.lines().collect::<Vec<_>>(),
+            [
+                "audit rec-1 job=job-7 code=hpc/5 attempts=2 log=job not found: rec-1",
+                "violation vio-1 job=job-8 code=hpc/7 attempts=1 log=bad",
+            ]
+        );
+        // Not the dead-letter schema: an error, not an empty list.
+        assert!(render_dead_letters(serde_json::json!({"requeued": 1})).is_err());
+    }
+
+    #[test]
+    fn admin_response_parsing() {
+        let ok = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"requeued\":2}";
+        assert_eq!(parse_response(ok).unwrap()["requeued"], 2);
+
+        let failed =
+            "HTTP/1.1 500 Internal Server Error\r\n\r\n{\"error\":\"outbox storage: disk full\"}";
+        let e = parse_response(failed).unwrap_err().to_string();
+        assert_eq!(e, "HTTP 500: outbox storage: disk full");
+
+        // Non-JSON error bodies (axum's own 404/405) are shown as they are.
+        let e = parse_response("HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "HTTP 405: Method Not Allowed");
+        let e = parse_response("HTTP/1.1 404 Not Found\r\n\r\nno route")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "HTTP 404: no route");
+
+        assert!(parse_response("HTTP/1.1 200 OK\r\n\r\nnot json").is_err());
+        assert!(parse_response("garbage").is_err());
+    }
 }
