@@ -97,7 +97,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            init_logging(&config);
+            hpc_client::cli::init_logging(
+                config.log.format == hpc_enforcer::config::LogFormat::Json,
+                &config.log.level,
+            );
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
             match runtime.block_on(hpc_enforcer::daemon::run(config)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -168,18 +171,6 @@ fn render_dead_letters(body: serde_json::Value) -> anyhow::Result<String> {
         })
         .collect();
     Ok(lines.join("\n"))
-}
-
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log.format {
-        hpc_enforcer::config::LogFormat::Json => builder.json().init(),
-        hpc_enforcer::config::LogFormat::Text => builder.init(),
-    }
 }
 
 /// `method path` on the admin API (a blocking call for the CLI's one request).

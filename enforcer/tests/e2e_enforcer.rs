@@ -5,220 +5,15 @@
 //! job submitted while the enforcer is down is handled after its restart, and no record
 //! is ever duplicated.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-use hpc_testkit::{free_base_port, workspace_bin, TestNode};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{attr, embedded, eventually, hpc_tx, query, Enforcer};
+use hpc_testkit::{workspace_bin, TestNode};
 use serde_json::Value;
 use tendermint_rpc::Client;
-
-fn hpc_tx(node: &TestNode, from: &str, args: &[&str]) -> Value {
-    let grpc = node.grpc_addr();
-    let mut full = vec!["tx", "hpc"];
-    full.extend_from_slice(args);
-    full.extend_from_slice(&[
-        "--from",
-        from,
-        "--keyring-backend",
-        "test",
-        "--grpc-addr",
-        &grpc,
-        "--yes",
-        "-o",
-        "json",
-    ]);
-    serde_json::from_str(&node.cli_ok(&full)).unwrap()
-}
-
-fn query(node: &TestNode, args: &[&str]) -> Value {
-    let grpc = node.grpc_addr();
-    let mut full = vec!["query", "hpc"];
-    full.extend_from_slice(args);
-    full.extend_from_slice(&["--grpc-addr", &grpc, "-o", "json"]);
-    serde_json::from_str(&node.cli_ok(&full)).unwrap()
-}
-
-fn attr(result: &Value, kind: &str, key: &str) -> Option<String> {
-    result["events"]
-        .as_array()?
-        .iter()
-        .filter(|e| e["type"] == kind)
-        .flat_map(|e| e["attributes"].as_array().unwrap())
-        .find(|a| a["key"] == key)
-        .and_then(|a| a["value"].as_str().map(str::to_string))
-}
-
-/// The `scheduler:` section for the embedded scheduler with `nodes` nodes.
-fn embedded(nodes: u32) -> String {
-    format!("scheduler:\n  adapter: embedded\n  embedded:\n    nodes: {nodes}")
-}
-
-struct Enforcer {
-    child: Option<Child>,
-    config: std::path::PathBuf,
-    log: std::path::PathBuf,
-    metrics: String,
-    admin: String,
-}
-
-impl Enforcer {
-    fn write_config(
-        node: &TestNode,
-        dir: &Path,
-        provider_key: &str,
-        cluster: &str,
-        nodes: u32,
-    ) -> Self {
-        Self::write_config_with(
-            node,
-            dir,
-            provider_key,
-            cluster,
-            &embedded(nodes),
-            "strict",
-            100,
-        )
-    }
-
-    fn write_config_with(
-        node: &TestNode,
-        dir: &Path,
-        provider_key: &str,
-        cluster: &str,
-        scheduler: &str,
-        mode: &str,
-        max_age_blocks: u64,
-    ) -> Self {
-        let base = free_base_port();
-        let (metrics, admin) = (
-            format!("127.0.0.1:{base}"),
-            format!("127.0.0.1:{}", base + 1),
-        );
-        let yaml = format!(
-            r#"hpc:
-  enabled: true
-  cluster_id: "{cluster}"
-  provider_address: "{provider}"
-  routing:
-    enforcement_mode: "{mode}"
-    max_decision_age_blocks: {max_age_blocks}
-    max_decision_age_seconds: 600
-chain:
-  rpc_url: "{rpc}"
-  grpc_addr: "http://{grpc}"
-  chain_id: "{chain_id}"
-key:
-  keyring_backend: test
-  keyring_dir: "{home}"
-  name: {provider_key}
-{scheduler}
-health:
-  probe_interval_seconds: 1
-  failure_threshold: 3
-  heartbeat_interval_seconds: 2
-metrics:
-  listen: "{metrics}"
-admin:
-  listen: "{admin}"
-state_dir: "{state}"
-log:
-  level: "info,hpc_enforcer=debug"
-"#,
-            provider = node.key_address(provider_key),
-            rpc = node.rpc_url(),
-            grpc = node.grpc_addr(),
-            chain_id = node.chain_id,
-            home = node.home.display(),
-            state = dir.join("state").display(),
-        );
-        let config = dir.join("enforcer.yaml");
-        std::fs::write(&config, yaml).unwrap();
-        let out = Command::new(workspace_bin("hpc-enforcer"))
-            .arg("validate-config")
-            .arg(&config)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self {
-            child: None,
-            config,
-            log: dir.join("enforcer.log"),
-            metrics,
-            admin,
-        }
-    }
-
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        self.child = Some(
-            Command::new(workspace_bin("hpc-enforcer"))
-                .args(["start", "--config"])
-                .arg(&self.config)
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    fn http_get(&self, addr: &str, path: &str) -> String {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    }
-}
-
-impl Drop for Enforcer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Polls `check` until it returns Some, or fails with the enforcer's log.
-async fn eventually<T>(what: &str, enforcer: &Enforcer, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n--- enforcer log ---\n{}",
-            enforcer.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enforcer_routes_runs_rejects_and_survives_restart() {
@@ -288,7 +83,7 @@ async fn enforcer_routes_runs_rejects_and_survives_restart() {
     );
     let state = eventually("job 1 completed", &enforcer, || {
         let j = query(&node, &["job", &job]);
-        (j["job"]["state"] == "JOB_STATE_COMPLETED").then(|| j)
+        (j["job"]["state"] == "JOB_STATE_COMPLETED").then_some(j)
     })
     .await;
     assert_eq!(state["job"]["routed_cluster_id"], "cluster-p1");

@@ -84,27 +84,7 @@ impl TestNode {
     /// (unfunded), provider1, provider2 and authority (the x/hpc authority), all but bob
     /// funded at genesis.
     pub fn init(chain_id: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("node");
-        let node = Self {
-            base_port: free_base_port(),
-            home,
-            dir,
-            chain_id: chain_id.to_string(),
-            child: None,
-        };
-        node.cli_ok(&[
-            "init",
-            "e2e",
-            "--chain-id",
-            chain_id,
-            "--base-port",
-            &node.base_port.to_string(),
-            "--timeout-commit",
-            "300ms",
-            "--cometbft-bin",
-            cometbft_bin().to_str().unwrap(),
-        ]);
+        let node = Self::init_home(chain_id, "e2e");
         node.cli_stdin_ok(
             &[
                 "keys",
@@ -144,6 +124,93 @@ impl TestNode {
             "test",
         ]);
         node
+    }
+
+    /// `hpcd init` only (fast blocks, free base port): a home with no keys and the
+    /// default genesis.
+    fn init_home(chain_id: &str, moniker: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("node");
+        let node = Self {
+            base_port: free_base_port(),
+            home,
+            dir,
+            chain_id: chain_id.to_string(),
+            child: None,
+        };
+        node.cli_ok(&[
+            "init",
+            moniker,
+            "--chain-id",
+            chain_id,
+            "--base-port",
+            &node.base_port.to_string(),
+            "--timeout-commit",
+            "300ms",
+            "--cometbft-bin",
+            cometbft_bin().to_str().unwrap(),
+        ]);
+        node
+    }
+
+    /// A full node (not a validator) of this node's chain: `hpcd init` in its own temp
+    /// home on its own free base port, this node's `config/genesis.json` copied in (its own
+    /// validator key is not in it, so it only follows), and each node listed in the
+    /// other's `p2p.persistent_peers`, so whichever of the two restarts re-dials the other
+    /// at once (CometBFT keeps re-dialing a lost persistent peer every ~5 s for a while).
+    /// The change to this node's config takes effect at its next start; the full node
+    /// dials this one when it starts. It has no keys: sign with this node's keyring.
+    pub fn init_full_node(&self) -> TestNode {
+        let full = Self::init_home(&self.chain_id, "e2e-full");
+        std::fs::copy(
+            self.home.join("config/genesis.json"),
+            full.home.join("config/genesis.json"),
+        )
+        .unwrap();
+        full.add_persistent_peer(self);
+        self.add_persistent_peer(&full);
+        full
+    }
+
+    /// CometBFT's node id (`cometbft show-node-id`, derived from `config/node_key.json`).
+    pub fn node_id(&self) -> String {
+        let out = Command::new(cometbft_bin())
+            .args(["show-node-id", "--home"])
+            .arg(&self.home)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cometbft show-node-id failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        assert_eq!(id.len(), 40, "unexpected node id {id:?}");
+        id
+    }
+
+    /// This node's address for other nodes' `p2p.persistent_peers`: `<id>@127.0.0.1:<p2p>`.
+    pub fn p2p_address(&self) -> String {
+        format!("{}@127.0.0.1:{}", self.node_id(), self.base_port)
+    }
+
+    /// Adds `peer` to `p2p.persistent_peers` in this node's `config/config.toml` (read at
+    /// the next start).
+    pub fn add_persistent_peer(&self, peer: &TestNode) {
+        let path = self.home.join("config/config.toml");
+        let mut doc: toml_edit::DocumentMut =
+            std::fs::read_to_string(&path).unwrap().parse().unwrap();
+        let current = doc["p2p"]["persistent_peers"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let address = peer.p2p_address();
+        let mut peers: Vec<&str> = current.split(',').filter(|p| !p.is_empty()).collect();
+        if !peers.contains(&address.as_str()) {
+            peers.push(&address);
+        }
+        doc["p2p"]["persistent_peers"] = toml_edit::value(peers.join(","));
+        std::fs::write(&path, doc.to_string()).unwrap();
     }
 
     pub fn rpc_url(&self) -> String {
@@ -266,6 +333,25 @@ impl TestNode {
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until this node has committed at least the height `other` has committed
+    /// now (a full node catching up with its validator).
+    pub async fn wait_synced_with(&self, other: &TestNode, timeout: Duration) -> u64 {
+        let target = other
+            .height()
+            .await
+            .expect("the node to sync with answers abci_info");
+        self.wait_for_height(target, timeout).await;
+        target
+    }
+
+    /// Whether `hpcd start` was started by this handle and is still running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().unwrap().is_none(),
+            None => false,
         }
     }
 

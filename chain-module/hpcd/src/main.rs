@@ -170,19 +170,6 @@ fn resolve_address(
     })
 }
 
-fn init_logging(json: bool, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -238,7 +225,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let home = home.home();
             let (_, settings) = home.load_app_config()?;
-            init_logging(settings.log_json, &settings.log_level);
+            hpc_client::cli::init_logging(settings.log_json, &settings.log_level);
             runtime.block_on(start::start(
                 &home,
                 &settings,

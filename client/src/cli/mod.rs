@@ -1,10 +1,12 @@
 //! The `tx` and `query` command trees of `hpcd`, as a library so the binary stays thin.
 
 mod hpc;
+mod logging;
 mod output;
 mod query;
 mod tx;
 
+pub use logging::init_logging;
 pub use output::OutputFormat;
 pub use query::{run_query, QueryCommand};
 pub use tx::{run_tx, sign_broadcast_print, TxArgs, TxCommand};
