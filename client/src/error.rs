@@ -19,7 +19,8 @@ pub enum ClientError {
         code: u32,
         log: String,
     },
-    #[error("CometBFT RPC {url}: {source} (is the node running? see --node)")]
+    // The detail only: tendermint-rpc's Display appends a backtrace when RUST_BACKTRACE is set.
+    #[error("CometBFT RPC {url}: {} (is the node running? see --node)", .source.detail())]
     Rpc {
         url: String,
         #[source]

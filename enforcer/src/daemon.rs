@@ -23,7 +23,7 @@ use hpc_local_scheduler::{
     EmbeddedConfig, EmbeddedScheduler, JobSpec, LocalJobId, LocalJobState, LocalScheduler,
     SlurmConfig, SlurmScheduler,
 };
-use hpc_outbox::{Deliverer, DelivererConfig, Outbox, OutboxItem};
+use hpc_outbox::{Backoff, Deliverer, DelivererConfig, Outbox, OutboxItem};
 use hpc_proto::to_any;
 use hpc_proto::virtengine::hpc::v1::{
     ClusterHealth, ClusterState, JobState, MsgReportJobStatus, MsgRequestReschedule,
@@ -333,6 +333,10 @@ async fn refresh_params(shared: &Shared) {
     }
 }
 
+/// How long the block follower waits for a new block before checking that the node still
+/// answers (a halted chain produces no blocks but its nodes serve reads).
+const QUIET_CHAIN_CHECK: Duration = Duration::from_secs(5);
+
 async fn follow_blocks(
     shared: Arc<Shared>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -358,15 +362,32 @@ async fn follow_blocks(
         }
         let block = tokio::select! {
             _ = stop.changed() => return Ok(()),
-            block = follower.next() => block,
+            block = tokio::time::timeout(QUIET_CHAIN_CHECK, follower.next()) => block,
         };
         let block = match block {
-            Ok(b) => {
+            // No block for a while (a halted or idle chain): `next` keeps polling inside, so
+            // ask the node directly whether it answers, for /readyz and the head in /status.
+            Err(_quiet) => {
+                match follower.head().await {
+                    Ok(h) => {
+                        let mut st = shared.status.lock().expect("status lock");
+                        st.chain_reachable = true;
+                        st.head_height = h.height;
+                        st.head_time_seconds = h.time_seconds;
+                    }
+                    Err(e) => {
+                        shared.status.lock().expect("status lock").chain_reachable = false;
+                        shared.note_error(format!("reading the chain head: {e}"));
+                    }
+                }
+                continue;
+            }
+            Ok(Ok(b)) => {
                 backoff = Duration::from_millis(500);
                 shared.status.lock().expect("status lock").chain_reachable = true;
                 b
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 shared.status.lock().expect("status lock").chain_reachable = false;
                 shared.note_error(format!("reading blocks: {e}"));
                 if stopped(&mut stop, backoff).await {
@@ -680,32 +701,56 @@ fn record(
     Ok(())
 }
 
+/// Runs the outbox deliverer; while the chain is unavailable it backs off (1 s doubling
+/// to 60 s) and says so once per outage rather than on every pass.
 async fn deliver(
     shared: Arc<Shared>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let deliverer = Deliverer::new(DelivererConfig::default());
+    let config = DelivererConfig::default();
+    let mut backoff = Backoff::new(config.backoff_min, config.backoff_max);
+    let deliverer = Deliverer::new(config);
+    let mut in_outage = false;
     loop {
-        match deliverer
+        let pause = match deliverer
             .run_once(&shared.outbox, &shared.gateway, wall_seconds())
             .await
         {
-            Ok(report) => {
-                if report.unavailable {
-                    shared.note_error("outbox: chain unavailable, will retry");
+            Ok(report) if report.unavailable => {
+                if !in_outage {
+                    shared.note_error("outbox: chain unavailable, retrying with backoff");
+                    in_outage = true;
                 }
+                Some(backoff.next_delay())
             }
-            Err(e) => shared.note_error(format!("outbox: {e}")),
-        }
+            Ok(report) => {
+                if in_outage {
+                    tracing::info!("outbox: chain reachable again");
+                    in_outage = false;
+                }
+                backoff.reset();
+                report.more.then_some(Duration::ZERO)
+            }
+            Err(e) => {
+                shared.note_error(format!("outbox: {e}"));
+                Some(backoff.next_delay())
+            }
+        };
         if let Ok(depth) = shared.outbox.depth() {
-            let pending = depth.audits.total() + depth.violations.total();
+            let pending = depth.total();
             shared.metrics.outbox_depth.set(pending as i64);
             let mut s = shared.status.lock().expect("status lock");
             s.outbox_pending = pending;
             s.outbox_dead = depth.dead;
         }
-        let idle = shared.outbox.is_empty().unwrap_or(true);
-        let wait = if idle {
+        if let Some(pause) = pause {
+            if stopped(&mut stop, pause).await {
+                return Ok(());
+            }
+            continue;
+        }
+        // In-flight txs are checked often; an idle outbox waits for new items.
+        let poll = if shared.outbox.is_empty().unwrap_or(true) {
             Duration::from_secs(1)
         } else {
             Duration::from_millis(300)
@@ -713,7 +758,7 @@ async fn deliver(
         tokio::select! {
             _ = stop.changed() => return Ok(()),
             _ = shared.outbox.notified() => {}
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(poll) => {}
         }
     }
 }

@@ -259,12 +259,21 @@ async fn chain_halted_for_minutes_nothing_lost_nothing_duplicated() {
     assert_eq!(code, 503, "still unreachable while F is down: {body}");
 
     // F returns, with an empty mempool (the txs it had accepted are gone); the chain is
-    // still halted. The enforcer reaches F again: only its txs (heartbeats, and the
-    // records once their in-flight tx times out) can be in F's fresh mempool.
-    // (/readyz is not asserted here: the daemon sets chain_reachable only when a block
-    // arrives, so it stays 503 until the chain moves again; see the report.)
+    // still halted. The enforcer reaches F again (ready: F answers and the enforcer is not
+    // behind it): only its txs (heartbeats, and the records once their in-flight tx times
+    // out) can be in F's fresh mempool.
     full.start(halted_at).await;
     eprintln!("[{:?}] F restarted", t0.elapsed());
+    eventually_within(
+        "/readyz 200 once F answers again, the chain still halted",
+        &enforcer,
+        Duration::from_secs(30),
+        || match enforcer.admin_json("/readyz") {
+            Some((200, body)) if body["chain_reachable"] == true => Some(()),
+            _ => None,
+        },
+    )
+    .await;
     let rpc_addr = full.rpc_url().trim_start_matches("http://").to_string();
     eventually_within(
         "the enforcer's txs in F's mempool after F's restart",
