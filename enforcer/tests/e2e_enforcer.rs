@@ -10,7 +10,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{attr, embedded, eventually, hpc_tx, query, Enforcer};
+use common::{attr, embedded, eventually, hpc_tx, query, register_cluster, submit_job, Enforcer};
 use hpc_testkit::{workspace_bin, TestNode};
 use serde_json::Value;
 use tendermint_rpc::Client;
@@ -20,67 +20,21 @@ async fn enforcer_routes_runs_rejects_and_survives_restart() {
     let mut node = TestNode::init("e2e-enforcer-1");
     node.start(2).await;
     let p1 = node.key_address("provider1");
-    hpc_tx(
-        &node,
-        "provider1",
-        &[
-            "register-cluster",
-            "cluster-p1",
-            "--region",
-            "eu-west",
-            "--total-nodes",
-            "8",
-            "--price-per-node-hour",
-            "1000000",
-            "--latency-ms",
-            "10",
-        ],
-    );
-    hpc_tx(
-        &node,
-        "provider2",
-        &[
-            "register-cluster",
-            "cluster-p2",
-            "--region",
-            "eu-west",
-            "--total-nodes",
-            "8",
-            "--price-per-node-hour",
-            "1000000",
-            "--latency-ms",
-            "150",
-        ],
-    );
+    register_cluster(&node, "provider1", "cluster-p1", 10);
+    register_cluster(&node, "provider2", "cluster-p2", 150);
 
     // A job scheduled before the enforcer runs, while the chain still believes the
     // registered 8 nodes are free; the local scheduler has only 2.
-    let r = hpc_tx(
-        &node,
-        "alice",
-        &["submit-job", "--nodes", "4", "--max-runtime-seconds", "60"],
-    );
-    let big = attr(&r, "hpc_job_scheduled", "job_id").unwrap();
-    assert_eq!(
-        attr(&r, "hpc_job_scheduled", "cluster_id").as_deref(),
-        Some("cluster-p1")
-    );
+    let (big, cluster) = submit_job(&node, 4);
+    assert_eq!(cluster, "cluster-p1");
 
     let dir = tempfile::tempdir().unwrap();
     let mut enforcer = Enforcer::write_config(&node, dir.path(), "provider1", "cluster-p1", 2);
     enforcer.start();
 
     // 1. A job the cluster can hold: validated, run, audited approved, reported COMPLETED.
-    let r = hpc_tx(
-        &node,
-        "alice",
-        &["submit-job", "--nodes", "1", "--max-runtime-seconds", "60"],
-    );
-    let job = attr(&r, "hpc_job_scheduled", "job_id").unwrap();
-    assert_eq!(
-        attr(&r, "hpc_job_scheduled", "cluster_id").as_deref(),
-        Some("cluster-p1")
-    );
+    let (job, cluster) = submit_job(&node, 1);
+    assert_eq!(cluster, "cluster-p1");
     let state = eventually("job 1 completed", &enforcer, || {
         let j = query(&node, &["job", &job]);
         (j["job"]["state"] == "JOB_STATE_COMPLETED").then_some(j)
@@ -144,12 +98,7 @@ async fn enforcer_routes_runs_rejects_and_survives_restart() {
 
     // 3. Crash the enforcer; a job submitted meanwhile is handled after the restart, once.
     enforcer.kill();
-    let r = hpc_tx(
-        &node,
-        "alice",
-        &["submit-job", "--nodes", "1", "--max-runtime-seconds", "60"],
-    );
-    let late = attr(&r, "hpc_job_scheduled", "job_id").unwrap();
+    let (late, _) = submit_job(&node, 1);
     enforcer.start();
     eventually("job 3 completed after restart", &enforcer, || {
         (query(&node, &["job", &late])["job"]["state"] == "JOB_STATE_COMPLETED").then_some(())
@@ -178,38 +127,8 @@ async fn enforcer_routes_runs_rejects_and_survives_restart() {
 async fn permissive_fallback_to_another_provider_and_stale_refresh() {
     let mut node = TestNode::init("e2e-enforcer-2");
     node.start(2).await;
-    hpc_tx(
-        &node,
-        "provider1",
-        &[
-            "register-cluster",
-            "cluster-p1",
-            "--region",
-            "eu-west",
-            "--total-nodes",
-            "8",
-            "--price-per-node-hour",
-            "1000000",
-            "--latency-ms",
-            "10",
-        ],
-    );
-    hpc_tx(
-        &node,
-        "provider2",
-        &[
-            "register-cluster",
-            "cluster-p2",
-            "--region",
-            "eu-west",
-            "--total-nodes",
-            "8",
-            "--price-per-node-hour",
-            "1000000",
-            "--latency-ms",
-            "150",
-        ],
-    );
+    register_cluster(&node, "provider1", "cluster-p1", 10);
+    register_cluster(&node, "provider2", "cluster-p2", 150);
 
     // Scheduled onto cluster-p1 before any enforcer runs: one job too big for provider1's
     // local cluster (fallback), one that will be stale by the time it is seen (refresh).
@@ -220,12 +139,7 @@ async fn permissive_fallback_to_another_provider_and_stale_refresh() {
     );
     let big = attr(&r, "hpc_job_scheduled", "job_id").unwrap();
     let first_decision = attr(&r, "hpc_job_scheduled", "decision_id").unwrap();
-    let r = hpc_tx(
-        &node,
-        "alice",
-        &["submit-job", "--nodes", "1", "--max-runtime-seconds", "60"],
-    );
-    let stale = attr(&r, "hpc_job_scheduled", "job_id").unwrap();
+    let (stale, _) = submit_job(&node, 1);
     let h = node.height().await.unwrap();
     node.wait_for_height(h + 4, Duration::from_secs(30)).await;
 
@@ -315,28 +229,8 @@ async fn strict_rejects_a_job_when_the_local_cluster_is_unavailable() {
     let mut node = TestNode::init("e2e-enforcer-3");
     node.start(2).await;
     let p1 = node.key_address("provider1");
-    hpc_tx(
-        &node,
-        "provider1",
-        &[
-            "register-cluster",
-            "cluster-p1",
-            "--region",
-            "eu-west",
-            "--total-nodes",
-            "8",
-            "--price-per-node-hour",
-            "1000000",
-            "--latency-ms",
-            "10",
-        ],
-    );
-    let r = hpc_tx(
-        &node,
-        "alice",
-        &["submit-job", "--nodes", "1", "--max-runtime-seconds", "60"],
-    );
-    let job = attr(&r, "hpc_job_scheduled", "job_id").unwrap();
+    register_cluster(&node, "provider1", "cluster-p1", 10);
+    let (job, _) = submit_job(&node, 1);
 
     // A Slurm cluster whose controller does not answer: sinfo and squeue fail.
     let dir = tempfile::tempdir().unwrap();

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use common::{embedded, eventually_within, query, register_cluster, submit_job, try_http_get};
 use common::{Enforcer, EnforcerSpec};
+use hpc_client::events::BlockFollower;
 use hpc_testkit::TestNode;
 use serde_json::Value;
-use tendermint_rpc::Client;
 
 /// Jobs scheduled onto provider1's cluster before the outage.
 const JOBS: usize = 3;
@@ -34,6 +34,17 @@ const JOBS: usize = 3;
 /// (enforcer/src/daemon.rs). 70 s outlasts all of them, so the records go through the
 /// timeout-and-resend path while the chain is still halted.
 const HALT: Duration = Duration::from_secs(70);
+
+/// Waits until `/readyz` answers 200 with the chain reachable.
+async fn ready_within(what: &str, enforcer: &Enforcer, timeout: Duration) {
+    eventually_within(what, enforcer, timeout, || {
+        match enforcer.admin_json("/readyz") {
+            Some((200, body)) if body["chain_reachable"] == true => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+}
 
 /// A numeric field of the enforcer's `/status`.
 fn status_u64(status: &Value, field: &str) -> u64 {
@@ -103,33 +114,17 @@ async fn events_by_job(
     from: u64,
     to: u64,
 ) -> BTreeMap<String, Vec<(u64, BTreeMap<String, String>)>> {
-    let rpc = node.rpc();
+    let mut follower = BlockFollower::new(&node.rpc_url(), None, from).unwrap();
     let mut found: BTreeMap<String, Vec<_>> = jobs.iter().map(|j| (j.clone(), vec![])).collect();
-    for height in from..=to {
-        let results = rpc
-            .block_results(tendermint::block::Height::try_from(height).unwrap())
-            .await
-            .unwrap();
-        let tx_events = results
-            .txs_results
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|tx| tx.code.is_ok())
-            .flat_map(|tx| tx.events);
-        let block_events = results.finalize_block_events.into_iter();
-        for event in tx_events.chain(block_events).filter(|e| e.kind == kind) {
-            let attrs: BTreeMap<String, String> = event
+    while follower.next_height() <= to {
+        let block = follower.next().await.unwrap();
+        for event in block.events.into_iter().filter(|e| e.kind == kind) {
+            if let Some(list) = event
                 .attributes
-                .iter()
-                .map(|a| {
-                    (
-                        a.key_str().unwrap_or_default().to_string(),
-                        a.value_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect();
-            if let Some(list) = attrs.get("job_id").and_then(|j| found.get_mut(j)) {
-                list.push((height, attrs));
+                .get("job_id")
+                .and_then(|j| found.get_mut(j))
+            {
+                list.push((block.head.height, event.attributes));
             }
         }
     }
@@ -163,14 +158,10 @@ async fn chain_halted_for_minutes_nothing_lost_nothing_duplicated() {
         dir.path(),
     );
     enforcer.start();
-    eventually_within(
+    ready_within(
         "the enforcer ready on F",
         &enforcer,
         Duration::from_secs(60),
-        || match enforcer.admin_json("/readyz") {
-            Some((200, body)) if body["chain_reachable"] == true => Some(()),
-            _ => None,
-        },
     )
     .await;
     enforcer.kill();
@@ -264,14 +255,10 @@ async fn chain_halted_for_minutes_nothing_lost_nothing_duplicated() {
     // out) can be in F's fresh mempool.
     full.start(halted_at).await;
     eprintln!("[{:?}] F restarted", t0.elapsed());
-    eventually_within(
+    ready_within(
         "/readyz 200 once F answers again, the chain still halted",
         &enforcer,
         Duration::from_secs(30),
-        || match enforcer.admin_json("/readyz") {
-            Some((200, body)) if body["chain_reachable"] == true => Some(()),
-            _ => None,
-        },
     )
     .await;
     let rpc_addr = full.rpc_url().trim_start_matches("http://").to_string();
@@ -318,14 +305,10 @@ async fn chain_halted_for_minutes_nothing_lost_nothing_duplicated() {
         t0.elapsed(),
         halt_started.elapsed()
     );
-    eventually_within(
+    ready_within(
         "/readyz 200 once blocks flow again",
         &enforcer,
         Duration::from_secs(60),
-        || match enforcer.admin_json("/readyz") {
-            Some((200, body)) if body["chain_reachable"] == true => Some(()),
-            _ => None,
-        },
     )
     .await;
     for job in &jobs {

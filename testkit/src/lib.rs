@@ -274,6 +274,34 @@ impl TestNode {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// `hpcd tx hpc ARGS --from FROM [EXTRA] --yes -o json` through this node's gRPC, signed
+    /// with its test keyring; the raw output (callers decide what a failure means).
+    pub fn hpc_tx_output(&self, from: &str, args: &[&str], extra: &[&str]) -> Output {
+        let grpc = self.grpc_addr();
+        let mut full = vec!["tx", "hpc"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&[
+            "--from",
+            from,
+            "--keyring-backend",
+            "test",
+            "--grpc-addr",
+            &grpc,
+        ]);
+        full.extend_from_slice(extra);
+        full.extend_from_slice(&["--yes", "-o", "json"]);
+        self.cli(&full)
+    }
+
+    /// `hpcd query hpc ARGS -o json` through this node's gRPC.
+    pub fn hpc_query(&self, args: &[&str]) -> serde_json::Value {
+        let grpc = self.grpc_addr();
+        let mut full = vec!["query", "hpc"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["--grpc-addr", &grpc, "-o", "json"]);
+        serde_json::from_str(&self.cli_ok(&full)).unwrap()
+    }
+
     pub fn key_address(&self, name: &str) -> String {
         let out = self.cli_ok(&[
             "keys",
@@ -392,6 +420,17 @@ impl Drop for TestNode {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The first `key` attribute of a `kind` event in a tx result printed with `-o json`.
+pub fn event_attr<'a>(result: &'a serde_json::Value, kind: &str, key: &str) -> Option<&'a str> {
+    result["events"]
+        .as_array()?
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .flat_map(|e| e["attributes"].as_array().into_iter().flatten())
+        .find(|a| a["key"] == key)
+        .and_then(|a| a["value"].as_str())
 }
 
 /// Block `height`'s header app hash (the state after block `height - 1`).

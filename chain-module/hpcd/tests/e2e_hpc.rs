@@ -12,27 +12,11 @@ use tendermint_rpc::Client;
 /// succeeded. `--gas` is fixed so refused txs reach a block instead of failing in
 /// simulation.
 fn hpc_tx(node: &TestNode, from: &str, args: &[&str]) -> (Value, bool) {
-    let grpc = node.grpc_addr();
-    let mut full = vec!["tx", "hpc"];
-    full.extend_from_slice(args);
-    full.extend_from_slice(&[
-        "--from",
-        from,
-        "--keyring-backend",
-        "test",
-        "--grpc-addr",
-        &grpc,
-        "--gas",
-        "2000000",
-        "--yes",
-        "-o",
-        "json",
-    ]);
-    let out = node.cli(&full);
+    let out = node.hpc_tx_output(from, args, &["--gas", "2000000"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let json = serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!(
-            "hpcd {full:?}: {e}: {stdout}\n{}",
+            "hpcd tx hpc {args:?}: {e}: {stdout}\n{}",
             String::from_utf8_lossy(&out.stderr)
         )
     });
@@ -40,21 +24,11 @@ fn hpc_tx(node: &TestNode, from: &str, args: &[&str]) -> (Value, bool) {
 }
 
 fn query(node: &TestNode, args: &[&str]) -> Value {
-    let grpc = node.grpc_addr();
-    let mut full = vec!["query", "hpc"];
-    full.extend_from_slice(args);
-    full.extend_from_slice(&["--grpc-addr", &grpc, "-o", "json"]);
-    serde_json::from_str(&node.cli_ok(&full)).unwrap()
+    node.hpc_query(args)
 }
 
 fn attr<'a>(result: &'a Value, kind: &str, key: &str) -> Option<&'a str> {
-    result["events"]
-        .as_array()?
-        .iter()
-        .filter(|e| e["type"] == kind)
-        .flat_map(|e| e["attributes"].as_array().unwrap())
-        .find(|a| a["key"] == key)
-        .and_then(|a| a["value"].as_str())
+    support::event_attr(result, kind, key)
 }
 
 fn write_json(node: &TestNode, name: &str, value: Value) -> String {

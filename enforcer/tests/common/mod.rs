@@ -13,41 +13,24 @@ use serde_json::Value;
 
 /// `hpcd tx hpc ARGS --from FROM` through `node`'s gRPC, signed with `node`'s test keyring.
 pub fn hpc_tx(node: &TestNode, from: &str, args: &[&str]) -> Value {
-    let grpc = node.grpc_addr();
-    let mut full = vec!["tx", "hpc"];
-    full.extend_from_slice(args);
-    full.extend_from_slice(&[
-        "--from",
-        from,
-        "--keyring-backend",
-        "test",
-        "--grpc-addr",
-        &grpc,
-        "--yes",
-        "-o",
-        "json",
-    ]);
-    serde_json::from_str(&node.cli_ok(&full)).unwrap()
+    let out = node.hpc_tx_output(from, args, &[]);
+    assert!(
+        out.status.success(),
+        "hpcd tx hpc {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// `hpcd query hpc ARGS` through `node`'s gRPC.
 pub fn query(node: &TestNode, args: &[&str]) -> Value {
-    let grpc = node.grpc_addr();
-    let mut full = vec!["query", "hpc"];
-    full.extend_from_slice(args);
-    full.extend_from_slice(&["--grpc-addr", &grpc, "-o", "json"]);
-    serde_json::from_str(&node.cli_ok(&full)).unwrap()
+    node.hpc_query(args)
 }
 
 /// The first `key` attribute of a `kind` event of a tx result.
 pub fn attr(result: &Value, kind: &str, key: &str) -> Option<String> {
-    result["events"]
-        .as_array()?
-        .iter()
-        .filter(|e| e["type"] == kind)
-        .flat_map(|e| e["attributes"].as_array().unwrap())
-        .find(|a| a["key"] == key)
-        .and_then(|a| a["value"].as_str().map(str::to_string))
+    hpc_testkit::event_attr(result, kind, key).map(str::to_string)
 }
 
 /// `provider_key` registers `cluster`: 8 nodes in eu-west at 1000000 uvirt per node-hour,
