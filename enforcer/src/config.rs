@@ -37,6 +37,8 @@
 //! | `scheduler.embedded.nodes` | `1` |
 //! | `scheduler.embedded.workdir` | `<state_dir>/jobs` |
 //! | `scheduler.slurm.{sbatch,squeue,sinfo}_path` | `sbatch`, `squeue`, `sinfo` (from `PATH`) |
+//! | `scheduler.slurm.{sacct,scontrol}_path` | absent (no accounting, no `scontrol ping`) |
+//! | `scheduler.slurm.command_timeout_seconds` | `30` |
 //! | `health.probe_interval_seconds` | `30` (seed 002) |
 //! | `health.failure_threshold` | `3` (seed 002) |
 //! | `health.heartbeat_interval_seconds` | `60` (chain default heartbeat timeout is 300 s) |
@@ -517,6 +519,17 @@ pub struct SlurmConfig {
     /// sinfo executable (default `sinfo` from PATH).
     #[serde(default = "default_sinfo")]
     pub sinfo_path: PathBuf,
+    /// sacct executable (absent = no accounting). Recommended: Slurm forgets finished jobs
+    /// after `MinJobAge` (300 s by default); without accounting a job that finished while
+    /// the enforcer was down is reported FAILED ("local scheduler: Unknown").
+    #[serde(default)]
+    pub sacct_path: Option<PathBuf>,
+    /// scontrol executable (absent = no `scontrol ping` before each status probe).
+    #[serde(default)]
+    pub scontrol_path: Option<PathBuf>,
+    /// Seconds after which a Slurm command is killed and counts as failed (default 30).
+    #[serde(default = "default_slurm_command_timeout")]
+    pub command_timeout_seconds: u64,
 }
 
 /// `health:` — seed 002's periodic probe and the chain heartbeat.
@@ -641,6 +654,9 @@ fn default_squeue() -> PathBuf {
 }
 fn default_sinfo() -> PathBuf {
     "sinfo".into()
+}
+fn default_slurm_command_timeout() -> u64 {
+    30
 }
 fn default_probe_interval() -> u64 {
     30
@@ -920,6 +936,16 @@ impl Config {
                 non_empty_path("scheduler.slurm.sbatch_path", &sl.sbatch_path)?;
                 non_empty_path("scheduler.slurm.squeue_path", &sl.squeue_path)?;
                 non_empty_path("scheduler.slurm.sinfo_path", &sl.sinfo_path)?;
+                if let Some(p) = &sl.sacct_path {
+                    non_empty_path("scheduler.slurm.sacct_path", p)?;
+                }
+                if let Some(p) = &sl.scontrol_path {
+                    non_empty_path("scheduler.slurm.scontrol_path", p)?;
+                }
+                positive(
+                    "scheduler.slurm.command_timeout_seconds",
+                    sl.command_timeout_seconds,
+                )?;
             }
         }
 
@@ -1439,6 +1465,22 @@ hpc:
                 ),
                 "scheduler.slurm.sbatch_path",
                 "must not be empty",
+            ),
+            (
+                format!(
+                    "{}scheduler:\n  adapter: slurm\n  slurm:\n    sacct_path: \"\"\n",
+                    minimal()
+                ),
+                "scheduler.slurm.sacct_path",
+                "must not be empty",
+            ),
+            (
+                format!(
+                    "{}scheduler:\n  adapter: slurm\n  slurm:\n    command_timeout_seconds: 0\n",
+                    minimal()
+                ),
+                "scheduler.slurm.command_timeout_seconds",
+                "greater than 0",
             ),
             (
                 format!("{}health:\n  probe_interval_seconds: 0\n", minimal()),

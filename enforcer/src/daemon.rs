@@ -231,6 +231,9 @@ fn scheduler_of(config: &Config) -> anyhow::Result<Arc<dyn LocalScheduler>> {
                     sbatch: s.sbatch_path.clone(),
                     squeue: s.squeue_path.clone(),
                     sinfo: s.sinfo_path.clone(),
+                    sacct: s.sacct_path.clone(),
+                    scontrol: s.scontrol_path.clone(),
+                    command_timeout: Duration::from_secs(s.command_timeout_seconds),
                     ..SlurmConfig::default()
                 })
                 .map_err(|e| anyhow!("scheduler.slurm: {e}"))?,
