@@ -221,10 +221,11 @@ impl Node {
             .collect();
         self.app.end_block(&mut state, &block);
         let (_, changes) = state.into_parts();
-        let prepared = self
+        let mut prepared = self
             .storage
             .prepare(changes, height)
             .unwrap_or_else(|e| panic!("cannot compute the app hash of block {height}: {e}"));
+        prepared.set_block_time(block.time_seconds);
         let app_hash = prepared.root.to_vec().try_into().expect("32-byte app hash");
         cs.pending = Some(PendingBlock { prepared, block });
         response::FinalizeBlock {
@@ -274,11 +275,12 @@ impl Node {
                         ..Default::default()
                     };
                 };
+                // After a restart, before the first new block: the last block's time.
                 let (height, _) = self.last_commit();
                 BlockInfo {
                     chain_id,
                     height: height + 1,
-                    time_seconds: 0,
+                    time_seconds: self.storage.block_time(height).ok().flatten().unwrap_or(0),
                     time_nanos: 0,
                 }
             }
@@ -323,14 +325,12 @@ impl Node {
         let snapshot = self
             .storage
             .snapshot(if height == 0 { None } else { Some(height) })?;
+        let version = snapshot.version().unwrap_or(0);
+        // The time of the block that made this version, as recorded at its commit: right
+        // for past heights and after a restart.
         let clock = QueryClock {
-            height: snapshot.version().unwrap_or(0),
-            block_time_seconds: self
-                .last_block
-                .lock()
-                .expect("last block lock")
-                .as_ref()
-                .map_or(0, |b| b.time_seconds),
+            height: version,
+            block_time_seconds: self.storage.block_time(version)?.unwrap_or(0),
         };
         Ok((snapshot, clock))
     }

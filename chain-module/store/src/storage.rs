@@ -19,6 +19,10 @@ const VALUES: TableDefinition<(&[u8], u64), Option<&[u8]>> = TableDefinition::ne
 /// non-existence proofs.
 const PREIMAGES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("preimages");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// version → block time (seconds since the Unix epoch) of the block that made it. Not part
+/// of the Merkle state: it is what queries at a height use as "now" (the header time every
+/// node agreed on), kept so they answer the same after a restart.
+const BLOCK_TIMES: TableDefinition<u64, i64> = TableDefinition::new("block_times");
 const LATEST_VERSION: &str = "latest_version";
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +58,14 @@ pub struct PreparedCommit {
     pub root: [u8; 32],
     node_batch: NodeBatch,
     changes: Changes,
+    block_time_seconds: Option<i64>,
+}
+
+impl PreparedCommit {
+    /// Records the time of the block this version belongs to (see [`Storage::block_time`]).
+    pub fn set_block_time(&mut self, seconds: i64) {
+        self.block_time_seconds = Some(seconds);
+    }
 }
 
 impl Storage {
@@ -141,6 +153,7 @@ impl Storage {
             root: root.0,
             node_batch: batch.node_batch,
             changes,
+            block_time_seconds: None,
         })
     }
 
@@ -175,8 +188,28 @@ impl Storage {
             let mut meta = tx.open_table(META).map_err(db_err)?;
             meta.insert(LATEST_VERSION, prepared.version)
                 .map_err(db_err)?;
+            if let Some(seconds) = prepared.block_time_seconds {
+                let mut times = tx.open_table(BLOCK_TIMES).map_err(db_err)?;
+                times.insert(prepared.version, seconds).map_err(db_err)?;
+            }
         }
         tx.commit().map_err(db_err)
+    }
+
+    /// The block time recorded with `version`, or with the latest version before it that has
+    /// one (a version committed without a block time, e.g. genesis, inherits it).
+    pub fn block_time(&self, version: u64) -> Result<Option<i64>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let times = match tx.open_table(BLOCK_TIMES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db_err(e)),
+        };
+        let last = times.range(..=version).map_err(db_err)?.next_back();
+        Ok(match last {
+            Some(entry) => Some(entry.map_err(db_err)?.1.value()),
+            None => None,
+        })
     }
 
     /// The value at `key` and version with an ICS-23 existence or non-existence proof

@@ -173,3 +173,35 @@ fn delta_over_snapshot_merges_pending_writes() {
         Some(b"b".to_vec())
     );
 }
+
+#[test]
+fn block_times_are_kept_per_version_outside_the_merkle_state_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let storage = Storage::open(&path).unwrap();
+    assert_eq!(storage.block_time(1).unwrap(), None);
+    // Genesis without a time, then blocks with times.
+    let genesis = commit(&storage, 1, &[("a", Some("1"))]);
+    let mut prepared = storage.prepare(changes(&[("a", Some("2"))]), 2).unwrap();
+    prepared.set_block_time(1_700_000_000);
+    let timed_root = prepared.root;
+    storage.commit(prepared).unwrap();
+    commit(&storage, 3, &[("a", Some("3"))]);
+    let mut prepared = storage.prepare(changes(&[("a", Some("4"))]), 4).unwrap();
+    prepared.set_block_time(1_700_000_005);
+    storage.commit(prepared).unwrap();
+
+    // The time does not enter the app hash.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Storage::open(&other_dir.path().join("state.redb")).unwrap();
+    assert_eq!(commit(&other, 1, &[("a", Some("1"))]), genesis);
+    assert_eq!(commit(&other, 2, &[("a", Some("2"))]), timed_root);
+
+    drop(storage);
+    let storage = Storage::open(&path).unwrap();
+    assert_eq!(storage.block_time(1).unwrap(), None);
+    assert_eq!(storage.block_time(2).unwrap(), Some(1_700_000_000));
+    assert_eq!(storage.block_time(3).unwrap(), Some(1_700_000_000));
+    assert_eq!(storage.block_time(4).unwrap(), Some(1_700_000_005));
+    assert_eq!(storage.block_time(99).unwrap(), Some(1_700_000_005));
+}
