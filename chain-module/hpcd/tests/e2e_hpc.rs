@@ -303,6 +303,18 @@ async fn hpc_routing_end_to_end_through_the_cli() {
         query(&node, &["params"])["params"]["max_decision_age_blocks"],
         "42"
     );
+    // A partial file changes only what it names.
+    let before = query(&node, &["params"])["params"].clone();
+    let file = write_json(
+        &node,
+        "params-partial.json",
+        serde_json::json!({"max_batch_size": 25}),
+    );
+    let (r, ok) = hpc_tx(&node, "authority", &["update-params", &file]);
+    assert!(ok, "{r}");
+    let mut expected = before;
+    expected["max_batch_size"] = serde_json::json!(25);
+    assert_eq!(query(&node, &["params"])["params"], expected);
     assert_eq!(
         query(&node, &["audit-records", "--provider", &p1])["records"]
             .as_array()

@@ -274,7 +274,8 @@ pub enum HpcTx {
         #[arg(long, default_value = "")]
         message: String,
     },
-    /// Replace the module params with a JSON file (authority only).
+    /// Change module params (authority only): FILE is a JSON object of `Params` fields;
+    /// fields it leaves out keep their current values.
     UpdateParams { file: PathBuf },
 }
 
@@ -287,12 +288,72 @@ fn read_json<T: serde::de::DeserializeOwned>(field: &str, path: &PathBuf) -> Res
     serde_json::from_value(value).map_err(|e| bad(&e))
 }
 
+/// The JSON object of a params file, keys in snake_case (lowerCamelCase accepted).
+fn read_params_overrides(field: &str, path: &PathBuf) -> Result<serde_json::Value> {
+    let bad =
+        |e: &dyn std::fmt::Display| ClientError::invalid(field, format!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(&e))?;
+    let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&e))?;
+    if !value.is_object() {
+        return Err(bad(&"expected a JSON object of Params fields"));
+    }
+    snake_case_keys(&mut value);
+    Ok(value)
+}
+
+/// `current` with the fields of `overrides` replaced (nested objects field by field);
+/// unknown fields and wrong types are refused by name.
+fn params_with_overrides(
+    current: &hpc::Params,
+    overrides: serde_json::Value,
+    field: &str,
+    path: &PathBuf,
+) -> Result<hpc::Params> {
+    let bad =
+        |e: &dyn std::fmt::Display| ClientError::invalid(field, format!("{}: {e}", path.display()));
+    let mut merged = serde_json::to_value(current).map_err(|e| bad(&e))?;
+    snake_case_keys(&mut merged);
+    overlay(&mut merged, overrides);
+    expand_enum_names(&mut merged);
+    serde_json::from_value(merged).map_err(|e| bad(&e))
+}
+
+fn snake_case_keys(value: &mut serde_json::Value) {
+    if let serde_json::Value::Object(map) = value {
+        let renamed = std::mem::take(map)
+            .into_iter()
+            .map(|(k, mut v)| {
+                snake_case_keys(&mut v);
+                (crate::cli::output::snake_case(&k), v)
+            })
+            .collect();
+        *map = renamed;
+    }
+}
+
+fn overlay(base: &mut serde_json::Value, top: serde_json::Value) {
+    match (base, top) {
+        (serde_json::Value::Object(base), serde_json::Value::Object(top)) => {
+            for (k, v) in top {
+                match base.get_mut(&k) {
+                    Some(slot) if slot.is_object() && v.is_object() => overlay(slot, v),
+                    _ => {
+                        base.insert(k, v);
+                    }
+                }
+            }
+        }
+        (base, top) => *base = top,
+    }
+}
+
 /// Accepts the routing document's short enum spellings (`"status": "approved"`) by
 /// expanding them to the protobuf names (`"AUDIT_STATUS_APPROVED"`).
 fn expand_enum_names(value: &mut serde_json::Value) {
-    const PREFIXES: [(&str, &str); 3] = [
+    const PREFIXES: [(&str, &str); 4] = [
         ("status", "AUDIT_STATUS_"),
         ("enforcement_mode", "ENFORCEMENT_MODE_"),
+        ("routing_enforcement_mode", "ENFORCEMENT_MODE_"),
         ("violation_type", "VIOLATION_TYPE_"),
     ];
     match value {
@@ -419,10 +480,17 @@ pub async fn run_hpc_tx(
             status: hpc::JobState::from(status) as i32,
             message,
         }),
-        HpcTx::UpdateParams { file } => to_any(&hpc::MsgUpdateParams {
-            authority: me,
-            params: Some(read_json("FILE", &file)?),
-        }),
+        HpcTx::UpdateParams { file } => {
+            // UpdateParams replaces every field: lay the file over the params in force.
+            let overrides = read_params_overrides("FILE", &file)?;
+            let client = ChainClient::new(conn.transport()?, args.chain_id.clone()).await?;
+            let (current, _) = client.hpc_params().await?;
+            let msg = to_any(&hpc::MsgUpdateParams {
+                authority: me,
+                params: Some(params_with_overrides(&current, overrides, "FILE", &file)?),
+            });
+            return sign_broadcast_print(&client, &key, vec![msg], args, conn, out, input).await;
+        }
     };
     let client = ChainClient::new(conn.transport()?, args.chain_id.clone()).await?;
     sign_broadcast_print(&client, &key, vec![msg], args, conn, out, input).await
@@ -754,5 +822,58 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("FILE"));
+    }
+
+    #[test]
+    fn update_params_file_changes_only_the_fields_it_names() {
+        let current = hpc::Params {
+            routing_enforcement_enabled: true,
+            routing_enforcement_mode: hpc::EnforcementMode::Strict as i32,
+            max_decision_age_blocks: 100,
+            allow_provider_fallback: true,
+            max_batch_size: 50,
+            default_weights: Some(hpc::ScoringWeights {
+                latency_bps: 4000,
+                price_bps: 3000,
+                reputation_bps: 2000,
+                queue_bps: 1000,
+            }),
+            ..Default::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.json");
+        std::fs::write(
+            &path,
+            r#"{"max_batch_size": "20", "routingEnforcementMode": "permissive", "default_weights": {"queue_bps": 1500}}"#,
+        )
+        .unwrap();
+        let overrides = read_params_overrides("FILE", &path).unwrap();
+        let merged = params_with_overrides(&current, overrides, "FILE", &path).unwrap();
+        assert_eq!(merged.max_batch_size, 20);
+        assert_eq!(
+            merged.routing_enforcement_mode(),
+            hpc::EnforcementMode::Permissive
+        );
+        let weights = merged.default_weights.unwrap();
+        assert_eq!((weights.latency_bps, weights.queue_bps), (4000, 1500));
+        // Untouched: booleans stay true, numbers keep their values.
+        assert!(merged.routing_enforcement_enabled && merged.allow_provider_fallback);
+        assert_eq!(merged.max_decision_age_blocks, 100);
+
+        for (text, expected) in [
+            (r#"{"max_batch_sise": 1}"#, "unknown field"),
+            (r#"[1]"#, "expected a JSON object"),
+            (r#"{"max_batch_size": "many"}"#, "FILE"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = read_params_overrides("FILE", &path)
+                .and_then(|o| params_with_overrides(&current, o, "FILE", &path))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(expected) && err.contains("FILE"),
+                "{text}: {err}"
+            );
+        }
     }
 }

@@ -48,7 +48,7 @@ fn snake_case_pagination(value: &mut serde_json::Value) {
     }
 }
 
-fn snake_case(key: &str) -> String {
+pub(crate) fn snake_case(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 2);
     for c in key.chars() {
         if c.is_ascii_uppercase() {
@@ -134,7 +134,10 @@ mod tests {
             total: 7,
         };
         let raw = serde_json::to_value(&page).unwrap();
-        assert!(raw.get("nextKey").is_some(), "the library's own spelling: {raw}");
+        assert!(
+            raw.get("nextKey").is_some(),
+            "the library's own spelling: {raw}"
+        );
         let value = serde_json::json!({"records": [], "pagination": page});
         let mut out = Vec::new();
         print(&mut out, OutputFormat::Json, &value).unwrap();
