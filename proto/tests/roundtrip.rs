@@ -151,6 +151,7 @@ fn decision() -> SchedulingDecision {
         reschedule_reason: "cluster unavailable".into(),
         excluded_cluster_ids: vec!["hpc-cluster-3".into()],
         total_candidates: 3,
+        weights: Some(weights()),
     }
 }
 

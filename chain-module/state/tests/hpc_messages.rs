@@ -1390,3 +1390,58 @@ fn rescheduled_records_route_on_their_decision_and_only_the_jobs_provider_reject
         JobState::Routed
     );
 }
+
+#[test]
+fn explain_shows_the_weights_a_decision_was_scored_with() {
+    let World {
+        mut chain,
+        alice,
+        authority,
+        ..
+    } = world();
+    let out = chain.ok(&alice, vec![submit(&alice, 1)]);
+    let job_id = event(&out, "hpc_job_scheduled")
+        .get("job_id")
+        .unwrap()
+        .to_string();
+    let original = default_params().default_weights.unwrap();
+
+    // Governance changes the default weights after the decision.
+    let mut params = default_params();
+    let w = params.default_weights.as_mut().unwrap();
+    (w.latency_bps, w.queue_bps) = (w.latency_bps + 500, w.queue_bps - 500);
+    let changed = *w;
+    assert_ne!(changed, original);
+    chain.ok(
+        &authority,
+        vec![to_any(&MsgUpdateParams {
+            authority: authority.addr.to_string(),
+            params: Some(params),
+        })],
+    );
+
+    let explain: QueryExplainDecisionResponse = chain.query(
+        "ExplainDecision",
+        QueryExplainDecisionRequest {
+            job_id: job_id.clone(),
+            ..Default::default()
+        },
+    );
+    assert_eq!(explain.effective_weights, Some(original));
+    assert_eq!(explain.decision.unwrap().weights, Some(original));
+
+    // A decision made now uses (and records) the new weights.
+    let out = chain.ok(&alice, vec![submit(&alice, 1)]);
+    let later = event(&out, "hpc_job_scheduled")
+        .get("job_id")
+        .unwrap()
+        .to_string();
+    let explain: QueryExplainDecisionResponse = chain.query(
+        "ExplainDecision",
+        QueryExplainDecisionRequest {
+            job_id: later,
+            ..Default::default()
+        },
+    );
+    assert_eq!(explain.effective_weights, Some(changed));
+}

@@ -195,6 +195,7 @@ fn schedule_job(
         reschedule_reason: reason.to_string(),
         excluded_cluster_ids: excluded.to_vec(),
         total_candidates: outcome.total_candidates,
+        weights: Some(scheduler::effective_weights(job.policy.as_ref(), &params)),
     };
     Keeper::insert_decision(state, &decision);
     adjust_reservation(

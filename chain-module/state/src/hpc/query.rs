@@ -265,11 +265,13 @@ pub fn route(
                 .ok_or_else(|| not_found("decision", &decision_id))?;
             let job = Keeper::job(&state, &decision.job_id);
             let policy = job.as_ref().and_then(|j| j.policy.clone());
+            // The weights recorded with the decision; decisions from before they were
+            // recorded fall back to today's.
+            let weights = decision.weights.clone().unwrap_or_else(|| {
+                scheduler::effective_weights(policy.as_ref(), &HpcKeeper::params(&state))
+            });
             Ok(QueryExplainDecisionResponse {
-                effective_weights: Some(scheduler::effective_weights(
-                    policy.as_ref(),
-                    &HpcKeeper::params(&state),
-                )),
+                effective_weights: Some(weights),
                 explanations: explain(&decision),
                 effective_policy: policy,
                 decision: Some(decision),
@@ -332,6 +334,7 @@ pub fn route(
                 total_candidates: outcome.total_candidates,
                 candidates: outcome.candidates,
                 created_height: clock.height,
+                weights: Some(scheduler::effective_weights(req.policy.as_ref(), &params)),
                 ..Default::default()
             };
             Ok(QuerySimulateScheduleResponse {
