@@ -138,6 +138,18 @@ impl BlockFollower {
     /// cursor only on success.
     pub async fn next(&mut self) -> Result<BlockEvents> {
         loop {
+            if let Some(block) = self.next_within(Duration::from_secs(3600)).await? {
+                return Ok(block);
+            }
+        }
+    }
+
+    /// Like [`Self::next`], but gives up waiting for the block to be committed after `wait`
+    /// (`Ok(None)`: a halted or idle chain). Once the block is committed it is read in
+    /// full, however long that takes; the cursor advances only when it was read.
+    pub async fn next_within(&mut self, wait: Duration) -> Result<Option<BlockEvents>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
             let committed = self
                 .rpc
                 .abci_info()
@@ -148,11 +160,24 @@ impl BlockFollower {
             if committed >= self.next_height {
                 let block = self.read(self.next_height).await?;
                 self.next_height += 1;
-                return Ok(block);
+                return Ok(Some(block));
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
             }
             // Woken by the subscription, or poll.
-            let _ = tokio::time::timeout(self.poll_interval, self.wake.notified()).await;
+            let pause = self.poll_interval.min(deadline - now);
+            let _ = tokio::time::timeout(pause, self.wake.notified()).await;
         }
+    }
+
+    /// The hash of block `height`'s header (hex), to recognise the chain later.
+    pub async fn block_hash(&self, height: u64) -> Result<String> {
+        let h = tendermint::block::Height::try_from(height)
+            .map_err(|e| ClientError::invalid("height", e))?;
+        let header = self.rpc.header(h).await.map_err(rpc_err(&self.url))?.header;
+        Ok(header.hash().to_string())
     }
 
     async fn read(&self, height: u64) -> Result<BlockEvents> {

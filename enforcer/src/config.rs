@@ -361,16 +361,16 @@ impl FromStr for StartHeight {
 
 impl<'de> Deserialize<'de> for StartHeight {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // A YAML number or string; both go through the one parser.
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(i64),
-            Text(String),
-        }
-        let text = match Raw::deserialize(d)? {
-            Raw::Number(n) => n.to_string(),
-            Raw::Text(t) => t,
+        // A YAML number or string through the one parser; null (`~`) is the default.
+        let text = match serde_yaml::Value::deserialize(d)? {
+            serde_yaml::Value::Null => return Ok(StartHeight::default()),
+            serde_yaml::Value::String(t) => t,
+            serde_yaml::Value::Number(n) => n.to_string(),
+            other => {
+                return Err(de::Error::custom(format!(
+                    "{other:?} is not earliest, latest or a block height"
+                )))
+            }
         };
         text.parse().map_err(de::Error::custom)
     }
@@ -1276,6 +1276,7 @@ hpc:
             ("earliest", StartHeight::Earliest),
             ("1200", StartHeight::Height(1200)),
             ("\"1200\"", StartHeight::Height(1200)),
+            ("~", StartHeight::Earliest),
         ] {
             let yaml = with("chain:\n", &format!("chain:\n  start_height: {text}\n"));
             assert_eq!(parse(&yaml).chain.start_height, expected, "{text}");
@@ -1364,6 +1365,19 @@ hpc:
                 with("chain:\n", "chain:\n  start_height: 0\n"),
                 "chain.start_height",
                 "at least 1",
+            ),
+            (
+                with("chain:\n", "chain:\n  start_height: 1.5\n"),
+                "chain.start_height",
+                "\"1.5\" is not earliest, latest or a block height",
+            ),
+            (
+                with(
+                    "chain:\n",
+                    "chain:\n  start_height: 99999999999999999999999\n",
+                ),
+                "chain.start_height",
+                "integer `99999999999999999999999`",
             ),
             (
                 with("chain:\n", "chain:\n  start_height: first\n"),

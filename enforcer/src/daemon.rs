@@ -306,7 +306,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let result = tokio::select! {
         _ = tokio::signal::ctrl_c() => Ok(()),
         _ = term.recv() => Ok(()),
-        done = tasks.join_next() => Err(anyhow!("a daemon task stopped: {done:?}")),
+        done = tasks.join_next() => Err(match done {
+            Some(Ok(Err(e))) => e,
+            other => anyhow!("a daemon task stopped: {other:?}"),
+        }),
     };
     tracing::info!("hpc-enforcer stopping");
     let _ = stop_tx.send(true);
@@ -340,6 +343,10 @@ async fn refresh_params(shared: &Shared) {
 /// answers (a halted chain produces no blocks but its nodes serve reads).
 const QUIET_CHAIN_CHECK: Duration = Duration::from_secs(5);
 
+/// How often the jobs waiting for this provider are looked up by query, besides the start:
+/// a safety net for jobs whose handling failed and whose block is already behind us.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
+
 async fn follow_blocks(
     shared: Arc<Shared>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -350,27 +357,43 @@ async fn follow_blocks(
     let me = shared.gateway.provider.to_string();
     let mut backoff = Duration::from_millis(500);
     let mut started = false;
+    let mut last_sweep = Instant::now();
     loop {
         if !started {
-            if let Err(e) = start_following(&shared, &mut follower).await {
-                shared.status.lock().expect("status lock").chain_reachable = false;
-                shared.note_error(format!("starting to follow the chain: {e:#}"));
-                if stopped(&mut stop, backoff).await {
-                    return Ok(());
+            match start_following(&shared, &mut follower).await {
+                Ok(()) => {
+                    started = true;
+                    last_sweep = Instant::now();
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-                continue;
+                Err(e) if e.downcast_ref::<WrongChain>().is_some() => return Err(e),
+                Err(e) => {
+                    shared.note_error(format!("starting to follow the chain: {e:#}"));
+                    if stopped(&mut stop, backoff).await {
+                        return Ok(());
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
             }
-            started = true;
+        }
+        if last_sweep.elapsed() >= SWEEP_INTERVAL {
+            let swept = match follower.head().await {
+                Ok(h) => sweep_waiting_jobs(&shared, chain_head(h)).await,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = swept {
+                shared.note_error(format!("periodic sweep: {e:#}"));
+            }
+            last_sweep = Instant::now();
         }
         let block = tokio::select! {
             _ = stop.changed() => return Ok(()),
-            block = tokio::time::timeout(QUIET_CHAIN_CHECK, follower.next()) => block,
+            block = follower.next_within(QUIET_CHAIN_CHECK) => block,
         };
         let block = match block {
-            // No block for a while (a halted or idle chain): `next` keeps polling inside, so
-            // ask the node directly whether it answers, for /readyz and the head in /status.
-            Err(_quiet) => {
+            // No new block for a while (a halted or idle chain): say whether the node still
+            // answers, for /readyz and the head in /status.
+            Ok(None) => {
                 match follower.head().await {
                     Ok(h) => {
                         let mut st = shared.status.lock().expect("status lock");
@@ -385,14 +408,20 @@ async fn follow_blocks(
                 }
                 continue;
             }
-            Ok(Ok(b)) => {
+            Ok(Some(b)) => {
                 backoff = Duration::from_millis(500);
                 shared.status.lock().expect("status lock").chain_reachable = true;
                 b
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 shared.status.lock().expect("status lock").chain_reachable = false;
                 shared.note_error(format!("reading blocks: {e}"));
+                // A node pruned (or state-synced) past our cursor: place the follower again.
+                if let Ok(earliest) = follower.earliest_height().await {
+                    if follower.next_height() < earliest {
+                        started = false;
+                    }
+                }
                 if stopped(&mut stop, backoff).await {
                     return Ok(());
                 }
@@ -423,35 +452,49 @@ async fn follow_blocks(
         if block.events.iter().any(|e| e.kind == "hpc_params_updated") {
             refresh_params(&shared).await;
         }
+        let mut failed = false;
         for (job, decision) in work {
-            let head = head.map(|h: FollowerHead| ChainHead {
-                height: h.height,
-                time_seconds: h.time_seconds,
-            });
-            if let Err(e) = handle_attempt(&shared, &job, &decision, head).await {
-                // Not advancing the cursor: the block is handled again after a pause.
+            if let Err(e) = handle_attempt(&shared, &job, &decision, head.map(chain_head)).await {
                 shared.note_error(format!("job {job} decision {decision}: {e:#}"));
-                if stopped(&mut stop, backoff).await {
-                    return Ok(());
-                }
-                follower.seek(block.head.height);
-                continue;
+                failed = true;
+                break;
             }
+        }
+        if failed {
+            // The cursor stays on this block: it is read again after a pause (attempts
+            // already handled are skipped).
+            follower.seek(block.head.height);
+            if stopped(&mut stop, backoff).await {
+                return Ok(());
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+            continue;
         }
         shared.store.set_next_height(block.head.height + 1)?;
         shared.status.lock().expect("status lock").next_height = block.head.height + 1;
     }
 }
 
+fn chain_head(h: FollowerHead) -> ChainHead {
+    ChainHead {
+        height: h.height,
+        time_seconds: h.time_seconds,
+    }
+}
+
 /// Places the follower — at the persisted cursor, else at `chain.start_height`, never below
-/// the first block the node still has — then handles every job already waiting for this
-/// provider. That query finds the jobs scheduled in blocks the follower will not read
-/// (a later start height, a pruned node); jobs already handled are skipped.
+/// the first block the node still has — after checking that `state_dir` belongs to this
+/// chain, then handles every job already waiting for this provider. That query finds the
+/// jobs scheduled in blocks the follower will not read (a later start height, a pruned
+/// node); jobs already handled are skipped.
 async fn start_following(shared: &Shared, follower: &mut BlockFollower) -> anyhow::Result<()> {
     refresh_params(shared).await;
     let earliest = follower.earliest_height().await?;
     let head = follower.head().await?;
-    let wanted = match shared.store.next_height()? {
+    shared.status.lock().expect("status lock").chain_reachable = true;
+    let cursor = shared.store.next_height()?;
+    check_same_chain(shared, follower, earliest, head.height, cursor).await?;
+    let wanted = match cursor {
         Some(cursor) => cursor,
         None => match shared.config.chain.start_height {
             StartHeight::Earliest => earliest,
@@ -467,6 +510,12 @@ async fn start_following(shared: &Shared, follower: &mut BlockFollower) -> anyho
             shared.config.chain.rpc_url
         ));
     }
+    if wanted > head.height + 1 {
+        shared.note_error(format!(
+            "waiting for block {wanted}: {} is at height {} (still syncing?)",
+            shared.config.chain.rpc_url, head.height
+        ));
+    }
     let start = wanted.max(earliest);
     follower.seek(start);
     shared.store.set_next_height(start)?;
@@ -475,29 +524,76 @@ async fn start_following(shared: &Shared, follower: &mut BlockFollower) -> anyho
         st.next_height = start;
         st.head_height = head.height;
         st.head_time_seconds = head.time_seconds;
-        st.chain_reachable = true;
     }
+    let waiting = sweep_waiting_jobs(shared, chain_head(head)).await?;
+    tracing::info!(start, head = head.height, waiting, "following the chain");
+    Ok(())
+}
+
+/// A `state_dir` of another chain: fatal, retrying cannot help.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct WrongChain(String);
+
+/// Refuses a `state_dir` written for another chain (a reset devnet keeps its chain id, and
+/// job ids repeat across chains, so its cursor and handled attempts would be wrong): the
+/// first block this state read must have the same hash on this node.
+async fn check_same_chain(
+    shared: &Shared,
+    follower: &BlockFollower,
+    earliest: u64,
+    head: u64,
+    cursor: Option<u64>,
+) -> anyhow::Result<()> {
+    match shared.store.chain_anchor()? {
+        Some(anchor) => {
+            let (height, hash) = anchor
+                .split_once(':')
+                .and_then(|(h, hash)| Some((h.parse::<u64>().ok()?, hash)))
+                .ok_or_else(|| anyhow!("state_dir: unreadable chain anchor {anchor:?}"))?;
+            if (earliest..=head).contains(&height) {
+                let here = follower.block_hash(height).await?;
+                if here != hash {
+                    return Err(WrongChain(format!(
+                        "state_dir {} belongs to another chain: block {height} has hash {hash} \
+                         there and {here} on {}; use a fresh state_dir for this chain",
+                        shared.config.state_dir().display(),
+                        shared.config.chain.rpc_url
+                    ))
+                    .into());
+                }
+            }
+        }
+        None if head > 0 => {
+            // The anchor is the first block this state reads from (or the head).
+            let height = cursor.unwrap_or(earliest).clamp(earliest, head);
+            let hash = follower.block_hash(height).await?;
+            shared.store.set_chain_anchor(&format!("{height}:{hash}"))?;
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// Handles every job in state SCHEDULED on this provider's clusters; returns how many were
+/// waiting. A job whose handling fails is reported and left for the next sweep (or its
+/// block); only the lookup itself failing is an error.
+async fn sweep_waiting_jobs(shared: &Shared, head: ChainHead) -> anyhow::Result<usize> {
+    let provider = shared.gateway.provider.to_string();
     let waiting = shared
         .gateway
         .client
-        .hpc_jobs_of_provider(&shared.gateway.provider.to_string(), JobState::Scheduled)
-        .await?;
-    tracing::info!(
-        start,
-        head = head.height,
-        waiting = waiting.len(),
-        "following the chain"
-    );
-    let head = ChainHead {
-        height: head.height,
-        time_seconds: head.time_seconds,
-    };
-    for job in waiting {
-        handle_attempt(shared, &job.job_id, &job.current_decision_id, Some(head))
-            .await
-            .with_context(|| format!("job {} waiting since before the start", job.job_id))?;
+        .hpc_jobs_of_provider(&provider, JobState::Scheduled)
+        .await
+        .with_context(|| format!("looking up the jobs waiting for {provider}"))?;
+    for job in &waiting {
+        if let Err(e) =
+            handle_attempt(shared, &job.job_id, &job.current_decision_id, Some(head)).await
+        {
+            shared.note_error(format!("waiting job {}: {e:#}", job.job_id));
+        }
     }
-    Ok(())
+    Ok(waiting.len())
 }
 
 /// Evaluates one decision attempt, once: records first (outbox), then acts.
@@ -541,21 +637,26 @@ async fn handle_attempt(
                 command: Vec::new(),
                 correlation_id: job.correlation_id.clone(),
             };
-            let local = shared
-                .scheduler
-                .submit(&spec)
-                .await
-                .map_err(|e| anyhow!("local scheduler: {e}"))?;
+            // The routing is recorded already; a job the local scheduler refuses (after a
+            // few tries) fails rather than holding up the blocks behind it.
+            let (local_id, submit_error) = match submit_with_retries(shared, &spec).await {
+                Ok(local) => (local.as_str().to_string(), None),
+                Err(e) => {
+                    shared.note_error(format!("local scheduler refused job {job_id}: {e}"));
+                    (String::new(), Some(format!("local scheduler: {e}")))
+                }
+            };
             shared.store.put_local_job(&LocalJob {
                 job_id: job_id.to_string(),
                 decision_id: decision_id.to_string(),
                 cluster_id: cluster_id.clone(),
-                local_id: local.as_str().to_string(),
+                local_id,
                 reported: eval
                     .audit
                     .as_ref()
                     .map(|a| format!("after:{}", a.record_id))
                     .unwrap_or_default(),
+                submit_error,
             })?;
             "run"
         }
@@ -620,6 +721,27 @@ async fn handle_attempt(
     }
     shared.store.set_attempt(job_id, decision_id, outcome)?;
     Ok(())
+}
+
+/// Submissions tried before a job is given up as FAILED.
+const SUBMIT_ATTEMPTS: u32 = 3;
+
+async fn submit_with_retries(
+    shared: &Shared,
+    spec: &JobSpec,
+) -> Result<LocalJobId, hpc_local_scheduler::SchedulerError> {
+    let mut attempt = 1;
+    loop {
+        match shared.scheduler.submit(spec).await {
+            Ok(id) => return Ok(id),
+            Err(e) if attempt >= SUBMIT_ATTEMPTS => return Err(e),
+            Err(e) => {
+                tracing::warn!(job_id = %spec.job_id, attempt, error = %e, "local submission failed, retrying");
+                tokio::time::sleep(Duration::from_secs(2 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+        }
+    }
 }
 
 /// Writes an evaluation's records to the outbox (durably, before anything else), then the
@@ -747,8 +869,12 @@ async fn deliver(
             s.outbox_dead = depth.dead;
         }
         if let Some(pause) = pause {
-            if stopped(&mut stop, pause).await {
-                return Ok(());
+            // New or requeued items end a backoff early (one try; the backoff keeps growing
+            // while the chain stays unavailable).
+            tokio::select! {
+                _ = stop.changed() => return Ok(()),
+                _ = shared.outbox.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
             }
             continue;
         }
@@ -780,11 +906,18 @@ async fn report_jobs(
                     _ => continue,
                 }
             }
-            let state = match shared
-                .scheduler
-                .job_state(&LocalJobId::new(job.local_id.clone()))
-                .await
-            {
+            let state = match &job.submit_error {
+                Some(reason) => Ok(LocalJobState::Failed {
+                    reason: reason.clone(),
+                }),
+                None => {
+                    shared
+                        .scheduler
+                        .job_state(&LocalJobId::new(job.local_id.clone()))
+                        .await
+                }
+            };
+            let state = match state {
                 Ok(s) => s,
                 Err(e) => {
                     shared.note_error(format!("local job {}: {e}", job.job_id));

@@ -173,11 +173,23 @@ fn render_dead_letters(body: serde_json::Value) -> anyhow::Result<String> {
     Ok(lines.join("\n"))
 }
 
+/// How long the CLI waits for the admin API (connect, request and answer).
+const ADMIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// `method path` on the admin API (a blocking call for the CLI's one request).
 fn admin_request(admin: &str, method: &str, path: &str) -> anyhow::Result<serde_json::Value> {
     let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
     let raw = runtime
-        .block_on(http_exchange(admin, method, path))
+        .block_on(async {
+            tokio::time::timeout(ADMIN_TIMEOUT, http_exchange(admin, method, path))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer within {} s", ADMIN_TIMEOUT.as_secs()),
+                    ))
+                })
+        })
         .with_context(|| {
             format!(
                 "cannot reach the admin API at {admin} (is the enforcer running? see admin.listen)"

@@ -13,6 +13,8 @@ const ATTEMPTS: TableDefinition<&str, &str> = TableDefinition::new("handled_atte
 const LOCAL_JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("local_jobs");
 const VIOLATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("violation_counts");
 const NEXT_HEIGHT: &str = "next_height";
+const CHAIN: TableDefinition<&str, &str> = TableDefinition::new("chain");
+const ANCHOR: &str = "anchor";
 
 #[derive(Debug, thiserror::Error)]
 #[error("enforcer state store: {0}")]
@@ -31,6 +33,9 @@ pub struct LocalJob {
     pub local_id: String,
     /// The last status reported on chain: "", "RUNNING", "COMPLETED", "FAILED".
     pub reported: String,
+    /// Why the local scheduler refused the job (it is then reported FAILED, with this).
+    #[serde(default)]
+    pub submit_error: Option<String>,
 }
 
 /// Violations this enforcer recorded against a provider (its own), surviving restarts.
@@ -54,6 +59,7 @@ impl EnforcerStore {
         tx.open_table(ATTEMPTS).map_err(err)?;
         tx.open_table(LOCAL_JOBS).map_err(err)?;
         tx.open_table(VIOLATIONS).map_err(err)?;
+        tx.open_table(CHAIN).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(Self { db })
     }
@@ -67,6 +73,26 @@ impl EnforcerStore {
             .get(NEXT_HEIGHT)
             .map_err(err)?
             .map(|v| v.value()))
+    }
+
+    /// The chain this state belongs to: `"<height>:<block hash>"` of the first block read.
+    pub fn chain_anchor(&self) -> Result<Option<String>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        Ok(tx
+            .open_table(CHAIN)
+            .map_err(err)?
+            .get(ANCHOR)
+            .map_err(err)?
+            .map(|v| v.value().to_string()))
+    }
+
+    pub fn set_chain_anchor(&self, anchor: &str) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(err)?;
+        tx.open_table(CHAIN)
+            .map_err(err)?
+            .insert(ANCHOR, anchor)
+            .map_err(err)?;
+        tx.commit().map_err(err)
     }
 
     pub fn set_next_height(&self, height: u64) -> Result<(), StoreError> {
@@ -192,10 +218,12 @@ mod tests {
                 job_id: "hpc-job-1".into(),
                 decision_id: "d".into(),
                 cluster_id: "c".into(),
-                local_id: "l".into(),
+                local_id: String::new(),
                 reported: String::new(),
+                submit_error: Some("sbatch: error: invalid partition".into()),
             })
             .unwrap();
+            s.set_chain_anchor("1:ABCD").unwrap();
         }
         let s = EnforcerStore::open(dir.path()).unwrap();
         assert_eq!(s.next_height().unwrap(), Some(42));
@@ -205,7 +233,11 @@ mod tests {
         );
         assert_eq!(s.attempt("hpc-job-1", "hpc-decision-2").unwrap(), None);
         assert_eq!(s.violation_count("p1").unwrap().total, 6);
-        assert_eq!(s.local_jobs().unwrap().len(), 1);
+        assert_eq!(
+            s.local_jobs().unwrap()[0].submit_error.as_deref(),
+            Some("sbatch: error: invalid partition")
+        );
+        assert_eq!(s.chain_anchor().unwrap().as_deref(), Some("1:ABCD"));
         s.remove_local_job("hpc-job-1").unwrap();
         assert!(s.local_jobs().unwrap().is_empty());
     }

@@ -3,7 +3,9 @@
 //! before it started, yet a job scheduled onto its cluster before the start is found by
 //! the start-up query of waiting jobs and routed; a job scheduled after the start comes
 //! through the block follower; a restart resumes from the persisted cursor (not from
-//! `latest` again) and duplicates nothing.
+//! `latest` again) and handles a job scheduled while it was down once, although both the
+//! start-up query and its block find it; the same `state_dir` against another chain is
+//! refused.
 
 mod common;
 
@@ -77,10 +79,14 @@ async fn first_start_at_latest_finds_waiting_jobs_and_restart_resumes_from_the_c
     assert_eq!(cluster, "cluster-p1");
     completed_once(&node, &enforcer, &late).await;
 
-    // A restart resumes from the persisted cursor, not from `latest` again: blocks
-    // committed while it was down are read. Nothing is waiting; nothing is recorded twice.
+    // A restart resumes from the persisted cursor, not from `latest` again. A job
+    // scheduled while the enforcer is down is found twice — by the start-up query and in
+    // its block — and handled once.
     enforcer.kill();
     let killed_at = node.height().await.unwrap();
+    let (during, cluster) = submit_job(&node, 1);
+    assert_eq!(cluster, "cluster-p1");
+    let during_block = node.height().await.unwrap();
     node.wait_for_height(killed_at + 5, Duration::from_secs(30))
         .await;
     enforcer.start();
@@ -94,8 +100,41 @@ async fn first_start_at_latest_finds_waiting_jobs_and_restart_resumes_from_the_c
         "restart at {restart_at}: the cursor was at most {} (first start {start})",
         killed_at + 1
     );
-    assert_eq!(waiting, 0);
-    for job in [&early, &late] {
+    assert_eq!(waiting, 1, "the job scheduled while down is waiting");
+    eventually("the blocks missed while down read", &enforcer, || {
+        let next = enforcer.status()?["next_height"].as_u64()?;
+        (next > during_block + 1).then_some(())
+    })
+    .await;
+    for job in [&early, &late, &during] {
         completed_once(&node, &enforcer, job).await;
     }
+
+    // The same state_dir against another chain (a reset network: same chain id, job ids
+    // starting over) is refused, not silently mixed.
+    enforcer.kill();
+    let mut other = TestNode::init("e2e-start-1");
+    other.start(3).await;
+    let yaml = std::fs::read_to_string(&enforcer.config).unwrap();
+    let moved = yaml
+        .replace(&node.rpc_url(), &other.rpc_url())
+        .replace(&node.grpc_addr(), &other.grpc_addr());
+    assert_ne!(yaml, moved);
+    std::fs::write(&enforcer.config, moved).unwrap();
+    enforcer.start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while enforcer.is_running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running against another chain\n{}",
+            enforcer.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let log = enforcer.log_text();
+    assert!(
+        log.contains("belongs to another chain"),
+        "{}",
+        enforcer.log_tail()
+    );
 }

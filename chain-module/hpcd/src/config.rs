@@ -182,7 +182,9 @@ impl Home {
             .and_then(|v| v.as_str())
             .ok_or_else(|| anyhow!("{}: rpc.laddr is missing", path.display()))?;
         let abci_listen = match proxy_app.strip_prefix("unix://") {
-            Some(socket) if !socket.is_empty() => AbciListen::Unix(PathBuf::from(socket)),
+            Some(socket) if !socket.is_empty() => {
+                AbciListen::Unix(unix_socket_path(socket, proxy_app, &path)?)
+            }
             _ => AbciListen::Tcp(strip_tcp(proxy_app, "proxy_app", &path)?),
         };
         Ok(CometAddresses {
@@ -221,6 +223,33 @@ pub struct CometAddresses {
     pub abci_listen: AbciListen,
     /// CometBFT's RPC as an http:// URL.
     pub rpc_url: String,
+}
+
+/// The longest unix socket path the kernel accepts: `sockaddr_un.sun_path` is 108 bytes on
+/// Linux, including the terminating NUL.
+pub const MAX_UNIX_SOCKET_PATH: usize = 107;
+
+/// The socket path of a `proxy_app = "unix://<socket>"`: absolute (a relative one would
+/// resolve against hpcd's working directory, which a separately started CometBFT need not
+/// share) and short enough to bind.
+fn unix_socket_path(socket: &str, proxy_app: &str, path: &Path) -> anyhow::Result<PathBuf> {
+    let socket = PathBuf::from(socket);
+    if !socket.is_absolute() {
+        bail!(
+            "{}: proxy_app must be a unix:///absolute/path (or tcp://host:port) address, got {proxy_app:?}; \
+             a relative path would resolve against hpcd's working directory, not the home",
+            path.display()
+        );
+    }
+    let len = socket.as_os_str().len();
+    if len > MAX_UNIX_SOCKET_PATH {
+        bail!(
+            "{}: proxy_app {proxy_app:?} is too long for a unix socket: its path is {len} bytes, \
+             the limit is {MAX_UNIX_SOCKET_PATH}; use a shorter path or a tcp://host:port address",
+            path.display()
+        );
+    }
+    Ok(socket)
 }
 
 fn strip_tcp(addr: &str, field: &str, path: &Path) -> anyhow::Result<String> {
@@ -278,6 +307,39 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn proxy_app_unix_path_must_be_absolute_and_short_enough() {
+        let (_d, home) = home_with_proxy_app("unix://data/abci.sock");
+        let err = home.comet_addresses().err().unwrap().to_string();
+        assert!(
+            err.contains("proxy_app must be a unix:///absolute/path")
+                && err.contains("\"unix://data/abci.sock\""),
+            "{err}"
+        );
+        assert!(
+            err.starts_with(&home.comet_toml().display().to_string()),
+            "{err}"
+        );
+
+        // 107 bytes is the most a socket path may have; one more is refused.
+        let longest = format!("/{}", "s".repeat(MAX_UNIX_SOCKET_PATH - 1));
+        let (_d, home) = home_with_proxy_app(&format!("unix://{longest}"));
+        assert_eq!(
+            home.comet_addresses().unwrap().abci_listen,
+            AbciListen::Unix(PathBuf::from(&longest))
+        );
+        let (_d, home) = home_with_proxy_app(&format!("unix://{longest}s"));
+        let err = home.comet_addresses().err().unwrap().to_string();
+        assert!(
+            err.contains("proxy_app \"unix:///")
+                && err.contains(
+                    "is too long for a unix socket: its path is 108 bytes, the limit is 107"
+                )
+                && err.contains("tcp://host:port"),
+            "{err}"
+        );
     }
 
     #[test]

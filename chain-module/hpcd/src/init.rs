@@ -87,9 +87,6 @@ pub fn init(home: &Home, opts: &InitOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Longest unix socket path the kernel accepts (`sun_path` is 108 bytes with the NUL).
-const MAX_UNIX_SOCKET_PATH: usize = 107;
-
 /// The ABCI address for a CometBFT on the same host: a unix socket in the home's data
 /// directory (no TCP Nagle delays, no port to allocate), or a loopback TCP port when the
 /// home's path is too long for a socket.
@@ -101,7 +98,7 @@ fn local_abci_address(home: &Home, base_port: Option<u16>) -> anyhow::Result<Str
         .with_context(|| format!("resolving {}", data.display()))?
         .join("abci.sock");
     let socket = socket.to_string_lossy();
-    Ok(if socket.len() <= MAX_UNIX_SOCKET_PATH {
+    Ok(if socket.len() <= crate::config::MAX_UNIX_SOCKET_PATH {
         format!("unix://{socket}")
     } else {
         format!("tcp://127.0.0.1:{}", base_port.map_or(26658, |b| b + 2))

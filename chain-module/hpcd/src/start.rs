@@ -1,6 +1,7 @@
 //! `hpcd start`: the ABCI server, the gRPC server and, unless `--abci-only`, the
 //! `cometbft` process it supervises — one command runs a node.
 
+use std::os::unix::fs::FileTypeExt;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
@@ -17,8 +18,16 @@ pub struct StartOptions {
     pub cometbft_binary: Option<String>,
 }
 
-/// Waits until the ABCI server accepts connections, so CometBFT never starts first.
-async fn wait_for_listener(listen: &AbciListen) -> anyhow::Result<()> {
+/// The ABCI server task: tower-abci's `listen_tcp` / `listen_unix`.
+type AbciTask = tokio::task::JoinHandle<Result<(), tower_abci::BoxError>>;
+
+/// Waits until the ABCI server accepts connections, so CometBFT never starts first; fails
+/// at once with the server's own error if it could not listen (e.g. permission denied).
+async fn wait_for_listener(
+    listen: &AbciListen,
+    home: &Home,
+    abci_task: &mut AbciTask,
+) -> anyhow::Result<()> {
     for _ in 0..100 {
         let up = match listen {
             AbciListen::Tcp(addr) => tokio::net::TcpStream::connect(addr).await.is_ok(),
@@ -27,20 +36,33 @@ async fn wait_for_listener(listen: &AbciListen) -> anyhow::Result<()> {
         if up {
             return Ok(());
         }
+        if abci_task.is_finished() {
+            let error = match abci_task.await {
+                Ok(Ok(())) => "the server stopped".to_string(),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            bail!(
+                "cannot listen on the ABCI address {listen} (proxy_app in {}): {error}",
+                home.comet_toml().display()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bail!("the ABCI server did not start listening on {listen}")
 }
 
 /// Fails clearly if the ABCI address is taken (CometBFT would otherwise connect to
-/// whatever already listens there); removes a unix socket file a crashed hpcd left behind.
+/// whatever already listens there); removes a unix socket a crashed hpcd left behind, but
+/// never any other kind of file.
 fn claim_abci_address(listen: &AbciListen, home: &Home) -> anyhow::Result<()> {
-    let taken = |e: String| {
+    let cannot = |e: String| {
         anyhow!(
-            "cannot listen on the ABCI address {listen} (proxy_app in {}): {e}; is another hpcd running?",
+            "cannot listen on the ABCI address {listen} (proxy_app in {}): {e}",
             home.comet_toml().display()
         )
     };
+    let taken = |e: String| cannot(format!("{e}; is another hpcd running?"));
     match listen {
         AbciListen::Tcp(addr) => {
             std::net::TcpListener::bind(addr).map_err(|e| taken(e.to_string()))?;
@@ -49,12 +71,22 @@ fn claim_abci_address(listen: &AbciListen, home: &Home) -> anyhow::Result<()> {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
                 return Err(taken("a process is serving it".into()));
             }
-            if path.exists() {
-                std::fs::remove_file(path)
-                    .map_err(|e| taken(format!("removing the stale socket: {e}")))?;
+            match std::fs::symlink_metadata(path) {
+                Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)
+                    .map_err(|e| cannot(format!("removing the stale socket: {e}")))?,
+                Ok(_) => {
+                    return Err(cannot(format!(
+                        "{} exists and is not a socket; hpcd removes only a stale socket, \
+                         so set proxy_app to another path or move that file away",
+                        path.display()
+                    )))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(cannot(format!("inspecting {}: {e}", path.display()))),
             }
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| taken(e.to_string()))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| cannot(format!("creating {}: {e}", dir.display())))?;
             }
         }
     }
@@ -89,13 +121,13 @@ pub async fn start(home: &Home, settings: &Settings, opts: StartOptions) -> anyh
     claim_abci_address(&comet.abci_listen, home)?;
     let server = abci::server(node.clone());
     let listen = comet.abci_listen.clone();
-    let mut abci_task = tokio::spawn(async move {
+    let mut abci_task: AbciTask = tokio::spawn(async move {
         match listen {
             AbciListen::Tcp(addr) => server.listen_tcp(addr).await,
             AbciListen::Unix(path) => server.listen_unix(path).await,
         }
     });
-    wait_for_listener(&comet.abci_listen).await?;
+    wait_for_listener(&comet.abci_listen, home, &mut abci_task).await?;
     tracing::info!(address = %comet.abci_listen, "ABCI server listening");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -194,5 +226,48 @@ async fn stop_child(child: &mut tokio::process::Child) {
             tracing::warn!("cometbft did not stop within 15s; killing it");
             let _ = child.kill().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unix_home() -> (tempfile::TempDir, Home, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home(dir.path().to_path_buf());
+        let socket = dir.path().join("data").join("abci.sock");
+        (dir, home, socket)
+    }
+
+    #[test]
+    fn claiming_a_unix_address_never_removes_a_file_that_is_not_a_socket() {
+        let (_d, home, path) = unix_home();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "important").unwrap();
+        let err = claim_abci_address(&AbciListen::Unix(path.clone()), &home)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("(proxy_app in ")
+                && err.contains(&home.comet_toml().display().to_string())
+                && err.contains(&format!("{} exists and is not a socket", path.display())),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "important");
+    }
+
+    #[test]
+    fn claiming_a_unix_address_removes_a_stale_socket_but_not_a_served_one() {
+        let (_d, home, path) = unix_home();
+        let listen = AbciListen::Unix(path.clone());
+        claim_abci_address(&listen, &home).unwrap(); // creates data/
+        let served = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let err = claim_abci_address(&listen, &home).unwrap_err().to_string();
+        assert!(err.contains("a process is serving it"), "{err}");
+        drop(served); // the socket file stays behind, as after a crash
+        assert!(path.exists());
+        claim_abci_address(&listen, &home).unwrap();
+        assert!(!path.exists());
     }
 }
