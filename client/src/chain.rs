@@ -55,7 +55,7 @@ impl ChainClient {
                     .await
                     .map_err(|source| ClientError::Rpc {
                         url: url.clone(),
-                        source,
+                        source: Box::new(source),
                     })?
                     .node_info
                     .network

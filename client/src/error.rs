@@ -12,7 +12,11 @@ pub enum ClientError {
     )]
     Connect { addr: String, reason: String },
     #[error("{path}: {}: {}", status.code(), status.message())]
-    Grpc { path: String, status: tonic::Status },
+    // Boxed: tonic::Status is large and errors are rare; every Result<_, ClientError> stays small.
+    Grpc {
+        path: String,
+        status: Box<tonic::Status>,
+    },
     #[error("{path}: query failed with code {code}: {log}")]
     AbciQuery {
         path: String,
@@ -24,7 +28,7 @@ pub enum ClientError {
     Rpc {
         url: String,
         #[source]
-        source: tendermint_rpc::Error,
+        source: Box<tendermint_rpc::Error>,
     },
     #[error("tx {txhash} failed (codespace {codespace}, code {code}): {log}")]
     TxFailed {

@@ -55,7 +55,7 @@ impl BlockEvents {
 fn rpc_err(url: &str) -> impl Fn(tendermint_rpc::Error) -> ClientError + '_ {
     move |source| ClientError::Rpc {
         url: url.to_string(),
-        source,
+        source: Box::new(source),
     }
 }
 

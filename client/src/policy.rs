@@ -218,7 +218,7 @@ mod tests {
             names
                 .iter()
                 .find(|(name, _)| name == n)
-                .map(|(_, p)| p.clone())
+                .map(|(_, p)| *p)
                 .unwrap()
         };
         assert_eq!(names.len(), 5);

@@ -177,7 +177,7 @@ impl Transport {
                         } else {
                             ClientError::Grpc {
                                 path: path.to_string(),
-                                status,
+                                status: Box::new(status),
                             }
                         }
                     })?;
@@ -197,7 +197,7 @@ impl Transport {
                     .await
                     .map_err(|source| ClientError::Rpc {
                         url: url.clone(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 if result.code.is_err() {
                     return Err(ClientError::AbciQuery {
@@ -234,7 +234,7 @@ impl Transport {
                 let r = client.broadcast_tx_sync(tx_bytes).await.map_err(|source| {
                     ClientError::Rpc {
                         url: url.clone(),
-                        source,
+                        source: Box::new(source),
                     }
                 })?;
                 Ok(TxResult {
@@ -301,7 +301,7 @@ impl Transport {
                     Err(e) if e.to_string().contains("not found") => Ok(None),
                     Err(source) => Err(ClientError::Rpc {
                         url: url.clone(),
-                        source,
+                        source: Box::new(source),
                     }),
                 }
             }

@@ -229,7 +229,7 @@ mod tests {
         assert!(matches!(classify(&e), SubmitError::SequenceMismatch(_)));
         let e = ClientError::Grpc {
             path: "/x".into(),
-            status: tonic::Status::invalid_argument(msg),
+            status: Box::new(tonic::Status::invalid_argument(msg)),
         };
         assert!(matches!(
             classify(&e),
@@ -237,7 +237,7 @@ mod tests {
         ));
         let e = ClientError::Grpc {
             path: "/x".into(),
-            status: tonic::Status::unavailable("down"),
+            status: Box::new(tonic::Status::unavailable("down")),
         };
         assert!(matches!(classify(&e), SubmitError::Unavailable(_)));
     }

@@ -234,6 +234,18 @@ impl GasPrices {
     }
 }
 
+impl Coins {
+    /// The sum of two coin sets (saturating; supplies are far below u128::MAX).
+    pub fn plus(&self, other: &Coins) -> Coins {
+        let mut out = self.clone();
+        for (denom, amount) in other.iter() {
+            let entry = out.0.entry(denom.to_string()).or_insert(0);
+            *entry = entry.saturating_add(amount);
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,17 +298,5 @@ mod tests {
         assert!("0.0000000000000000001".parse::<Dec>().is_err());
         let zero: GasPrices = "0uvirt".parse().unwrap();
         assert!(zero.required_fees(100).is_empty());
-    }
-}
-
-impl Coins {
-    /// The sum of two coin sets (saturating; supplies are far below u128::MAX).
-    pub fn plus(&self, other: &Coins) -> Coins {
-        let mut out = self.clone();
-        for (denom, amount) in other.iter() {
-            let entry = out.0.entry(denom.to_string()).or_insert(0);
-            *entry = entry.saturating_add(amount);
-        }
-        out
     }
 }

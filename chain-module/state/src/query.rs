@@ -42,57 +42,6 @@ pub fn paginate(
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeMap;
-
-    #[test]
-    fn pages_by_key_and_offset_cover_everything_once() {
-        let state: BTreeMap<Vec<u8>, Vec<u8>> = (0u8..10)
-            .map(|i| (vec![b'p', i], vec![i]))
-            .chain([(b"q".to_vec(), vec![])])
-            .collect();
-        let mut seen = Vec::new();
-        let mut req = PageRequest {
-            limit: 3,
-            count_total: true,
-            ..Default::default()
-        };
-        loop {
-            let (entries, resp) = paginate(&state, b"p", Some(&req)).unwrap();
-            assert_eq!(resp.total, 10);
-            seen.extend(entries.into_iter().map(|(_, v)| v[0]));
-            if resp.next_key.is_empty() {
-                break;
-            }
-            req.key = resp.next_key;
-        }
-        assert_eq!(seen, (0..10).collect::<Vec<u8>>());
-        let (entries, _) = paginate(
-            &state,
-            b"p",
-            Some(&PageRequest {
-                offset: 8,
-                limit: 5,
-                ..Default::default()
-            }),
-        )
-        .unwrap();
-        assert_eq!(
-            entries.iter().map(|(_, v)| v[0]).collect::<Vec<_>>(),
-            vec![8, 9]
-        );
-        let too_big = PageRequest {
-            limit: MAX_PAGE_LIMIT + 1,
-            ..Default::default()
-        };
-        assert!(
-            matches!(paginate(&state, b"p", Some(&too_big)), Err(QueryError::InvalidArgument(m)) if m.contains("pagination.limit"))
-        );
-    }
-}
-
 /// One page of records found through `prefix` (a primary prefix or a secondary index),
 /// keeping only those `filter` accepts, as cosmos `FilteredPaginate`: the page holds up
 /// to `limit` matches; `next_key` is where the next page starts. `load` turns an entry
@@ -170,4 +119,55 @@ pub fn paginate_filtered<T>(
         0
     };
     Ok((out, PageResponse { next_key, total }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn pages_by_key_and_offset_cover_everything_once() {
+        let state: BTreeMap<Vec<u8>, Vec<u8>> = (0u8..10)
+            .map(|i| (vec![b'p', i], vec![i]))
+            .chain([(b"q".to_vec(), vec![])])
+            .collect();
+        let mut seen = Vec::new();
+        let mut req = PageRequest {
+            limit: 3,
+            count_total: true,
+            ..Default::default()
+        };
+        loop {
+            let (entries, resp) = paginate(&state, b"p", Some(&req)).unwrap();
+            assert_eq!(resp.total, 10);
+            seen.extend(entries.into_iter().map(|(_, v)| v[0]));
+            if resp.next_key.is_empty() {
+                break;
+            }
+            req.key = resp.next_key;
+        }
+        assert_eq!(seen, (0..10).collect::<Vec<u8>>());
+        let (entries, _) = paginate(
+            &state,
+            b"p",
+            Some(&PageRequest {
+                offset: 8,
+                limit: 5,
+                ..Default::default()
+            }),
+        )
+        .unwrap();
+        assert_eq!(
+            entries.iter().map(|(_, v)| v[0]).collect::<Vec<_>>(),
+            vec![8, 9]
+        );
+        let too_big = PageRequest {
+            limit: MAX_PAGE_LIMIT + 1,
+            ..Default::default()
+        };
+        assert!(
+            matches!(paginate(&state, b"p", Some(&too_big)), Err(QueryError::InvalidArgument(m)) if m.contains("pagination.limit"))
+        );
+    }
 }

@@ -770,12 +770,12 @@ fn params_only_by_authority_and_validated() {
     };
     chain.fails(
         &alice,
-        vec![update(&alice, params.clone())],
+        vec![update(&alice, params)],
         "hpc",
         4,
         "not the x/hpc authority",
     );
-    let mut bad = params.clone();
+    let mut bad = params;
     bad.default_weights.as_mut().unwrap().latency_bps += 1;
     chain.fails(
         &authority,

@@ -307,7 +307,7 @@ fn params_with_overrides(
     current: &hpc::Params,
     overrides: serde_json::Value,
     field: &str,
-    path: &PathBuf,
+    path: &std::path::Path,
 ) -> Result<hpc::Params> {
     let bad =
         |e: &dyn std::fmt::Display| ClientError::invalid(field, format!("{}: {e}", path.display()));

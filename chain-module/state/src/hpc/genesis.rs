@@ -52,7 +52,7 @@ fn id(field: String, value: &str) -> Result<(), GenesisError> {
 
 /// Validates and writes `app_state.hpc`.
 pub fn import_genesis(state: &mut impl StateWrite, g: &GenesisState) -> Result<(), GenesisError> {
-    let params = g.params.clone().unwrap_or_else(default_params);
+    let params = g.params.unwrap_or_else(default_params);
     validate_params(&params)
         .map_err(|e| GenesisError::new(format!("hpc.{}", e.field), e.reason))?;
     if !g.authority.is_empty() {

@@ -424,7 +424,7 @@ pub fn execute(
                 job_id: job_id.clone(),
                 owner: m.owner.clone(),
                 requirements: m.requirements.clone(),
-                policy: m.policy.clone(),
+                policy: m.policy,
                 state: JobState::Scheduled as i32,
                 correlation_id: correlation_id.clone(),
                 created_height: ctx.block.height,
@@ -887,7 +887,7 @@ pub fn execute(
         }
         HpcMsg::UpdateParams(m) => {
             require_authority(state, &m.authority)?;
-            let params = m.params.clone().expect("validated");
+            let params = m.params.expect("validated");
             super::params::validate_params(&params)
                 .map_err(|e| TxError::hpc(code::INVALID_PARAMS, e.to_string()))?;
             HpcKeeper::set_params(state, &params);

@@ -88,7 +88,7 @@ fn explain(d: &SchedulingDecision) -> Vec<String> {
         .iter()
         .map(|c| {
             if c.eligible {
-                let b = c.breakdown.clone().unwrap_or_default();
+                let b = c.breakdown.unwrap_or_default();
                 format!(
                     "{}: eligible, score {} bps (latency {}, price {}, reputation {}, queue {}; health ×{}/10000){}",
                     c.cluster_id,
@@ -264,10 +264,10 @@ pub fn route(
             let decision = Keeper::decision(&state, &decision_id)
                 .ok_or_else(|| not_found("decision", &decision_id))?;
             let job = Keeper::job(&state, &decision.job_id);
-            let policy = job.as_ref().and_then(|j| j.policy.clone());
+            let policy = job.as_ref().and_then(|j| j.policy);
             // The weights recorded with the decision; decisions from before they were
             // recorded fall back to today's.
-            let weights = decision.weights.clone().unwrap_or_else(|| {
+            let weights = decision.weights.unwrap_or_else(|| {
                 scheduler::effective_weights(policy.as_ref(), &HpcKeeper::params(&state))
             });
             Ok(QueryExplainDecisionResponse {
