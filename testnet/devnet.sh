@@ -194,10 +194,31 @@ YAML
 
 start_enforcers() {
     step "starting one hpc-enforcer per dev provider"
-    local i=0 p
+    local i=0 p since
+    since="$(rpc_height "$RPC_URL")"
     for p in "${ENFORCER_PROVIDERS[@]}"; do
         start_enforcer "$i" "$p"
         i=$((i + 1))
+    done
+    # After a restart the clusters' last heartbeats are old and the scheduler skips them
+    # (HEARTBEAT_STALE): wait for each enforcer's first heartbeat before saying "up".
+    for p in "${ENFORCER_PROVIDERS[@]}"; do
+        wait_for_heartbeat "cluster-$p" "$since"
+    done
+}
+
+# wait_for_heartbeat CLUSTER HEIGHT: until CLUSTER has a heartbeat after HEIGHT (60 s).
+wait_for_heartbeat() {
+    local cluster="$1" since="$2" h deadline=$((SECONDS + 60))
+    while :; do
+        h="$("$HPCD" query hpc cluster "$cluster" --grpc-addr "127.0.0.1:$GRPC_PORT" -o json 2>/dev/null |
+            python3 -c 'import json,sys; print(int(json.load(sys.stdin)["cluster"].get("last_heartbeat_height", 0)))' 2>/dev/null || echo 0)"
+        if [ "$h" -gt "$since" ]; then
+            ok "$cluster: heartbeat at height $h"
+            return
+        fi
+        [ "$SECONDS" -lt "$deadline" ] || die "no heartbeat from the enforcer of $cluster within 60 s; see $(enforcer_dir "${cluster#cluster-}")/enforcer.log"
+        sleep 0.5
     done
 }
 
