@@ -236,6 +236,10 @@ fn genesis() -> GenesisState {
             total_count: 9,
             alert_active: true,
         }],
+        prune_cursors: vec![PruneCursor {
+            queue: "decisions".into(),
+            next_key: b"hpc/px/d/\0\0\0\0\0\0\x04\xd2hpc-decision-7".to_vec(),
+        }],
     }
 }
 

@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 
 use hpc_proto::virtengine::hpc::v1::{
-    Cluster, GenesisState, Job, RoutingAuditRecord, RoutingViolation, SchedulingDecision,
+    Cluster, GenesisState, Job, PruneCursor, RoutingAuditRecord, RoutingViolation,
+    SchedulingDecision,
 };
 use hpc_store::{StateRead, StateWrite};
 
@@ -122,6 +123,27 @@ pub fn import_genesis(state: &mut impl StateWrite, g: &GenesisState) -> Result<(
         )?;
         Keeper::set_violation_count(state, c);
     }
+    for (i, c) in g.prune_cursors.iter().enumerate() {
+        let Some((name, queue)) = super::retention::QUEUES
+            .into_iter()
+            .find(|(name, _)| *name == c.queue)
+        else {
+            return Err(GenesisError::new(
+                format!("hpc.prune_cursors[{i}].queue"),
+                format!(
+                    "{:?} is not one of decisions, audit_records, violations",
+                    c.queue
+                ),
+            ));
+        };
+        if !c.next_key.starts_with(queue) {
+            return Err(GenesisError::new(
+                format!("hpc.prune_cursors[{i}].next_key"),
+                format!("not a key of the {name} queue"),
+            ));
+        }
+        Keeper::set_prune_cursor(state, name, Some(&c.next_key));
+    }
     for (name, value) in SEQUENCES.iter().zip([
         g.next_job_sequence,
         g.next_decision_sequence,
@@ -156,5 +178,9 @@ pub fn export_genesis(state: &impl StateRead) -> GenesisState {
         next_decision_sequence: decision,
         next_violation_sequence: violation,
         provider_violation_counts: Keeper::all_violation_counts(state),
+        prune_cursors: Keeper::all_prune_cursors(state)
+            .into_iter()
+            .map(|(queue, next_key)| PruneCursor { queue, next_key })
+            .collect(),
     }
 }

@@ -53,6 +53,8 @@ const SEQ: &[u8] = b"hpc/seq/";
 pub const PRUNE_DECISIONS: &[u8] = b"hpc/px/d/";
 pub const PRUNE_AUDITS: &[u8] = b"hpc/px/a/";
 pub const PRUNE_VIOLATIONS: &[u8] = b"hpc/px/v/";
+/// `<queue name>` → the queue key the retention sweep examines next.
+const PRUNE_CURSOR: &[u8] = b"hpc/pc/";
 
 /// Longest id accepted anywhere (ids are length-prefixed with one byte in keys).
 pub const MAX_ID_LEN: usize = 128;
@@ -105,6 +107,42 @@ impl Keeper {
 
     pub fn set_seq(state: &mut impl StateWrite, name: &str, value: u64) {
         put_u64(state, k(&[SEQ, name.as_bytes()]), value);
+    }
+
+    // ----- retention sweep positions
+
+    pub fn prune_cursor(state: &impl StateRead, queue: &str) -> Option<Vec<u8>> {
+        state.get(&k(&[PRUNE_CURSOR, queue.as_bytes()]))
+    }
+
+    /// Sets (`Some`) or clears the position; clearing an absent one writes nothing.
+    pub fn set_prune_cursor(state: &mut impl StateWrite, queue: &str, next_key: Option<&[u8]>) {
+        let key = k(&[PRUNE_CURSOR, queue.as_bytes()]);
+        match next_key {
+            Some(next) => {
+                if state.get(&key).as_deref() != Some(next) {
+                    state.put(key, next.to_vec());
+                }
+            }
+            None => {
+                if state.get(&key).is_some() {
+                    state.delete(&key);
+                }
+            }
+        }
+    }
+
+    /// Every sweep position, by queue name (genesis export).
+    pub fn all_prune_cursors(state: &impl StateRead) -> Vec<(String, Vec<u8>)> {
+        state
+            .prefix(PRUNE_CURSOR, usize::MAX)
+            .into_iter()
+            .map(|(key, v)| {
+                let name = String::from_utf8(key[PRUNE_CURSOR.len()..].to_vec())
+                    .expect("queue names are utf-8");
+                (name, v)
+            })
+            .collect()
     }
 
     // ----- clusters
