@@ -31,7 +31,7 @@ const JOBS: usize = 3;
 /// deliverer's backoff at `backoff_max` = 60 s and gives up on an in-flight tx that is
 /// still not found after `inflight_timeout_secs` = 60 s (the items are then re-checked on
 /// chain and re-sent); the block follower's reconnect backoff is capped at 30 s
-/// (enforcer/src/daemon.rs). 70 s outlasts all of them, so the records go through the
+/// (enforcer/src/daemon/follow.rs). 70 s outlasts all of them, so the records go through the
 /// timeout-and-resend path while the chain is still halted.
 const HALT: Duration = Duration::from_secs(70);
 

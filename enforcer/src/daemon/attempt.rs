@@ -1,0 +1,233 @@
+//! One decision attempt: evaluate, record first (outbox, audit log, counts), then act.
+
+use super::*;
+
+/// Evaluates one decision attempt, once: records first (outbox), then acts.
+pub(super) async fn handle_attempt(
+    shared: &Shared,
+    job_id: &str,
+    decision_id: &str,
+    head: Option<ChainHead>,
+) -> anyhow::Result<()> {
+    if shared.store.attempt(job_id, decision_id)?.is_some() {
+        return Ok(());
+    }
+    let seen = Instant::now();
+    let job = shared
+        .gateway
+        .client
+        .hpc_job(job_id)
+        .await?
+        .ok_or_else(|| anyhow!("job {job_id} not found"))?;
+    if job.state() != JobState::Scheduled || job.current_decision_id != decision_id {
+        shared
+            .store
+            .set_attempt(job_id, decision_id, "superseded")?;
+        return Ok(());
+    }
+    let eval = shared
+        .evaluate_job(job_id, Some(decision_id), Placement::FollowDecision, head)
+        .await;
+    if let Outcome::NotForUs { reason } = &eval.outcome {
+        tracing::debug!(job_id, decision_id, reason, "not for this enforcer");
+    }
+    record(shared, &eval, &job.correlation_id)?;
+    let outcome = match &eval.outcome {
+        Outcome::Run { cluster_id } => {
+            let requirements = job.requirements.clone().unwrap_or_default();
+            let spec = JobSpec {
+                job_id: job_id.to_string(),
+                nodes: requirements.nodes,
+                gpus_per_node: requirements.gpus_per_node,
+                max_runtime_seconds: requirements.max_runtime_seconds,
+                command: Vec::new(),
+                correlation_id: job.correlation_id.clone(),
+            };
+            // The routing is recorded already; a job the local scheduler refuses (after a
+            // few tries) fails rather than holding up the blocks behind it.
+            let (local_id, submit_error) = match submit_with_retries(shared, &spec).await {
+                Ok(local) => (local.as_str().to_string(), None),
+                Err(e) => {
+                    shared.note_error(format!("local scheduler refused job {job_id}: {e}"));
+                    (String::new(), Some(format!("local scheduler: {e}")))
+                }
+            };
+            shared.store.put_local_job(&LocalJob {
+                job_id: job_id.to_string(),
+                decision_id: decision_id.to_string(),
+                cluster_id: cluster_id.clone(),
+                local_id,
+                reported: eval
+                    .audit
+                    .as_ref()
+                    .map(|a| format!("after:{}", a.record_id))
+                    .unwrap_or_default(),
+                submit_error,
+            })?;
+            "run"
+        }
+        Outcome::Reject { .. } => "reject",
+        Outcome::NotForUs { .. } => "not_for_us",
+        Outcome::RequestNewDecision {
+            reason,
+            exclude_cluster_ids,
+            kind,
+        } => {
+            let msg = to_any(&MsgRequestReschedule {
+                requester: shared.gateway.provider.to_string(),
+                job_id: job_id.to_string(),
+                reason: reason_with_kind(*kind, reason),
+                excluded_cluster_ids: exclude_cluster_ids.clone(),
+            });
+            if let Err(e) = shared
+                .gateway
+                .send_and_wait(vec![msg], Duration::from_secs(60))
+                .await
+            {
+                // No replacement: close the attempt with the evaluation of a missing one.
+                shared.note_error(format!("requesting a new decision for {job_id}: {e}"));
+                let failed = evaluate(&EvaluationInput {
+                    job_id: job_id.to_string(),
+                    job: Some(job.clone()),
+                    decision: None,
+                    lookup: LookupStatus::Failed(format!("RequestReschedule failed: {e}")),
+                    head,
+                    provider: shared.identity(),
+                    cluster_status: shared.cluster_status().await,
+                    routing: shared.config.hpc.routing.clone(),
+                    chain: ChainRoutingParams::from(&*shared.params.lock().expect("params lock")),
+                    attempt: Attempt::Replacement {
+                        previous_decision_id: decision_id.to_string(),
+                        kind: *kind,
+                    },
+                    placement: Placement::FollowDecision,
+                });
+                record(shared, &failed, &job.correlation_id)?;
+            }
+            "request_new_decision"
+        }
+    };
+    shared
+        .metrics
+        .enforcement_total
+        .get_or_create(&OutcomeLabel {
+            outcome: outcome.into(),
+        })
+        .inc();
+    shared
+        .metrics
+        .enforcement_latency_ms
+        .observe(seen.elapsed().as_millis() as f64);
+    // Without a chain head the age is unknown (0 in the record): not observed.
+    if let (Some(audit), Some(_)) = (&eval.audit, head) {
+        shared
+            .metrics
+            .decision_age_seconds
+            .observe(audit.decision_age_seconds as f64);
+    }
+    shared.store.set_attempt(job_id, decision_id, outcome)?;
+    Ok(())
+}
+
+/// Submissions tried before a job is given up as FAILED.
+const SUBMIT_ATTEMPTS: u32 = 3;
+
+async fn submit_with_retries(
+    shared: &Shared,
+    spec: &JobSpec,
+) -> Result<LocalJobId, hpc_local_scheduler::SchedulerError> {
+    let mut attempt = 1;
+    loop {
+        match shared.scheduler.submit(spec).await {
+            Ok(id) => return Ok(id),
+            Err(e) if attempt >= SUBMIT_ATTEMPTS => return Err(e),
+            Err(e) => {
+                tracing::warn!(job_id = %spec.job_id, attempt, error = %e, "local submission failed, retrying");
+                tokio::time::sleep(Duration::from_secs(2 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Writes an evaluation's records to the outbox (durably, before anything else), then the
+/// audit log line, metrics and the local violation count.
+fn record(
+    shared: &Shared,
+    eval: &decision::Evaluation,
+    correlation_id: &str,
+) -> anyhow::Result<()> {
+    let mut items: Vec<OutboxItem> = Vec::new();
+    if let Some(a) = &eval.audit {
+        items.push(OutboxItem::Audit(a.to_proto()));
+    }
+    for v in &eval.violations {
+        items.push(OutboxItem::Violation(v.to_proto()));
+    }
+    if !items.is_empty() {
+        shared.outbox.enqueue(items, wall_seconds())?;
+    }
+    let provider = shared.gateway.provider.to_string();
+    let (job_id, decision_id, cluster_id, reason) = match &eval.audit {
+        Some(a) => (
+            a.job_id.as_str(),
+            a.scheduling_decision_id.as_str(),
+            a.actual_cluster_id.as_str(),
+            a.reason.as_str(),
+        ),
+        None => ("", "", "", ""),
+    };
+    if !matches!(eval.outcome, Outcome::NotForUs { .. }) {
+        shared.audit_log.write(&AuditEntry {
+            ts: rfc3339_now(),
+            event: eval.log_event,
+            job_id,
+            decision_id,
+            cluster_id,
+            provider: &provider,
+            correlation_id,
+            reason,
+        })?;
+    }
+    if eval.audit.as_ref().is_some_and(|a| a.is_fallback) {
+        shared.metrics.fallbacks_total.inc();
+    }
+    for v in &eval.violations {
+        shared
+            .metrics
+            .violations_total
+            .get_or_create(&TypeLabel {
+                r#type: decision::violation_type_name(v.violation_type).into(),
+            })
+            .inc();
+    }
+    if !eval.violations.is_empty() {
+        let threshold = shared.config.hpc.routing.violation_alert_threshold as u64;
+        let (count, crossed) =
+            shared
+                .store
+                .add_violations(&provider, eval.violations.len() as u64, threshold)?;
+        if crossed {
+            tracing::warn!(
+                provider,
+                total = count.total,
+                threshold,
+                "violation threshold exceeded"
+            );
+            shared.audit_log.write(&AuditEntry {
+                ts: rfc3339_now(),
+                event: decision::events::ROUTING_VIOLATION_THRESHOLD_EXCEEDED,
+                job_id,
+                decision_id,
+                cluster_id,
+                provider: &provider,
+                correlation_id,
+                reason: &format!(
+                    "{} violations recorded (threshold {threshold})",
+                    count.total
+                ),
+            })?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! The outbox delivery loop around [`hpc_outbox::Deliverer`].
+
+use super::*;
+
+/// Runs the outbox deliverer; while the chain is unavailable it backs off (1 s doubling
+/// to 60 s) and says so once per outage rather than on every pass.
+pub(super) async fn deliver(
+    shared: Arc<Shared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let config = DelivererConfig::default();
+    let mut backoff = Backoff::new(config.backoff_min, config.backoff_max);
+    let deliverer = Deliverer::new(config);
+    let mut in_outage = false;
+    loop {
+        let pause = match deliverer
+            .run_once(&shared.outbox, &shared.gateway, wall_seconds())
+            .await
+        {
+            Ok(report) if report.unavailable => {
+                if !in_outage {
+                    shared.note_error("outbox: chain unavailable, retrying with backoff");
+                    in_outage = true;
+                }
+                Some(backoff.next_delay())
+            }
+            Ok(report) => {
+                if in_outage {
+                    tracing::info!("outbox: chain reachable again");
+                    in_outage = false;
+                }
+                backoff.reset();
+                report.more.then_some(Duration::ZERO)
+            }
+            Err(e) => {
+                shared.note_error(format!("outbox: {e}"));
+                Some(backoff.next_delay())
+            }
+        };
+        if let Ok(depth) = shared.outbox.depth() {
+            let pending = depth.total();
+            shared.metrics.outbox_depth.set(pending as i64);
+            let mut s = shared.status.lock().expect("status lock");
+            s.outbox_pending = pending;
+            s.outbox_dead = depth.dead;
+        }
+        if let Some(pause) = pause {
+            // New or requeued items end a backoff early (one try; the backoff keeps growing
+            // while the chain stays unavailable).
+            tokio::select! {
+                _ = stop.changed() => return Ok(()),
+                _ = shared.outbox.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+            continue;
+        }
+        // In-flight txs are checked often; an idle outbox waits for new items.
+        let poll = if shared.outbox.is_empty().unwrap_or(true) {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_millis(300)
+        };
+        tokio::select! {
+            _ = stop.changed() => return Ok(()),
+            _ = shared.outbox.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}

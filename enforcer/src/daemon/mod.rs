@@ -1,0 +1,371 @@
+//! The enforcer daemon: the I/O around [`crate::decision::evaluate`].
+//!
+//! - a block follower reads `/block_results` of every height from a persisted cursor and
+//!   finds the jobs scheduled or rescheduled onto this provider's clusters;
+//! - each decision attempt is evaluated once; its audit record and violations are written
+//!   to the durable outbox *before* anything else happens, then the job is handed to the
+//!   local scheduler, rejected, or a new decision is requested;
+//! - the outbox deliverer puts records on chain exactly once; the job reporter tells the
+//!   chain RUNNING / COMPLETED / FAILED once the job's audit record is on chain;
+//! - the health monitor probes the local cluster and sends heartbeats;
+//! - metrics and the admin API are served on their own listeners.
+
+mod attempt;
+mod deliver;
+mod follow;
+mod health;
+mod report;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context};
+use hpc_client::events::{BlockFollower, ChainHead as FollowerHead};
+use hpc_client::keys::{EnvOrPrompt, Keyring};
+use hpc_client::tx::{GasSetting, TxOptions};
+use hpc_client::{ChainClient, Transport};
+use hpc_local_scheduler::{
+    EmbeddedConfig, EmbeddedScheduler, JobSpec, LocalJobId, LocalJobState, LocalScheduler,
+    SlurmConfig, SlurmScheduler,
+};
+use hpc_outbox::{Backoff, Deliverer, DelivererConfig, Outbox, OutboxItem};
+use hpc_proto::to_any;
+use hpc_proto::virtengine::hpc::v1::{
+    ClusterHealth, ClusterState, JobState, MsgReportJobStatus, MsgRequestReschedule,
+    MsgUpdateClusterStatus, Params,
+};
+
+use crate::audit_log::{AuditEntry, AuditLog};
+use crate::chain::ChainGateway;
+use crate::config::{Config, KeyringBackend, SchedulerAdapter, StartHeight};
+use crate::decision::{
+    self, evaluate, Attempt, ChainHead, ChainRoutingParams, ClusterStatus, EvaluationInput,
+    LookupStatus, Outcome, Placement, ProviderIdentity, RequestKind,
+};
+use crate::metrics::{Metrics, OutcomeLabel, TypeLabel};
+use crate::store::{EnforcerStore, LocalJob};
+use attempt::handle_attempt;
+use deliver::deliver;
+use follow::follow_blocks;
+use health::monitor_health;
+use report::report_jobs;
+
+/// The first word of the reschedule reasons this enforcer writes; other enforcers read
+/// it back from the replacement decision to audit it with the right status.
+fn reason_with_kind(kind: RequestKind, reason: &str) -> String {
+    format!("{}: {reason}", kind.as_str())
+}
+
+fn kind_of_reason(reason: &str) -> Option<RequestKind> {
+    match reason.split(':').next()? {
+        "refresh" => Some(RequestKind::Refresh),
+        "fallback" => Some(RequestKind::Fallback),
+        "missing" => Some(RequestKind::Missing),
+        _ => None,
+    }
+}
+
+fn wall_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn rfc3339_now() -> String {
+    tendermint::Time::now().to_rfc3339()
+}
+
+/// What `status` and the admin API report.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct StatusInfo {
+    pub provider: String,
+    pub cluster_id: String,
+    pub head_height: u64,
+    pub head_time_seconds: i64,
+    pub next_height: u64,
+    pub outbox_pending: u64,
+    pub outbox_dead: u64,
+    pub cluster_healthy: bool,
+    pub consecutive_probe_failures: u32,
+    pub last_errors: Vec<String>,
+    pub chain_reachable: bool,
+}
+
+pub struct Shared {
+    pub config: Config,
+    pub gateway: ChainGateway,
+    pub outbox: Outbox,
+    pub store: EnforcerStore,
+    pub scheduler: Arc<dyn LocalScheduler>,
+    pub metrics: Metrics,
+    pub audit_log: AuditLog,
+    pub status: Mutex<StatusInfo>,
+    pub params: Mutex<Params>,
+}
+
+impl Shared {
+    fn note_error(&self, e: impl std::fmt::Display) {
+        let msg = format!("{}: {e}", rfc3339_now());
+        tracing::warn!("{msg}");
+        let mut s = self.status.lock().expect("status lock");
+        s.last_errors.push(msg);
+        let excess = s.last_errors.len().saturating_sub(10);
+        s.last_errors.drain(..excess);
+    }
+
+    fn identity(&self) -> ProviderIdentity {
+        ProviderIdentity {
+            address: self.gateway.provider.to_string(),
+            cluster_ids: BTreeSet::from([self.config.hpc.cluster_id.clone()]),
+        }
+    }
+
+    /// The local cluster as the health monitor and the scheduler see it.
+    pub async fn cluster_status(&self) -> ClusterStatus {
+        let healthy = self.status.lock().expect("status lock").cluster_healthy;
+        match self.scheduler.status().await {
+            Ok(s) => ClusterStatus {
+                available: s.reachable,
+                free_nodes: s.free_nodes,
+                healthy: healthy && s.healthy,
+            },
+            Err(e) => {
+                self.note_error(format!("local scheduler status: {e}"));
+                ClusterStatus {
+                    available: false,
+                    free_nodes: 0,
+                    healthy: false,
+                }
+            }
+        }
+    }
+
+    /// Evaluates a decision for this provider (shared by the block loop and the admin API).
+    pub async fn evaluate_job(
+        &self,
+        job_id: &str,
+        decision_id: Option<&str>,
+        placement: Placement,
+        head: Option<ChainHead>,
+    ) -> decision::Evaluation {
+        let client = &self.gateway.client;
+        let (job, decision, lookup) = match client.hpc_job(job_id).await {
+            Err(e) => (None, None, LookupStatus::Failed(e.to_string())),
+            Ok(None) => (None, None, LookupStatus::Missing),
+            Ok(Some(job)) => {
+                let id = decision_id
+                    .map(str::to_string)
+                    .unwrap_or_else(|| job.current_decision_id.clone());
+                match client.hpc_decision(&id).await {
+                    Err(e) => (Some(job), None, LookupStatus::Failed(e.to_string())),
+                    Ok(None) => (Some(job), None, LookupStatus::Missing),
+                    Ok(Some(d)) => (Some(job), Some(d), LookupStatus::Found),
+                }
+            }
+        };
+        // A decision another enforcer requested as a replacement is audited as one.
+        let attempt = match &decision {
+            Some(d) if !d.previous_decision_id.is_empty() => {
+                match kind_of_reason(&d.reschedule_reason) {
+                    Some(kind) => Attempt::Replacement {
+                        previous_decision_id: d.previous_decision_id.clone(),
+                        kind,
+                    },
+                    None => Attempt::Original,
+                }
+            }
+            _ => Attempt::Original,
+        };
+        let params = *self.params.lock().expect("params lock");
+        evaluate(&EvaluationInput {
+            job_id: job_id.to_string(),
+            job,
+            decision,
+            lookup,
+            head,
+            provider: self.identity(),
+            cluster_status: self.cluster_status().await,
+            routing: self.config.hpc.routing.clone(),
+            chain: ChainRoutingParams::from(&params),
+            attempt,
+            placement,
+        })
+    }
+}
+
+/// Loads the provider key from the keyring or a mnemonic file.
+fn load_key(config: &Config) -> anyhow::Result<cosmrs::crypto::secp256k1::SigningKey> {
+    if let Some(path) = &config.key.mnemonic_file {
+        let phrase = std::fs::read_to_string(path)
+            .with_context(|| format!("key.mnemonic_file: cannot read {}", path.display()))?;
+        let key = hpc_client::keys::derive_from_phrase(phrase.trim(), "", Default::default())
+            .map_err(|e| anyhow!("key.mnemonic_file: {e}"))?;
+        return Ok(key.signing_key());
+    }
+    let dir = config
+        .key
+        .keyring_dir
+        .clone()
+        .ok_or_else(|| anyhow!("key.keyring_dir: required with key.name"))?;
+    let name = config
+        .key
+        .name
+        .clone()
+        .ok_or_else(|| anyhow!("key.name: required"))?;
+    let ring = match config.key.keyring_backend {
+        KeyringBackend::Test => Keyring::test(&dir),
+        KeyringBackend::File => Keyring::file(&dir, Arc::new(EnvOrPrompt::default())),
+    };
+    ring.signing_key(&name)
+        .map_err(|e| anyhow!("key.name {name:?}: {e}"))
+}
+
+fn scheduler_of(config: &Config) -> anyhow::Result<Arc<dyn LocalScheduler>> {
+    Ok(match config.scheduler.adapter {
+        SchedulerAdapter::Embedded => {
+            let nodes = config.scheduler.embedded.as_ref().map_or(1, |e| e.nodes);
+            Arc::new(
+                EmbeddedScheduler::new(EmbeddedConfig::new(nodes, config.embedded_workdir()))
+                    .map_err(|e| anyhow!("scheduler.embedded: {e}"))?,
+            )
+        }
+        SchedulerAdapter::Slurm => {
+            let s = config
+                .scheduler
+                .slurm
+                .as_ref()
+                .ok_or_else(|| anyhow!("scheduler.slurm: required with adapter slurm"))?;
+            Arc::new(
+                SlurmScheduler::new(SlurmConfig {
+                    partition: s.partition.clone(),
+                    sbatch: s.sbatch_path.clone(),
+                    squeue: s.squeue_path.clone(),
+                    sinfo: s.sinfo_path.clone(),
+                    sacct: s.sacct_path.clone(),
+                    scontrol: s.scontrol_path.clone(),
+                    command_timeout: Duration::from_secs(s.command_timeout_seconds),
+                    ..SlurmConfig::default()
+                })
+                .map_err(|e| anyhow!("scheduler.slurm: {e}"))?,
+            )
+        }
+    })
+}
+
+/// Builds everything and runs until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    if !config.hpc.enabled {
+        // The seed's switch for the whole HPC side of the provider: nothing to enforce.
+        tracing::warn!("hpc.enabled is false: the enforcer has nothing to do and exits");
+        return Ok(());
+    }
+    let key = load_key(&config)?;
+    let address = hpc_client::tx::address_of(&key);
+    if address.to_string() != config.hpc.provider_address {
+        bail!(
+            "hpc.provider_address: {} is not the address of the configured key ({address})",
+            config.hpc.provider_address
+        );
+    }
+    let state_dir = config.state_dir().to_path_buf();
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("state_dir: cannot create {}", state_dir.display()))?;
+    let transport =
+        Transport::grpc(&config.chain.grpc_addr).map_err(|e| anyhow!("chain.grpc_addr: {e}"))?;
+    let client = ChainClient {
+        transport,
+        chain_id: config.chain.chain_id.clone(),
+    };
+    let prices = config.gas.prices().map_err(|e| anyhow!("gas.price: {e}"))?;
+    let opts = TxOptions {
+        gas: GasSetting::Auto,
+        gas_adjustment: format!("{}", config.gas.adjustment)
+            .parse()
+            .map_err(|e| anyhow!("gas.adjustment: {e}"))?,
+        gas_prices: prices,
+        ..TxOptions::default()
+    };
+    let shared = Arc::new(Shared {
+        gateway: ChainGateway::new(client, key, opts, 50),
+        outbox: Outbox::open(state_dir.join("outbox.redb")).context("opening the outbox")?,
+        store: EnforcerStore::open(&state_dir)?,
+        scheduler: scheduler_of(&config)?,
+        metrics: Metrics::new(),
+        audit_log: AuditLog::open(&state_dir.join("audit.log")).context("opening audit.log")?,
+        status: Mutex::new(StatusInfo {
+            provider: address.to_string(),
+            cluster_id: config.hpc.cluster_id.clone(),
+            cluster_healthy: true,
+            ..Default::default()
+        }),
+        params: Mutex::new(Params::default()),
+        config,
+    });
+    tracing::info!(provider = %address, cluster = %shared.config.hpc.cluster_id, "hpc-enforcer starting");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(crate::admin::serve_metrics(shared.clone(), stop_rx.clone()));
+    tasks.spawn(crate::admin::serve_admin(shared.clone(), stop_rx.clone()));
+    tasks.spawn(follow_blocks(shared.clone(), stop_rx.clone()));
+    tasks.spawn(deliver(shared.clone(), stop_rx.clone()));
+    tasks.spawn(report_jobs(shared.clone(), stop_rx.clone()));
+    tasks.spawn(monitor_health(shared.clone(), stop_rx.clone()));
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let result = tokio::select! {
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = term.recv() => Ok(()),
+        done = tasks.join_next() => Err(match done {
+            Some(Ok(Err(e))) => e,
+            other => anyhow!("a daemon task stopped: {other:?}"),
+        }),
+    };
+    tracing::info!("hpc-enforcer stopping");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    result
+}
+
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>, wait: Duration) -> bool {
+    tokio::select! {
+        _ = stop.changed() => true,
+        _ = tokio::time::sleep(wait) => *stop.borrow(),
+    }
+}
+
+async fn refresh_params(shared: &Shared) {
+    match shared.gateway.client.hpc_params().await {
+        Ok((params, _)) => {
+            shared
+                .gateway
+                .set_max_batch_size(params.max_batch_size as usize);
+            *shared.params.lock().expect("params lock") = params;
+        }
+        Err(e) => shared.note_error(format!("fetching x/hpc params: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reschedule_reasons_carry_their_kind() {
+        for kind in [
+            RequestKind::Refresh,
+            RequestKind::Fallback,
+            RequestKind::Missing,
+        ] {
+            assert_eq!(
+                kind_of_reason(&reason_with_kind(kind, "cluster_unavailable: down")),
+                Some(kind)
+            );
+        }
+        assert_eq!(kind_of_reason("owner asked"), None);
+    }
+}
