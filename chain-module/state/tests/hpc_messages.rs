@@ -232,6 +232,20 @@ fn audit(
     })
 }
 
+fn update_params(authority: &Key, params: Params) -> Any {
+    to_any(&MsgUpdateParams {
+        authority: authority.addr.to_string(),
+        params: Some(params),
+    })
+}
+
+fn cancel(owner: &Key, job_id: impl Into<String>) -> Any {
+    to_any(&MsgCancelJob {
+        owner: owner.addr.to_string(),
+        job_id: job_id.into(),
+    })
+}
+
 fn violation(reporter: &Key, provider: &Key, job: &str, vtype: ViolationType) -> Any {
     to_any(&MsgReportRoutingViolation {
         reporter: reporter.addr.to_string(),
@@ -579,13 +593,7 @@ fn audit_cross_checks_and_routing() {
     // In permissive mode the mismatch is stored with a chain-detected violation.
     let mut params = default_params();
     params.routing_enforcement_mode = EnforcementMode::Permissive as i32;
-    chain.ok(
-        &authority,
-        vec![to_any(&MsgUpdateParams {
-            authority: authority.addr.to_string(),
-            params: Some(params),
-        })],
-    );
+    chain.ok(&authority, vec![update_params(&authority, params)]);
     // An already routed job is not routed again.
     chain.fails(
         &p1,
@@ -762,12 +770,7 @@ fn params_only_by_authority_and_validated() {
     } = world();
     let mut params = default_params();
     params.max_decision_age_blocks = 7;
-    let update = |who: &Key, p: Params| {
-        to_any(&MsgUpdateParams {
-            authority: who.addr.to_string(),
-            params: Some(p),
-        })
-    };
+    let update = |who: &Key, p: Params| update_params(&who, p);
     chain.fails(
         &alice,
         vec![update(&alice, params)],
@@ -889,10 +892,7 @@ fn reschedule_job_status_and_reservations() {
     );
     chain.fails(
         &alice,
-        vec![to_any(&MsgCancelJob {
-            owner: alice.addr.to_string(),
-            job_id: job.clone(),
-        })],
+        vec![cancel(&alice, job.clone())],
         "hpc",
         7,
         "cannot be cancelled",
@@ -987,13 +987,7 @@ fn retention_prunes_old_records_of_finished_jobs_only() {
     let mut params = default_params();
     params.decision_retention_blocks = 3;
     params.audit_retention_blocks = 3;
-    chain.ok(
-        &authority,
-        vec![to_any(&MsgUpdateParams {
-            authority: authority.addr.to_string(),
-            params: Some(params),
-        })],
-    );
+    chain.ok(&authority, vec![update_params(&authority, params)]);
     let out = chain.ok(&alice, vec![submit(&alice, 1)]);
     let done = event(&out, "hpc_job_scheduled")
         .get("job_id")
@@ -1019,13 +1013,7 @@ fn retention_prunes_old_records_of_finished_jobs_only() {
             AuditStatus::Approved,
         )],
     );
-    chain.ok(
-        &alice,
-        vec![to_any(&MsgCancelJob {
-            owner: alice.addr.to_string(),
-            job_id: done,
-        })],
-    );
+    chain.ok(&alice, vec![cancel(&alice, done)]);
     for _ in 0..5 {
         chain.next_block();
     }
@@ -1300,13 +1288,7 @@ fn a_raised_threshold_alerts_when_the_new_value_is_crossed() {
     assert_eq!(fired, 1, "crossed 5 once");
     let mut params = default_params();
     params.violation_alert_threshold = 8;
-    chain.ok(
-        &authority,
-        vec![to_any(&MsgUpdateParams {
-            authority: authority.addr.to_string(),
-            params: Some(params),
-        })],
-    );
+    chain.ok(&authority, vec![update_params(&authority, params)]);
     let seventh = alerts(&chain.ok(
         &p1,
         vec![violation(&p1, &p1, &job, ViolationType::StaleDecision)],
@@ -1412,13 +1394,7 @@ fn explain_shows_the_weights_a_decision_was_scored_with() {
     (w.latency_bps, w.queue_bps) = (w.latency_bps + 500, w.queue_bps - 500);
     let changed = *w;
     assert_ne!(changed, original);
-    chain.ok(
-        &authority,
-        vec![to_any(&MsgUpdateParams {
-            authority: authority.addr.to_string(),
-            params: Some(params),
-        })],
-    );
+    chain.ok(&authority, vec![update_params(&authority, params)]);
 
     let explain: QueryExplainDecisionResponse = chain.query(
         "ExplainDecision",
@@ -1458,13 +1434,7 @@ fn decisions_still_in_use_at_the_head_of_the_queue_do_not_stall_pruning() {
     chain.ok(&p1, vec![register(&p1, "cluster-big", 1000, 5, 1_000_000)]);
     let mut params = default_params();
     params.decision_retention_blocks = 3;
-    chain.ok(
-        &authority,
-        vec![to_any(&MsgUpdateParams {
-            authority: authority.addr.to_string(),
-            params: Some(params),
-        })],
-    );
+    chain.ok(&authority, vec![update_params(&authority, params)]);
     // More running jobs than one block examines (400), all older than the finished one.
     let active: Vec<String> = (0..410)
         .map(|_| {
@@ -1484,13 +1454,7 @@ fn decisions_still_in_use_at_the_head_of_the_queue_do_not_stall_pruning() {
         ev.get("job_id").unwrap().to_string(),
         ev.get("decision_id").unwrap().to_string(),
     );
-    chain.ok(
-        &alice,
-        vec![to_any(&MsgCancelJob {
-            owner: alice.addr.to_string(),
-            job_id: done,
-        })],
-    );
+    chain.ok(&alice, vec![cancel(&alice, done)]);
     for _ in 0..8 {
         chain.next_block();
     }
