@@ -770,10 +770,9 @@ fn params_only_by_authority_and_validated() {
     } = world();
     let mut params = default_params();
     params.max_decision_age_blocks = 7;
-    let update = |who: &Key, p: Params| update_params(&who, p);
     chain.fails(
         &alice,
-        vec![update(&alice, params)],
+        vec![update_params(&alice, params)],
         "hpc",
         4,
         "not the x/hpc authority",
@@ -782,12 +781,12 @@ fn params_only_by_authority_and_validated() {
     bad.default_weights.as_mut().unwrap().latency_bps += 1;
     chain.fails(
         &authority,
-        vec![update(&authority, bad)],
+        vec![update_params(&authority, bad)],
         "sdk",
         18,
         "default_weights",
     );
-    let out = chain.ok(&authority, vec![update(&authority, params)]);
+    let out = chain.ok(&authority, vec![update_params(&authority, params)]);
     assert!(out.events.iter().any(|e| e.kind == "hpc_params_updated"));
     assert_eq!(HpcKeeper::params(&chain.state).max_decision_age_blocks, 7);
 }
