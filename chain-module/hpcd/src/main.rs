@@ -51,6 +51,8 @@ struct KeyringArgs {
     keyring_backend: Backend,
 }
 
+// Parsed once per process: the size of the biggest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Create a node home: CometBFT config, genesis and keys, and app.toml.

@@ -32,7 +32,7 @@ pub fn paginate(
     state: &dyn StateRead,
     prefix: &[u8],
     page: Option<&PageRequest>,
-) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, PageResponse), QueryError> {
+) -> Result<(hpc_store::Entries, PageResponse), QueryError> {
     paginate_filtered(
         state,
         prefix,

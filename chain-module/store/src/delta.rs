@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use crate::kv::{StateRead, StateWrite};
+use crate::kv::{Entries, StateRead, StateWrite};
 
 /// Pending writes: `Some(value)` sets, `None` deletes. A `BTreeMap` so that applying and
 /// hashing them is in key order on every node.
@@ -50,7 +50,7 @@ impl<P: StateRead> StateRead for Delta<P> {
         }
     }
 
-    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Entries {
         if limit == 0 {
             return Vec::new();
         }
@@ -114,7 +114,7 @@ impl StateRead for BTreeMap<Vec<u8>, Vec<u8>> {
         BTreeMap::get(self, key).cloned()
     }
 
-    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Entries {
         let upper = match end {
             Some(end) => Bound::Excluded(end.to_vec()),
             None => Bound::Unbounded,

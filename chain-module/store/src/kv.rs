@@ -1,3 +1,6 @@
+/// Key-value pairs in ascending key order, as range reads return them.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Read access to a key-value state.
 ///
 /// Reads are infallible by design: the persistent implementation treats an I/O failure
@@ -8,10 +11,10 @@ pub trait StateRead {
 
     /// Entries with `start <= key < end` (unbounded above when `end` is `None`) in
     /// ascending key order, at most `limit` of them.
-    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Vec<(Vec<u8>, Vec<u8>)>;
+    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Entries;
 
     /// All entries whose key starts with `prefix`, at most `limit`.
-    fn prefix(&self, prefix: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn prefix(&self, prefix: &[u8], limit: usize) -> Entries {
         let end = prefix_end(prefix);
         self.range(prefix, end.as_deref(), limit)
     }
@@ -40,7 +43,7 @@ impl<T: StateRead + ?Sized> StateRead for &T {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         (**self).get(key)
     }
-    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Entries {
         (**self).range(start, end, limit)
     }
 }
@@ -49,7 +52,7 @@ impl<T: StateRead + ?Sized> StateRead for &mut T {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         (**self).get(key)
     }
-    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Entries {
         (**self).range(start, end, limit)
     }
 }

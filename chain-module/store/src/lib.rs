@@ -12,5 +12,5 @@ mod kv;
 mod storage;
 
 pub use delta::{Changes, Delta};
-pub use kv::{prefix_end, StateRead, StateWrite};
+pub use kv::{prefix_end, Entries, StateRead, StateWrite};
 pub use storage::{proof_spec, PreparedCommit, Snapshot, Storage, StoreError};

@@ -9,11 +9,14 @@ use redb::{Database, ReadOnlyTable, ReadableTableMetadata, TableDefinition};
 use sha2::Sha256;
 
 use crate::delta::Changes;
-use crate::kv::StateRead;
+use crate::kv::{Entries, StateRead};
 
 /// Tree nodes: borsh(NodeKey) → borsh(Node).
 const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_nodes");
 /// Ordered, versioned values: (key, version) → value, `None` for a deletion at that version.
+/// The read side of [`VALUES`].
+type ValuesTable = ReadOnlyTable<(&'static [u8], u64), Option<&'static [u8]>>;
+
 const VALUES: TableDefinition<(&[u8], u64), Option<&[u8]>> = TableDefinition::new("values");
 /// sha256(key) → key, so the tree (which only knows key hashes) can find values and build
 /// non-existence proofs.
@@ -248,7 +251,7 @@ pub fn proof_spec() -> ics23::ProofSpec {
 }
 
 fn latest_at(
-    values: &ReadOnlyTable<(&'static [u8], u64), Option<&'static [u8]>>,
+    values: &ValuesTable,
     key: &[u8],
     version: u64,
 ) -> Result<Option<Vec<u8>>, redb::StorageError> {
@@ -262,7 +265,7 @@ fn latest_at(
 /// A read-only view of one committed version.
 pub struct Snapshot {
     version: Option<u64>,
-    values: Option<ReadOnlyTable<(&'static [u8], u64), Option<&'static [u8]>>>,
+    values: Option<ValuesTable>,
 }
 
 impl Snapshot {
@@ -276,7 +279,7 @@ impl Snapshot {
         start: &[u8],
         end: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, redb::StorageError> {
+    ) -> Result<Entries, redb::StorageError> {
         let (Some(values), Some(version)) = (&self.values, self.version) else {
             return Ok(Vec::new());
         };
@@ -317,7 +320,7 @@ impl StateRead for Snapshot {
         latest_at(values, key, version).unwrap_or_else(|e| fatal(e))
     }
 
-    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Entries {
         self.try_range(start, end, limit)
             .unwrap_or_else(|e| fatal(e))
     }
@@ -325,7 +328,7 @@ impl StateRead for Snapshot {
 
 struct TreeStoreReader {
     nodes: ReadOnlyTable<&'static [u8], &'static [u8]>,
-    values: ReadOnlyTable<(&'static [u8], u64), Option<&'static [u8]>>,
+    values: ValuesTable,
     preimages: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
 }
 

@@ -145,7 +145,9 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_each_rule_names_its_field() {
         validate_params(&default_params()).unwrap();
-        let cases: Vec<(fn(&mut Params), &str)> = vec![
+        // (how to break the params, the field the error must name)
+        type Case = (fn(&mut Params), &'static str);
+        let cases: Vec<Case> = vec![
             (
                 |p| p.routing_enforcement_mode = 0,
                 "params.routing_enforcement_mode",
