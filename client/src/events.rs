@@ -124,10 +124,14 @@ impl BlockFollower {
         self.block_head(height).await
     }
 
-    async fn block_head(&self, height: u64) -> Result<ChainHead> {
+    async fn header(&self, height: u64) -> Result<tendermint::block::Header> {
         let h = tendermint::block::Height::try_from(height)
             .map_err(|e| ClientError::invalid("height", e))?;
-        let header = self.rpc.header(h).await.map_err(rpc_err(&self.url))?.header;
+        Ok(self.rpc.header(h).await.map_err(rpc_err(&self.url))?.header)
+    }
+
+    async fn block_head(&self, height: u64) -> Result<ChainHead> {
+        let header = self.header(height).await?;
         Ok(ChainHead {
             height,
             time_seconds: header.time.unix_timestamp(),
@@ -174,10 +178,7 @@ impl BlockFollower {
 
     /// The hash of block `height`'s header (hex), to recognise the chain later.
     pub async fn block_hash(&self, height: u64) -> Result<String> {
-        let h = tendermint::block::Height::try_from(height)
-            .map_err(|e| ClientError::invalid("height", e))?;
-        let header = self.rpc.header(h).await.map_err(rpc_err(&self.url))?.header;
-        Ok(header.hash().to_string())
+        Ok(self.header(height).await?.hash().to_string())
     }
 
     async fn read(&self, height: u64) -> Result<BlockEvents> {

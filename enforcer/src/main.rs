@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use hpc_client::cli::OutputFormat;
 use hpc_enforcer::admin::{DeadLetterList, Requeued};
 use hpc_enforcer::Config;
 
@@ -67,12 +68,6 @@ enum DeadLettersAction {
         #[arg(long, default_value = DEFAULT_ADMIN)]
         admin: String,
     },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum OutputFormat {
-    Text,
-    Json,
 }
 
 fn main() -> ExitCode {

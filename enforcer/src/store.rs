@@ -75,22 +75,30 @@ impl EnforcerStore {
             .map(|v| v.value()))
     }
 
-    /// The chain this state belongs to: `"<height>:<block hash>"` of the first block read.
-    pub fn chain_anchor(&self) -> Result<Option<String>, StoreError> {
+    /// The chain this state belongs to: the height and header hash of the first block read.
+    pub fn chain_anchor(&self) -> Result<Option<(u64, String)>, StoreError> {
         let tx = self.db.begin_read().map_err(err)?;
-        Ok(tx
+        let Some(stored) = tx
             .open_table(CHAIN)
             .map_err(err)?
             .get(ANCHOR)
             .map_err(err)?
-            .map(|v| v.value().to_string()))
+        else {
+            return Ok(None);
+        };
+        let stored = stored.value();
+        stored
+            .split_once(':')
+            .and_then(|(h, hash)| Some((h.parse().ok()?, hash.to_string())))
+            .map(Some)
+            .ok_or_else(|| StoreError(format!("unreadable chain anchor {stored:?}")))
     }
 
-    pub fn set_chain_anchor(&self, anchor: &str) -> Result<(), StoreError> {
+    pub fn set_chain_anchor(&self, height: u64, hash: &str) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(err)?;
         tx.open_table(CHAIN)
             .map_err(err)?
-            .insert(ANCHOR, anchor)
+            .insert(ANCHOR, format!("{height}:{hash}").as_str())
             .map_err(err)?;
         tx.commit().map_err(err)
     }
@@ -223,7 +231,7 @@ mod tests {
                 submit_error: Some("sbatch: error: invalid partition".into()),
             })
             .unwrap();
-            s.set_chain_anchor("1:ABCD").unwrap();
+            s.set_chain_anchor(1, "ABCD").unwrap();
         }
         let s = EnforcerStore::open(dir.path()).unwrap();
         assert_eq!(s.next_height().unwrap(), Some(42));
@@ -237,7 +245,7 @@ mod tests {
             s.local_jobs().unwrap()[0].submit_error.as_deref(),
             Some("sbatch: error: invalid partition")
         );
-        assert_eq!(s.chain_anchor().unwrap().as_deref(), Some("1:ABCD"));
+        assert_eq!(s.chain_anchor().unwrap(), Some((1, "ABCD".to_string())));
         s.remove_local_job("hpc-job-1").unwrap();
         assert!(s.local_jobs().unwrap().is_empty());
     }

@@ -42,26 +42,26 @@ async fn wait_for_listener(
                 Ok(Err(e)) => e.to_string(),
                 Err(e) => e.to_string(),
             };
-            bail!(
-                "cannot listen on the ABCI address {listen} (proxy_app in {}): {error}",
-                home.comet_toml().display()
-            );
+            return Err(abci_address_error(listen, home, &error));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bail!("the ABCI server did not start listening on {listen}")
 }
 
+/// Why hpcd cannot serve ABCI on `proxy_app`, naming the setting and its file.
+fn abci_address_error(listen: &AbciListen, home: &Home, detail: &str) -> anyhow::Error {
+    anyhow!(
+        "cannot listen on the ABCI address {listen} (proxy_app in {}): {detail}",
+        home.comet_toml().display()
+    )
+}
+
 /// Fails clearly if the ABCI address is taken (CometBFT would otherwise connect to
 /// whatever already listens there); removes a unix socket a crashed hpcd left behind, but
 /// never any other kind of file.
 fn claim_abci_address(listen: &AbciListen, home: &Home) -> anyhow::Result<()> {
-    let cannot = |e: String| {
-        anyhow!(
-            "cannot listen on the ABCI address {listen} (proxy_app in {}): {e}",
-            home.comet_toml().display()
-        )
-    };
+    let cannot = |e: String| abci_address_error(listen, home, &e);
     let taken = |e: String| cannot(format!("{e}; is another hpcd running?"));
     match listen {
         AbciListen::Tcp(addr) => {

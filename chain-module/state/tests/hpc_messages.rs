@@ -176,6 +176,14 @@ fn event<'a>(out: &'a TxOutcome, kind: &str) -> &'a Event {
         .unwrap_or_else(|| panic!("no {kind} event in {:?}", out.events))
 }
 
+/// An attribute of the tx's `hpc_job_scheduled` event (`job_id`, `decision_id`, …).
+fn scheduled(out: &TxOutcome, key: &str) -> String {
+    event(out, "hpc_job_scheduled")
+        .get(key)
+        .unwrap_or_else(|| panic!("hpc_job_scheduled has no {key}"))
+        .to_string()
+}
+
 fn register(provider: &Key, id: &str, nodes: u32, latency_ms: u32, price: u64) -> Any {
     to_any(&MsgRegisterCluster {
         provider: provider.addr.to_string(),
@@ -474,23 +482,11 @@ fn audit_cross_checks_and_routing() {
         authority,
     } = world();
     let out = chain.ok(&alice, vec![submit(&alice, 2)]);
-    let job = event(&out, "hpc_job_scheduled")
-        .get("job_id")
-        .unwrap()
-        .to_string();
-    let decision = event(&out, "hpc_job_scheduled")
-        .get("decision_id")
-        .unwrap()
-        .to_string();
+    let job = scheduled(&out, "job_id");
+    let decision = scheduled(&out, "decision_id");
     let out2 = chain.ok(&alice, vec![submit(&alice, 1)]);
-    let other_decision = event(&out2, "hpc_job_scheduled")
-        .get("decision_id")
-        .unwrap()
-        .to_string();
-    let job2 = event(&out2, "hpc_job_scheduled")
-        .get("job_id")
-        .unwrap()
-        .to_string();
+    let other_decision = scheduled(&out2, "decision_id");
+    let job2 = scheduled(&out2, "job_id");
     chain.next_block();
     chain.next_block();
 
@@ -645,10 +641,7 @@ fn violation_reporting_threshold_and_resolution() {
         authority,
     } = world();
     let out = chain.ok(&alice, vec![submit(&alice, 1)]);
-    let job = event(&out, "hpc_job_scheduled")
-        .get("job_id")
-        .unwrap()
-        .to_string();
+    let job = scheduled(&out, "job_id");
     // Only the provider itself or the authority may report.
     chain.fails(
         &p2,
@@ -801,14 +794,8 @@ fn reschedule_job_status_and_reservations() {
         ..
     } = world();
     let out = chain.ok(&alice, vec![submit(&alice, 3)]);
-    let job = event(&out, "hpc_job_scheduled")
-        .get("job_id")
-        .unwrap()
-        .to_string();
-    let old = event(&out, "hpc_job_scheduled")
-        .get("decision_id")
-        .unwrap()
-        .to_string();
+    let job = scheduled(&out, "job_id");
+    let old = scheduled(&out, "decision_id");
     let reserved =
         |chain: &Chain, id: &str| Keeper::cluster(&chain.state, id).unwrap().reserved_nodes;
     assert_eq!(
@@ -988,19 +975,10 @@ fn retention_prunes_old_records_of_finished_jobs_only() {
     params.audit_retention_blocks = 3;
     chain.ok(&authority, vec![update_params(&authority, params)]);
     let out = chain.ok(&alice, vec![submit(&alice, 1)]);
-    let done = event(&out, "hpc_job_scheduled")
-        .get("job_id")
-        .unwrap()
-        .to_string();
-    let done_decision = event(&out, "hpc_job_scheduled")
-        .get("decision_id")
-        .unwrap()
-        .to_string();
+    let done = scheduled(&out, "job_id");
+    let done_decision = scheduled(&out, "decision_id");
     let out = chain.ok(&alice, vec![submit(&alice, 1)]);
-    let active_decision = event(&out, "hpc_job_scheduled")
-        .get("decision_id")
-        .unwrap()
-        .to_string();
+    let active_decision = scheduled(&out, "decision_id");
     chain.ok(
         &p1,
         vec![audit(
@@ -1039,14 +1017,8 @@ fn genesis_export_import_reproduces_module_state() {
         ..
     } = world();
     let out = chain.ok(&alice, vec![submit(&alice, 2)]);
-    let job = event(&out, "hpc_job_scheduled")
-        .get("job_id")
-        .unwrap()
-        .to_string();
-    let decision = event(&out, "hpc_job_scheduled")
-        .get("decision_id")
-        .unwrap()
-        .to_string();
+    let job = scheduled(&out, "job_id");
+    let decision = scheduled(&out, "decision_id");
     chain.ok(
         &p1,
         vec![audit(
@@ -1096,14 +1068,8 @@ fn routing_needs_the_current_decision_and_a_scheduled_job() {
         ..
     } = world();
     let out = chain.ok(&alice, vec![submit(&alice, 2)]);
-    let job = event(&out, "hpc_job_scheduled")
-        .get("job_id")
-        .unwrap()
-        .to_string();
-    let old = event(&out, "hpc_job_scheduled")
-        .get("decision_id")
-        .unwrap()
-        .to_string();
+    let job = scheduled(&out, "job_id");
+    let old = scheduled(&out, "decision_id");
     let out = chain.ok(
         &alice,
         vec![to_any(&MsgRequestReschedule {
@@ -1185,10 +1151,7 @@ fn violation_reports_cannot_squat_ids_or_blame_other_clusters() {
         ..
     } = world();
     let out = chain.ok(&alice, vec![submit(&alice, 1)]);
-    let job = event(&out, "hpc_job_scheduled")
-        .get("job_id")
-        .unwrap()
-        .to_string();
+    let job = scheduled(&out, "job_id");
     let report = |id: &str, job: &str, cluster: &str| {
         to_any(&MsgReportRoutingViolation {
             reporter: p1.addr.to_string(),
@@ -1267,10 +1230,7 @@ fn a_raised_threshold_alerts_when_the_new_value_is_crossed() {
         ..
     } = world();
     let out = chain.ok(&alice, vec![submit(&alice, 1)]);
-    let job = event(&out, "hpc_job_scheduled")
-        .get("job_id")
-        .unwrap()
-        .to_string();
+    let job = scheduled(&out, "job_id");
     let alerts = |out: &TxOutcome| {
         out.events
             .iter()
@@ -1313,14 +1273,8 @@ fn rescheduled_records_route_on_their_decision_and_only_the_jobs_provider_reject
         ..
     } = world();
     let out = chain.ok(&alice, vec![submit(&alice, 1)]);
-    let job = event(&out, "hpc_job_scheduled")
-        .get("job_id")
-        .unwrap()
-        .to_string();
-    let decision = event(&out, "hpc_job_scheduled")
-        .get("decision_id")
-        .unwrap()
-        .to_string();
+    let job = scheduled(&out, "job_id");
+    let decision = scheduled(&out, "decision_id");
     // provider2 does not own the job: its rejected record is stored but changes nothing.
     chain.ok(
         &p2,
@@ -1381,10 +1335,7 @@ fn explain_shows_the_weights_a_decision_was_scored_with() {
         ..
     } = world();
     let out = chain.ok(&alice, vec![submit(&alice, 1)]);
-    let job_id = event(&out, "hpc_job_scheduled")
-        .get("job_id")
-        .unwrap()
-        .to_string();
+    let job_id = scheduled(&out, "job_id");
     let original = default_params().default_weights.unwrap();
 
     // Governance changes the default weights after the decision.
@@ -1407,10 +1358,7 @@ fn explain_shows_the_weights_a_decision_was_scored_with() {
 
     // A decision made now uses (and records) the new weights.
     let out = chain.ok(&alice, vec![submit(&alice, 1)]);
-    let later = event(&out, "hpc_job_scheduled")
-        .get("job_id")
-        .unwrap()
-        .to_string();
+    let later = scheduled(&out, "job_id");
     let explain: QueryExplainDecisionResponse = chain.query(
         "ExplainDecision",
         QueryExplainDecisionRequest {
@@ -1436,23 +1384,11 @@ fn decisions_still_in_use_at_the_head_of_the_queue_do_not_stall_pruning() {
     chain.ok(&authority, vec![update_params(&authority, params)]);
     // More running jobs than one block examines (400), all older than the finished one.
     let active: Vec<String> = (0..410)
-        .map(|_| {
-            event(
-                &chain.ok(&alice, vec![submit(&alice, 1)]),
-                "hpc_job_scheduled",
-            )
-            .get("decision_id")
-            .unwrap()
-            .to_string()
-        })
+        .map(|_| scheduled(&chain.ok(&alice, vec![submit(&alice, 1)]), "decision_id"))
         .collect();
     chain.next_block();
     let out = chain.ok(&alice, vec![submit(&alice, 1)]);
-    let ev = event(&out, "hpc_job_scheduled");
-    let (done, done_decision) = (
-        ev.get("job_id").unwrap().to_string(),
-        ev.get("decision_id").unwrap().to_string(),
-    );
+    let (done, done_decision) = (scheduled(&out, "job_id"), scheduled(&out, "decision_id"));
     chain.ok(&alice, vec![cancel(&alice, done)]);
     for _ in 0..8 {
         chain.next_block();

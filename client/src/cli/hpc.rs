@@ -279,23 +279,34 @@ pub enum HpcTx {
     UpdateParams { file: PathBuf },
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(field: &str, path: &PathBuf) -> Result<T> {
-    let bad =
-        |e: &dyn std::fmt::Display| ClientError::invalid(field, format!("{}: {e}", path.display()));
+/// The error for a problem with the file of argument `field`, naming both.
+fn file_error<'a>(
+    field: &'a str,
+    path: &'a std::path::Path,
+) -> impl Fn(&dyn std::fmt::Display) -> ClientError + 'a {
+    move |e| ClientError::invalid(field, format!("{}: {e}", path.display()))
+}
+
+/// The JSON in the file of argument `field`.
+fn read_json_value(field: &str, path: &std::path::Path) -> Result<serde_json::Value> {
+    let bad = file_error(field, path);
     let text = std::fs::read_to_string(path).map_err(|e| bad(&e))?;
-    let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&e))?;
+    serde_json::from_str(&text).map_err(|e| bad(&e))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(field: &str, path: &std::path::Path) -> Result<T> {
+    let mut value = read_json_value(field, path)?;
     expand_enum_names(&mut value);
-    serde_json::from_value(value).map_err(|e| bad(&e))
+    serde_json::from_value(value).map_err(|e| file_error(field, path)(&e))
 }
 
 /// The JSON object of a params file, keys in snake_case (lowerCamelCase accepted).
-fn read_params_overrides(field: &str, path: &PathBuf) -> Result<serde_json::Value> {
-    let bad =
-        |e: &dyn std::fmt::Display| ClientError::invalid(field, format!("{}: {e}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|e| bad(&e))?;
-    let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&e))?;
+fn read_params_overrides(field: &str, path: &std::path::Path) -> Result<serde_json::Value> {
+    let mut value = read_json_value(field, path)?;
     if !value.is_object() {
-        return Err(bad(&"expected a JSON object of Params fields"));
+        return Err(file_error(field, path)(
+            &"expected a JSON object of Params fields",
+        ));
     }
     snake_case_keys(&mut value);
     Ok(value)
@@ -309,8 +320,7 @@ fn params_with_overrides(
     field: &str,
     path: &std::path::Path,
 ) -> Result<hpc::Params> {
-    let bad =
-        |e: &dyn std::fmt::Display| ClientError::invalid(field, format!("{}: {e}", path.display()));
+    let bad = file_error(field, path);
     let mut merged = serde_json::to_value(current).map_err(|e| bad(&e))?;
     snake_case_keys(&mut merged);
     overlay(&mut merged, overrides);

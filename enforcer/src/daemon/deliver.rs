@@ -44,26 +44,20 @@ pub(super) async fn deliver(
             s.outbox_pending = pending;
             s.outbox_dead = depth.dead;
         }
-        if let Some(pause) = pause {
-            // New or requeued items end a backoff early (one try; the backoff keeps growing
-            // while the chain stays unavailable).
-            tokio::select! {
-                _ = stop.changed() => return Ok(()),
-                _ = shared.outbox.notified() => {}
-                _ = tokio::time::sleep(pause) => {}
+        // New or requeued items end any wait early (after an unavailable chain that is one
+        // try; the backoff keeps growing while it stays unavailable). Without a backoff,
+        // in-flight txs are checked often and an idle outbox waits for new items.
+        let wait = pause.unwrap_or_else(|| {
+            if shared.outbox.is_empty().unwrap_or(true) {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_millis(300)
             }
-            continue;
-        }
-        // In-flight txs are checked often; an idle outbox waits for new items.
-        let poll = if shared.outbox.is_empty().unwrap_or(true) {
-            Duration::from_secs(1)
-        } else {
-            Duration::from_millis(300)
-        };
+        });
         tokio::select! {
             _ = stop.changed() => return Ok(()),
             _ = shared.outbox.notified() => {}
-            _ = tokio::time::sleep(poll) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }

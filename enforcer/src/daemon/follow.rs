@@ -19,7 +19,7 @@ pub(super) async fn follow_blocks(
     let ws = chain.websocket_url().ok().map(|u| u.to_string());
     let mut follower = BlockFollower::new(&chain.rpc_url, ws.as_deref(), 1)?;
     let me = shared.gateway.provider.to_string();
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let mut started = false;
     let mut last_sweep = Instant::now();
     loop {
@@ -32,10 +32,9 @@ pub(super) async fn follow_blocks(
                 Err(e) if e.downcast_ref::<WrongChain>().is_some() => return Err(e),
                 Err(e) => {
                     shared.note_error(format!("starting to follow the chain: {e:#}"));
-                    if stopped(&mut stop, backoff).await {
+                    if stopped(&mut stop, backoff.next_delay()).await {
                         return Ok(());
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
                     continue;
                 }
             }
@@ -59,26 +58,21 @@ pub(super) async fn follow_blocks(
             // answers, for /readyz and the head in /status.
             Ok(None) => {
                 match follower.head().await {
-                    Ok(h) => {
-                        let mut st = shared.status.lock().expect("status lock");
-                        st.chain_reachable = true;
-                        st.head_height = h.height;
-                        st.head_time_seconds = h.time_seconds;
-                    }
+                    Ok(h) => shared.note_head(h),
                     Err(e) => {
-                        shared.status.lock().expect("status lock").chain_reachable = false;
+                        shared.note_unreachable();
                         shared.note_error(format!("reading the chain head: {e}"));
                     }
                 }
                 continue;
             }
             Ok(Some(b)) => {
-                backoff = Duration::from_millis(500);
+                backoff.reset();
                 shared.status.lock().expect("status lock").chain_reachable = true;
                 b
             }
             Err(e) => {
-                shared.status.lock().expect("status lock").chain_reachable = false;
+                shared.note_unreachable();
                 shared.note_error(format!("reading blocks: {e}"));
                 // A node pruned (or state-synced) past our cursor: place the follower again.
                 if let Ok(earliest) = follower.earliest_height().await {
@@ -86,10 +80,9 @@ pub(super) async fn follow_blocks(
                         started = false;
                     }
                 }
-                if stopped(&mut stop, backoff).await {
+                if stopped(&mut stop, backoff.next_delay()).await {
                     return Ok(());
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
                 continue;
             }
         };
@@ -99,9 +92,7 @@ pub(super) async fn follow_blocks(
                 .metrics
                 .event_lag_blocks
                 .set(h.height.saturating_sub(block.head.height) as i64);
-            let mut st = shared.status.lock().expect("status lock");
-            st.head_height = h.height;
-            st.head_time_seconds = h.time_seconds;
+            shared.note_head(h);
         }
         let mut work: Vec<(String, String)> = Vec::new();
         for kind in ["hpc_job_scheduled", "hpc_job_rescheduled"] {
@@ -128,10 +119,9 @@ pub(super) async fn follow_blocks(
             // The cursor stays on this block: it is read again after a pause (attempts
             // already handled are skipped).
             follower.seek(block.head.height);
-            if stopped(&mut stop, backoff).await {
+            if stopped(&mut stop, backoff.next_delay()).await {
                 return Ok(());
             }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
             continue;
         }
         shared.store.set_next_height(block.head.height + 1)?;
@@ -155,7 +145,7 @@ async fn start_following(shared: &Shared, follower: &mut BlockFollower) -> anyho
     refresh_params(shared).await;
     let earliest = follower.earliest_height().await?;
     let head = follower.head().await?;
-    shared.status.lock().expect("status lock").chain_reachable = true;
+    shared.note_head(head);
     let cursor = shared.store.next_height()?;
     check_same_chain(shared, follower, earliest, head.height, cursor).await?;
     let wanted = match cursor {
@@ -183,12 +173,7 @@ async fn start_following(shared: &Shared, follower: &mut BlockFollower) -> anyho
     let start = wanted.max(earliest);
     follower.seek(start);
     shared.store.set_next_height(start)?;
-    {
-        let mut st = shared.status.lock().expect("status lock");
-        st.next_height = start;
-        st.head_height = head.height;
-        st.head_time_seconds = head.time_seconds;
-    }
+    shared.status.lock().expect("status lock").next_height = start;
     let waiting = sweep_waiting_jobs(shared, chain_head(head)).await?;
     tracing::info!(start, head = head.height, waiting, "following the chain");
     Ok(())
@@ -210,29 +195,25 @@ async fn check_same_chain(
     cursor: Option<u64>,
 ) -> anyhow::Result<()> {
     match shared.store.chain_anchor()? {
-        Some(anchor) => {
-            let (height, hash) = anchor
-                .split_once(':')
-                .and_then(|(h, hash)| Some((h.parse::<u64>().ok()?, hash)))
-                .ok_or_else(|| anyhow!("state_dir: unreadable chain anchor {anchor:?}"))?;
-            if (earliest..=head).contains(&height) {
-                let here = follower.block_hash(height).await?;
-                if here != hash {
-                    return Err(WrongChain(format!(
-                        "state_dir {} belongs to another chain: block {height} has hash {hash} \
-                         there and {here} on {}; use a fresh state_dir for this chain",
-                        shared.config.state_dir().display(),
-                        shared.config.chain.rpc_url
-                    ))
-                    .into());
-                }
+        Some((height, hash)) if (earliest..=head).contains(&height) => {
+            let here = follower.block_hash(height).await?;
+            if here != hash {
+                return Err(WrongChain(format!(
+                    "state_dir {} belongs to another chain: block {height} has hash {hash} \
+                     there and {here} on {}; use a fresh state_dir for this chain",
+                    shared.config.state_dir().display(),
+                    shared.config.chain.rpc_url
+                ))
+                .into());
             }
         }
+        // The anchor block is no longer (or not yet) served here: nothing to compare.
+        Some(_) => {}
         None if head > 0 => {
             // The anchor is the first block this state reads from (or the head).
             let height = cursor.unwrap_or(earliest).clamp(earliest, head);
             let hash = follower.block_hash(height).await?;
-            shared.store.set_chain_anchor(&format!("{height}:{hash}"))?;
+            shared.store.set_chain_anchor(height, &hash)?;
         }
         None => {}
     }

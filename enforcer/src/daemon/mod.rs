@@ -114,6 +114,18 @@ impl Shared {
         s.last_errors.drain(..excess);
     }
 
+    /// The node answered with its head: reachable, and the head `status` reports.
+    fn note_head(&self, head: FollowerHead) {
+        let mut s = self.status.lock().expect("status lock");
+        s.chain_reachable = true;
+        s.head_height = head.height;
+        s.head_time_seconds = head.time_seconds;
+    }
+
+    fn note_unreachable(&self) {
+        self.status.lock().expect("status lock").chain_reachable = false;
+    }
+
     fn identity(&self) -> ProviderIdentity {
         ProviderIdentity {
             address: self.gateway.provider.to_string(),
