@@ -14,8 +14,10 @@
 #   ./testnet/localnet.sh smoke [N]            CI: fresh network, 2 bank txs, height >= 20,
 #                                              check-apphash, stop (exit 1 on any failure)
 #
-# Node I lives in <repo>/.localnet/nodeI with ports BASE+10*I (BASE=36000, env
-# LOCALNET_BASE_PORT): P2P +0, CometBFT RPC +1, ABCI +2, gRPC +3, all on 127.0.0.1.
+# Node I lives in <repo>/.localnet/nodeI with ports BASE+10*I (BASE=21000, below Linux's
+# ephemeral range 32768-60999 so outgoing connections never hold them; env
+# LOCALNET_BASE_PORT): P2P +0, CometBFT RPC +1, gRPC +3, all on 127.0.0.1; ABCI on a unix
+# socket in each home.
 # Chain id virtengine-localnet-1, timeout_commit 500ms, each validator has power 10.
 # The dev accounts (testnet/dev-accounts.json) are PUBLIC TEST KEYS: never hold real funds.
 #
@@ -28,7 +30,7 @@ set -euo pipefail
 
 CHAIN_ID="${LOCALNET_CHAIN_ID:-virtengine-localnet-1}"
 LOCALNET_DIR="${LOCALNET_DIR:-$REPO_ROOT/.localnet}"
-BASE_PORT="${LOCALNET_BASE_PORT:-36000}"
+BASE_PORT="${LOCALNET_BASE_PORT:-21000}"
 TIMEOUT_COMMIT="${LOCALNET_TIMEOUT_COMMIT:-500ms}"
 START_TIMEOUT="${LOCALNET_START_TIMEOUT:-120}"
 VALIDATOR_POWER=10
@@ -51,7 +53,7 @@ usage: ./testnet/localnet.sh start [N=4] [--reset] [--no-build] | stop | status 
   smoke [N]          CI: start a fresh N-node network, send 2 bank txs through different
                      nodes, compare balances, wait for height 20, check-apphash, stop
 
-ports: node I uses 36000+10*I (P2P), +1 (RPC), +3 (gRPC) on 127.0.0.1 (ABCI: unix socket)
+ports: node I uses 21000+10*I (P2P), +1 (RPC), +3 (gRPC) on 127.0.0.1 (ABCI: unix socket)
 environment: HPCD_BIN, COMETBFT_BIN, LOCALNET_BASE_PORT, LOCALNET_START_TIMEOUT (s, default 120)
 USAGE
 }
@@ -268,7 +270,7 @@ cmd_start() { # N RESET
         rm -rf "$LOCALNET_DIR"
         existing=0
         CHAIN_ID="${LOCALNET_CHAIN_ID:-virtengine-localnet-1}"
-        BASE_PORT="${LOCALNET_BASE_PORT:-36000}"
+        BASE_PORT="${LOCALNET_BASE_PORT:-21000}"
     elif [ "$existing" -gt 0 ]; then
         load_network # its ports and chain id
         if any_running "$existing"; then
