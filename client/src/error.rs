@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use hpc_primitives::contract::{code_in, sdk_codes};
+
 /// Errors of the client library; each says what failed and, where it can, how to fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -62,15 +64,34 @@ impl ClientError {
     /// True when the chain rejected a tx for its account sequence (Cosmos code 32), the
     /// one rejection a sender recovers from by re-reading the account.
     pub fn is_sequence_mismatch(&self) -> bool {
-        matches!(self, ClientError::TxFailed { code: 32, codespace, .. } if codespace == "sdk")
+        matches!(self, ClientError::TxFailed { code, codespace, .. }
+            if *code == sdk_codes::WRONG_SEQUENCE && codespace == sdk_codes::CODESPACE)
     }
 
     /// True when the gRPC status or ABCI query code means "not found".
     pub fn is_not_found(&self) -> bool {
         match self {
             ClientError::Grpc { status, .. } => status.code() == tonic::Code::NotFound,
-            ClientError::AbciQuery { code, .. } => *code == 22 || *code == 38,
+            ClientError::AbciQuery { code, .. } => *code == sdk_codes::NOT_FOUND || *code == 38,
             _ => false,
+        }
+    }
+
+    /// The `(codespace, code)` the chain refused a tx with: from the result of a tx that
+    /// failed in a block or at CheckTx, or from a failed simulation, which carries it only
+    /// in its message (`hpc_primitives::contract::code_text`). `None` for any other error.
+    pub fn tx_code(&self) -> Option<(String, u32)> {
+        match self {
+            ClientError::TxFailed {
+                code, codespace, ..
+            } => Some((codespace.clone(), *code)),
+            ClientError::Grpc { status, .. } if status.code() == tonic::Code::InvalidArgument => {
+                code_in(status.message()).map(|(cs, code)| (cs.to_string(), code))
+            }
+            ClientError::AbciQuery { log, .. } => {
+                code_in(log).map(|(cs, code)| (cs.to_string(), code))
+            }
+            _ => None,
         }
     }
 }

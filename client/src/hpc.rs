@@ -5,7 +5,8 @@ use hpc_proto::virtengine::hpc::v1::{
     Job, JobState, Params, QueryJobRequest, QueryJobResponse, QueryJobsRequest, QueryJobsResponse,
     QueryParamsRequest, QueryParamsResponse, QueryRoutingAuditRecordRequest,
     QueryRoutingAuditRecordResponse, QueryRoutingViolationRequest, QueryRoutingViolationResponse,
-    QuerySchedulingDecisionRequest, QuerySchedulingDecisionResponse, SchedulingDecision,
+    QuerySchedulingDecisionRequest, QuerySchedulingDecisionResponse, RoutingAuditRecord,
+    RoutingViolation, SchedulingDecision,
 };
 
 use crate::chain::ChainClient;
@@ -81,21 +82,35 @@ impl ChainClient {
         Ok(resp.and_then(|r| r.decision))
     }
 
-    pub async fn hpc_audit_exists(&self, record_id: &str) -> Result<bool> {
+    /// The audit record stored under `record_id`, if any. Whether it is the record a
+    /// caller submitted is `hpc_primitives::contract::submission::same_audit`'s question:
+    /// an id can hold another signer's record.
+    pub async fn hpc_audit_record(&self, record_id: &str) -> Result<Option<RoutingAuditRecord>> {
         let req = QueryRoutingAuditRecordRequest {
             record_id: record_id.into(),
         };
         let resp: Option<QueryRoutingAuditRecordResponse> =
             self.hpc_lookup("RoutingAuditRecord", req).await?;
-        Ok(resp.is_some())
+        Ok(resp.and_then(|r| r.record))
     }
 
-    pub async fn hpc_violation_exists(&self, violation_id: &str) -> Result<bool> {
+    /// Whether some audit record is stored under `record_id` (anyone's).
+    pub async fn hpc_audit_exists(&self, record_id: &str) -> Result<bool> {
+        Ok(self.hpc_audit_record(record_id).await?.is_some())
+    }
+
+    /// The violation stored under `violation_id`, if any (see [`Self::hpc_audit_record`]).
+    pub async fn hpc_violation(&self, violation_id: &str) -> Result<Option<RoutingViolation>> {
         let req = QueryRoutingViolationRequest {
             violation_id: violation_id.into(),
         };
         let resp: Option<QueryRoutingViolationResponse> =
             self.hpc_lookup("RoutingViolation", req).await?;
-        Ok(resp.is_some())
+        Ok(resp.and_then(|r| r.violation))
+    }
+
+    /// Whether some violation is stored under `violation_id` (anyone's).
+    pub async fn hpc_violation_exists(&self, violation_id: &str) -> Result<bool> {
+        Ok(self.hpc_violation(violation_id).await?.is_some())
     }
 }

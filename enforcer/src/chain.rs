@@ -9,20 +9,12 @@ use cosmos_sdk_proto::Any;
 use cosmrs::crypto::secp256k1::SigningKey;
 use hpc_client::tx::{address_of, SignerAccount, TxOptions};
 use hpc_client::{ChainClient, ClientError, TxResult};
-use hpc_outbox::{Batch, ChainSink, ItemKind, ItemRef, SubmitError, TxStatus};
+use hpc_outbox::{Batch, ChainSink, ItemKind, ItemRef, OutboxItem, SubmitError, TxStatus};
+use hpc_primitives::contract::sdk_codes;
 use hpc_primitives::Address;
 use hpc_proto::to_any;
 use hpc_proto::virtengine::hpc::v1::{MsgRecordRoutingAudit, MsgReportRoutingViolation};
 use tokio::sync::Mutex;
-
-/// Finds `(codespace X, code N)` in an error text (simulation failures carry the code only
-/// in their message).
-fn code_in(text: &str) -> Option<(String, u32)> {
-    let rest = &text[text.find("(codespace ")? + "(codespace ".len()..];
-    let (codespace, rest) = rest.split_once(", code ")?;
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    Some((codespace.to_string(), digits.parse().ok()?))
-}
 
 /// The sequence in "account sequence mismatch, expected N, got M".
 fn expected_sequence(log: &str) -> Option<u64> {
@@ -34,39 +26,32 @@ fn expected_sequence(log: &str) -> Option<u64> {
         .ok()
 }
 
+/// Whether the chain refused a tx with x/hpc (or sdk) code `(codespace, code)`, in a block
+/// or in simulation: by code, never by the error's text.
+pub fn refused_with(e: &ClientError, codespace: &str, code: u32) -> bool {
+    e.tx_code()
+        .is_some_and(|(cs, c)| cs == codespace && c == code)
+}
+
 /// Maps a client error to what the outbox should do about it.
 pub fn classify(e: &ClientError) -> SubmitError {
-    match e {
-        ClientError::TxFailed {
-            code: 32,
-            codespace,
-            log,
-            ..
-        } if codespace == "sdk" => SubmitError::SequenceMismatch(log.clone()),
-        ClientError::TxFailed {
+    let log = match e {
+        ClientError::TxFailed { log, .. } => log.clone(),
+        ClientError::Grpc { status, .. } => status.message().to_string(),
+        other => other.to_string(),
+    };
+    match e.tx_code() {
+        Some((codespace, code))
+            if codespace == sdk_codes::CODESPACE && code == sdk_codes::WRONG_SEQUENCE =>
+        {
+            SubmitError::SequenceMismatch(log)
+        }
+        Some((codespace, code)) => SubmitError::Rejected {
             code,
             codespace,
             log,
-            ..
-        } => SubmitError::Rejected {
-            code: *code,
-            codespace: codespace.clone(),
-            log: log.clone(),
         },
-        ClientError::Grpc { status, .. } if status.code() == tonic::Code::InvalidArgument => {
-            match code_in(status.message()) {
-                Some((codespace, 32)) if codespace == "sdk" => {
-                    SubmitError::SequenceMismatch(status.message().to_string())
-                }
-                Some((codespace, code)) => SubmitError::Rejected {
-                    code,
-                    codespace,
-                    log: status.message().to_string(),
-                },
-                None => SubmitError::Unavailable(e.to_string()),
-            }
-        }
-        other => SubmitError::Unavailable(other.to_string()),
+        None => SubmitError::Unavailable(e.to_string()),
     }
 }
 
@@ -191,12 +176,24 @@ impl ChainSink for ChainGateway {
         }
     }
 
-    async fn exists(&self, item: &ItemRef) -> Result<bool, SubmitError> {
+    async fn stored(&self, item: &ItemRef) -> Result<Option<OutboxItem>, SubmitError> {
         let found = match item.kind {
-            ItemKind::Audit => self.client.hpc_audit_exists(&item.id).await,
-            ItemKind::Violation => self.client.hpc_violation_exists(&item.id).await,
+            ItemKind::Audit => self
+                .client
+                .hpc_audit_record(&item.id)
+                .await
+                .map(|r| r.map(OutboxItem::Audit)),
+            ItemKind::Violation => self
+                .client
+                .hpc_violation(&item.id)
+                .await
+                .map(|v| v.map(OutboxItem::Violation)),
         };
         found.map_err(|e| SubmitError::Unavailable(e.to_string()))
+    }
+
+    fn signer(&self) -> String {
+        self.provider.to_string()
     }
 
     fn max_batch_size(&self) -> usize {
@@ -211,8 +208,6 @@ mod tests {
     #[test]
     fn codes_are_found_in_simulation_errors() {
         let msg = "invalid argument: simulation failed (codespace hpc, code 9): records[0]: record_id x is already recorded";
-        assert_eq!(code_in(msg), Some(("hpc".to_string(), 9)));
-        assert_eq!(code_in("no code here"), None);
         assert_eq!(
             expected_sequence(
                 "account sequence mismatch, expected 7, got 5: incorrect account sequence"
@@ -235,6 +230,8 @@ mod tests {
             classify(&e),
             SubmitError::Rejected { code: 9, .. }
         ));
+        assert!(refused_with(&e, "hpc", 9));
+        assert!(!refused_with(&e, "hpc", 7));
         let e = ClientError::Grpc {
             path: "/x".into(),
             status: Box::new(tonic::Status::unavailable("down")),

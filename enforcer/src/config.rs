@@ -43,7 +43,8 @@
 //! | `health.failure_threshold` | `3` (seed 002) |
 //! | `health.heartbeat_interval_seconds` | `60` (chain default heartbeat timeout is 300 s) |
 //! | `metrics.listen` | `127.0.0.1:9464` |
-//! | `admin.listen` | `127.0.0.1:8081` |
+//! | `admin.listen` | `127.0.0.1:8081` (loopback only) |
+//! | `admin.token_file` | `<state_dir>/admin.token` |
 //! | `log.format` | `text` |
 //! | `log.level` | `info` |
 //!
@@ -579,15 +580,20 @@ impl Default for MetricsConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Listen address (default `127.0.0.1:8081`).
+    /// Listen address (default `127.0.0.1:8081`); a loopback address only.
     #[serde(default = "default_admin_listen")]
     pub listen: String,
+    /// The bearer token of the admin API's POST routes (default
+    /// `<state_dir>/admin.token`, created by `start` when missing).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             listen: default_admin_listen(),
+            token_file: None,
         }
     }
 }
@@ -966,6 +972,12 @@ impl Config {
 
         let metrics = check_listen("metrics.listen", &self.metrics.listen)?;
         let admin = check_listen("admin.listen", &self.admin.listen)?;
+        if !admin.ip().is_loopback() {
+            return Err(ConfigError::invalid(
+                "admin.listen",
+                format!("{admin} is not a loopback address; the admin API listens on 127.0.0.1 or [::1] only"),
+            ));
+        }
         if metrics == admin {
             return Err(ConfigError::invalid(
                 "admin.listen",
@@ -981,6 +993,9 @@ impl Config {
                 ))
             }
             Some(dir) => non_empty_path("state_dir", dir)?,
+        }
+        if let Some(file) = &self.admin.token_file {
+            non_empty_path("admin.token_file", file)?;
         }
 
         for directive in self.log.level.split(',').map(str::trim) {
@@ -1002,6 +1017,14 @@ impl Config {
     /// The state directory. Call after [`Config::validate`] (which requires it).
     pub fn state_dir(&self) -> &Path {
         self.state_dir.as_deref().unwrap_or(Path::new("."))
+    }
+
+    /// The admin API's token file: `admin.token_file` or `<state_dir>/admin.token`.
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.admin
+            .token_file
+            .clone()
+            .unwrap_or_else(|| self.state_dir().join("admin.token"))
     }
 
     /// The embedded adapter's working directory: `scheduler.embedded.workdir` or
@@ -1060,7 +1083,7 @@ impl Config {
              gas:       {} x{}\n\
              scheduler: {scheduler}\n\
              health:    probe every {} s, unhealthy after {} failures, heartbeat every {} s\n\
-             listen:    metrics {} admin {}\n\
+             listen:    metrics {} admin {} (token file {})\n\
              state_dir: {}\n\
              log:       {} {}",
             self.hpc.enabled,
@@ -1086,6 +1109,7 @@ impl Config {
             self.health.heartbeat_interval_seconds,
             self.metrics.listen,
             self.admin.listen,
+            self.admin_token_file().display(),
             self.state_dir().display(),
             self.log.format,
             self.log.level,
@@ -1522,6 +1546,11 @@ hpc:
                 "also metrics.listen",
             ),
             (
+                format!("{}admin:\n  token_file: \"\"\n", minimal()),
+                "admin.token_file",
+                "must not be empty",
+            ),
+            (
                 with("state_dir: /var/lib/hpc-enforcer\n", ""),
                 "state_dir",
                 "required",
@@ -1559,6 +1588,44 @@ hpc:
         assert_eq!(slurm.sbatch_path, PathBuf::from("sbatch"));
         assert_eq!(slurm.squeue_path, PathBuf::from("squeue"));
         assert_eq!(slurm.sinfo_path, PathBuf::from("sinfo"));
+    }
+
+    #[test]
+    fn admin_listen_must_be_loopback() {
+        for listen in [
+            "0.0.0.0:8081",
+            "[::]:8081",
+            "10.0.0.5:8081",
+            "192.168.1.1:8081",
+        ] {
+            let err = error_of(&format!("{}admin:\n  listen: \"{listen}\"\n", minimal()));
+            assert!(err.starts_with("admin.listen: "), "{listen}: {err}");
+            assert!(err.contains("not a loopback address"), "{listen}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+        for listen in ["127.0.0.1:8081", "127.0.0.2:8081", "[::1]:8081"] {
+            parse(&format!("{}admin:\n  listen: \"{listen}\"\n", minimal()))
+                .validate()
+                .unwrap_or_else(|e| panic!("{listen}: {e}"));
+        }
+    }
+
+    #[test]
+    fn admin_token_file_defaults_to_the_state_dir() {
+        let c = parse(&minimal());
+        assert_eq!(
+            c.admin_token_file(),
+            PathBuf::from("/var/lib/hpc-enforcer/admin.token")
+        );
+        let c = parse(&format!(
+            "{}admin:\n  token_file: /etc/hpc-enforcer/admin.token\n",
+            minimal()
+        ));
+        c.validate().unwrap();
+        assert_eq!(
+            c.admin_token_file(),
+            PathBuf::from("/etc/hpc-enforcer/admin.token")
+        );
     }
 
     #[test]

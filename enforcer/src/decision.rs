@@ -6,8 +6,10 @@
 //! the chain params) and says what to do ([`Outcome`]), which terminal audit record to write
 //! ([`AuditDraft`]) and which violations to self-report ([`ViolationDraft`]). Ages are always
 //! computed from the chain head's height and block time, never from a local clock; record
-//! and violation ids are hashes of the attempt, so re-evaluating after a crash produces the
-//! same ids and the chain's duplicate check makes resubmission idempotent.
+//! and violation ids are hashes of the attempt in the provider's own id namespace
+//! (`<provider>:ra-…`, which the chain lets nobody else use), so re-evaluating after a crash
+//! produces the same ids and the chain's duplicate check (same id, same content, same
+//! signer) makes resubmission idempotent.
 //!
 //! # Order of evaluation
 //!
@@ -54,8 +56,11 @@
 //!
 //! # Replacement decisions
 //!
-//! After a `RequestNewDecision` the I/O layer calls RequestReschedule and evaluates the new
-//! decision with `attempt = Replacement { previous_decision_id, kind }`. The same checks
+//! After a `RequestNewDecision` the I/O layer calls RequestReschedule, stating the kind
+//! ([`RequestKind::to_proto`]), and evaluates the new decision with `attempt = Replacement
+//! { previous_decision_id, kind }`; an enforcer that learns of a decision from the chain
+//! takes the attempt from [`attempt_of`], i.e. from the kind and requester role the chain
+//! recorded on the decision, never from its free-text reason. The same checks
 //! apply, but a replacement never asks for another one: in strict every failure rejects; in
 //! permissive a stale / unavailable / over-capacity replacement is recorded (`stale_decision`
 //! 1, `cluster_unavailable` 3, `capacity_exceeded` 3) and the job runs, a missing replacement
@@ -91,9 +96,10 @@
 
 use std::collections::BTreeSet;
 
+use hpc_primitives::contract::{ids, reschedule};
 use hpc_proto::virtengine::hpc::v1::{
-    AuditStatus, EnforcementMode as ProtoMode, Job, Params, RoutingAuditRecord, RoutingViolation,
-    SchedulingDecision, ViolationType,
+    AuditStatus, EnforcementMode as ProtoMode, Job, Params, RescheduleKind, RoutingAuditRecord,
+    RoutingViolation, SchedulingDecision, ViolationType,
 };
 use sha2::{Digest, Sha256};
 
@@ -118,8 +124,8 @@ pub mod events {
     pub const ROUTING_NOT_FOR_US: &str = "routing_not_for_us";
 }
 
-/// Longest reason / details text the chain accepts (x/hpc `MAX_TEXT_LEN`).
-pub const MAX_TEXT_LEN: usize = 1024;
+/// Longest reason / details text the chain accepts (the x/hpc contract's).
+pub use hpc_primitives::contract::limits::MAX_TEXT_LEN;
 
 /// The latest committed block as the chain reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,6 +213,42 @@ impl RequestKind {
             RequestKind::Missing => "missing",
         }
     }
+
+    /// The kind stated in MsgRequestReschedule (and recorded by the chain on the decision).
+    pub fn to_proto(self) -> RescheduleKind {
+        match self {
+            RequestKind::Refresh => RescheduleKind::Refresh,
+            RequestKind::Fallback => RescheduleKind::ProviderFallback,
+            RequestKind::Missing => RescheduleKind::MissingDecision,
+        }
+    }
+
+    /// The request kind of a provider kind (`None` for the others).
+    pub fn from_proto(kind: RescheduleKind) -> Option<Self> {
+        match kind {
+            RescheduleKind::Refresh => Some(RequestKind::Refresh),
+            RescheduleKind::ProviderFallback => Some(RequestKind::Fallback),
+            RescheduleKind::MissingDecision => Some(RequestKind::Missing),
+            RescheduleKind::Unspecified | RescheduleKind::OwnerRequest => None,
+        }
+    }
+}
+
+/// The attempt a decision learned from the chain is: a replacement of the kind the chain
+/// recorded when the provider of the previous decision asked for it
+/// ([`reschedule::provider_kind`]), else an original decision (a job's first, an owner's
+/// reschedule, or a provider's without a kind). `reschedule_reason` is free text and is
+/// never read: an owner writing "fallback: …" there gets an original decision audited.
+pub fn attempt_of(decision: Option<&SchedulingDecision>) -> Attempt {
+    decision
+        .and_then(|d| {
+            let kind = RequestKind::from_proto(reschedule::provider_kind(d)?)?;
+            Some(Attempt::Replacement {
+                previous_decision_id: d.previous_decision_id.clone(),
+                kind,
+            })
+        })
+        .unwrap_or(Attempt::Original)
 }
 
 /// Which decision attempt this evaluation is.
@@ -297,7 +339,8 @@ pub enum Outcome {
 /// `created_at`/`created_height` and recomputes the ages at inclusion).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditDraft {
-    /// `"ra-"` + 16 hex digits of SHA-256 over (job, decision, attempt, provider).
+    /// `"<provider>:ra-"` + 16 hex digits of SHA-256 over (job, decision, attempt,
+    /// provider): in the provider's id namespace.
     pub record_id: String,
     pub job_id: String,
     /// The decision the record is about (empty when there was no usable decision).
@@ -349,7 +392,8 @@ impl AuditDraft {
 /// A violation to self-report with MsgReportRoutingViolation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ViolationDraft {
-    /// `"rv-"` + 16 hex digits of SHA-256 over (job, decision, attempt, provider, type).
+    /// `"<provider>:rv-"` + 16 hex digits of SHA-256 over (job, decision, attempt,
+    /// provider, type): in the provider's id namespace.
     pub violation_id: String,
     pub job_id: String,
     /// Empty without a usable decision.
@@ -419,15 +463,14 @@ fn short_hash(kind: &str, parts: &[&str]) -> String {
     hex::encode(&h.finalize()[..8])
 }
 
-/// The deterministic audit record id of an attempt.
+/// The deterministic audit record id of an attempt, in the provider's namespace (only the
+/// provider can record under it, so nobody can take it first).
 pub fn record_id(job_id: &str, decision_id: &str, attempt: &Attempt, provider: &str) -> String {
-    format!(
-        "ra-{}",
-        short_hash(
-            "hpc-enforcer/audit/v1",
-            &[job_id, decision_id, &attempt.key(), provider]
-        )
-    )
+    let hash = short_hash(
+        "hpc-enforcer/audit/v1",
+        &[job_id, decision_id, &attempt.key(), provider],
+    );
+    ids::scoped(provider, &format!("ra-{hash}"))
 }
 
 /// The deterministic id of a violation of an attempt.
@@ -438,19 +481,17 @@ pub fn violation_id(
     provider: &str,
     t: ViolationType,
 ) -> String {
-    format!(
-        "rv-{}",
-        short_hash(
-            "hpc-enforcer/violation/v1",
-            &[
-                job_id,
-                decision_id,
-                &attempt.key(),
-                provider,
-                violation_type_name(t)
-            ]
-        )
-    )
+    let hash = short_hash(
+        "hpc-enforcer/violation/v1",
+        &[
+            job_id,
+            decision_id,
+            &attempt.key(),
+            provider,
+            violation_type_name(t),
+        ],
+    );
+    ids::scoped(provider, &format!("rv-{hash}"))
 }
 
 /// Cuts `s` to the chain's text limit on a character boundary.
@@ -1185,8 +1226,9 @@ mod tests {
                 "virtengine1x"
             )
         );
-        assert!(a.starts_with("ra-") && a.len() == 19);
-        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        assert!(a.starts_with("virtengine1x:ra-") && a.len() == "virtengine1x:".len() + 19);
+        assert!(ids::is_valid(&a) && ids::usable_by(&a, "virtengine1x"));
+        assert!(!ids::usable_by(&a, "virtengine1y"));
         let replacement = Attempt::Replacement {
             previous_decision_id: "hpc-decision-1".into(),
             kind: RequestKind::Refresh,
@@ -1224,7 +1266,7 @@ mod tests {
             ViolationType::ClusterMismatch,
         );
         assert_ne!(v1, v2);
-        assert!(v1.starts_with("rv-") && v1.len() == 19);
+        assert!(v1.starts_with("p:rv-") && v1.len() == "p:".len() + 19);
     }
 
     #[test]

@@ -6,12 +6,44 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hpc_client::cli::OutputFormat;
-use hpc_enforcer::admin::{DeadLetterList, Requeued};
+use hpc_enforcer::admin::{AdminToken, DeadLetterList, Requeued};
 use hpc_enforcer::Config;
 
 /// Where `status` and `dead-letters` find the admin API unless told (admin.listen's
 /// default).
 const DEFAULT_ADMIN: &str = "127.0.0.1:8081";
+
+/// Which admin API a command talks to.
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The admin API address [default: admin.listen of --config, else 127.0.0.1:8081].
+    #[arg(long)]
+    admin: Option<String>,
+    /// The enforcer's configuration file (for its admin.listen and admin.token_file).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl AdminArgs {
+    fn config(&self) -> anyhow::Result<Option<Config>> {
+        let Some(file) = &self.config else {
+            return Ok(None);
+        };
+        let config = Config::load(file).with_context(|| format!("--config {}", file.display()))?;
+        Ok(Some(config))
+    }
+
+    /// The address, and the configuration when one was given.
+    fn resolve(&self) -> anyhow::Result<(String, Option<Config>)> {
+        let config = self.config()?;
+        let admin = match (&self.admin, &config) {
+            (Some(admin), _) => admin.clone(),
+            (None, Some(c)) => c.admin.listen.clone(),
+            (None, None) => DEFAULT_ADMIN.to_string(),
+        };
+        Ok((admin, config))
+    }
+}
 
 /// Provider routing enforcer for x/hpc.
 #[derive(Parser)]
@@ -38,9 +70,8 @@ enum Command {
     /// Show a running enforcer's status (head height seen, outbox depth, last errors)
     /// from its admin API.
     Status {
-        /// The admin API address (admin.listen of its config).
-        #[arg(long, default_value = DEFAULT_ADMIN)]
-        admin: String,
+        #[command(flatten)]
+        target: AdminArgs,
     },
     /// List or requeue the outbox's dead letters (records and violations the chain
     /// refused for good) through a running enforcer's admin API.
@@ -54,23 +85,32 @@ enum Command {
 enum DeadLettersAction {
     /// One line per dead letter: kind, id, job, refusal code, attempts, log.
     List {
-        /// The admin API address (admin.listen of its config).
-        #[arg(long, default_value = DEFAULT_ADMIN)]
-        admin: String,
+        #[command(flatten)]
+        target: AdminArgs,
         /// `json` prints the admin API's answer as is.
         #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
     /// Put every dead letter back in the queue (once the cause is fixed on chain); the
-    /// enforcer sends them again at once.
+    /// enforcer sends them again at once. Needs the admin token: --token-file, or the
+    /// admin.token_file of --config.
     Requeue {
-        /// The admin API address (admin.listen of its config).
-        #[arg(long, default_value = DEFAULT_ADMIN)]
-        admin: String,
+        #[command(flatten)]
+        target: AdminArgs,
+        /// The admin API token file [default: admin.token_file of --config].
+        #[arg(long)]
+        token_file: Option<PathBuf>,
     },
 }
 
 fn main() -> ExitCode {
+    // Errors are one-line messages for operators. A backtrace captured in every library
+    // error (anyhow; tendermint-rpc's eyre, whose Display prints it) filled /status and,
+    // once printed, held ~200 MB of symbol tables. RUST_BACKTRACE keeps panic backtraces;
+    // RUST_LIB_BACKTRACE=1 brings error backtraces back. Set before any thread starts.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::ValidateConfig { file } => match Config::load(&file) {
@@ -96,6 +136,14 @@ fn main() -> ExitCode {
                 config.log.format == hpc_enforcer::config::LogFormat::Json,
                 &config.log.level,
             );
+            // Before anything starts: a token file open to others stops the daemon here
+            // (a disabled enforcer serves nothing and creates nothing).
+            if config.hpc.enabled {
+                if let Err(e) = AdminToken::load_or_create(&config.admin_token_file()) {
+                    eprintln!("Error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
             match runtime.block_on(hpc_enforcer::daemon::run(config)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -105,27 +153,38 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Status { admin } => report(
-            admin_request(&admin, "GET", "/status")
-                .and_then(|v| Ok(serde_json::to_string_pretty(&v)?)),
+        Command::Status { target } => report(
+            admin_get(&target, "/status").and_then(|v| Ok(serde_json::to_string_pretty(&v)?)),
         ),
         Command::DeadLetters {
-            action: DeadLettersAction::List { admin, output },
+            action: DeadLettersAction::List { target, output },
         } => report(
-            admin_request(&admin, "GET", "/outbox/dead-letters").and_then(|v| match output {
+            admin_get(&target, "/outbox/dead-letters").and_then(|v| match output {
                 OutputFormat::Json => Ok(serde_json::to_string_pretty(&v)?),
                 OutputFormat::Text => render_dead_letters(v),
             }),
         ),
         Command::DeadLetters {
-            action: DeadLettersAction::Requeue { admin },
-        } => report(
-            admin_request(&admin, "POST", "/outbox/dead-letters/requeue").and_then(|v| {
-                let r: Requeued = serde_json::from_value(v).context("unexpected answer")?;
-                Ok(format!("requeued {} dead letter(s)", r.requeued))
-            }),
-        ),
+            action: DeadLettersAction::Requeue { target, token_file },
+        } => report(requeue(&target, token_file)),
     }
+}
+
+fn admin_get(target: &AdminArgs, path: &str) -> anyhow::Result<serde_json::Value> {
+    let (admin, _) = target.resolve()?;
+    admin_request(&admin, "GET", path, None)
+}
+
+/// `dead-letters requeue`: POST with the token of `--token-file` or the config's.
+fn requeue(target: &AdminArgs, token_file: Option<PathBuf>) -> anyhow::Result<String> {
+    let (admin, config) = target.resolve()?;
+    let token_file = token_file
+        .or_else(|| config.map(|c| c.admin_token_file()))
+        .context("the admin token is needed: pass --config FILE (its admin.token_file) or --token-file FILE")?;
+    let token = AdminToken::read(&token_file)?;
+    let v = admin_request(&admin, "POST", "/outbox/dead-letters/requeue", Some(&token))?;
+    let r: Requeued = serde_json::from_value(v).context("unexpected answer")?;
+    Ok(format!("requeued {} dead letter(s)", r.requeued))
 }
 
 /// Prints a command's output, or its error chain (exit code 1).
@@ -172,11 +231,17 @@ fn render_dead_letters(body: serde_json::Value) -> anyhow::Result<String> {
 const ADMIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `method path` on the admin API (a blocking call for the CLI's one request).
-fn admin_request(admin: &str, method: &str, path: &str) -> anyhow::Result<serde_json::Value> {
+fn admin_request(
+    admin: &str,
+    method: &str,
+    path: &str,
+    token: Option<&AdminToken>,
+) -> anyhow::Result<serde_json::Value> {
+    let request = request_text(admin, method, path, token);
     let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
     let raw = runtime
         .block_on(async {
-            tokio::time::timeout(ADMIN_TIMEOUT, http_exchange(admin, method, path))
+            tokio::time::timeout(ADMIN_TIMEOUT, http_exchange(admin, &request))
                 .await
                 .unwrap_or_else(|_| {
                     Err(std::io::Error::new(
@@ -193,19 +258,25 @@ fn admin_request(admin: &str, method: &str, path: &str) -> anyhow::Result<serde_
     parse_response(&raw).with_context(|| format!("{method} {path} on {admin}"))
 }
 
+/// An HTTP/1.1 request: a POST carries the token and an empty JSON object.
+fn request_text(admin: &str, method: &str, path: &str, token: Option<&AdminToken>) -> String {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        head.push_str(&format!("Authorization: Bearer {}\r\n", token.as_str()));
+    }
+    let body = if method == "GET" { "" } else { "{}" };
+    if !body.is_empty() {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    format!("{head}Content-Length: {}\r\n\r\n{body}", body.len())
+}
+
 /// One request over a plain HTTP/1.1 connection (no client library needed); the raw
 /// response, read until the server closes.
-async fn http_exchange(admin: &str, method: &str, path: &str) -> std::io::Result<String> {
+async fn http_exchange(admin: &str, request: &str) -> std::io::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(admin).await?;
-    stream
-        .write_all(
-            format!(
-                "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .await?;
+    stream.write_all(request.as_bytes()).await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
     Ok(response)
@@ -249,13 +320,13 @@ mod tests {
         let cli =
             Cli::try_parse_from(["hpc-enforcer", "dead-letters", "list", "-o", "json"]).unwrap();
         let Command::DeadLetters {
-            action: DeadLettersAction::List { admin, output },
+            action: DeadLettersAction::List { target, output },
         } = cli.command
         else {
             panic!("not dead-letters list");
         };
         assert_eq!(
-            (admin.as_str(), output),
+            (target.resolve().unwrap().0.as_str(), output),
             (DEFAULT_ADMIN, OutputFormat::Json)
         );
         let cli = Cli::try_parse_from([
@@ -263,16 +334,36 @@ mod tests {
             "dead-letters",
             "requeue",
             "--admin",
-            "10.0.0.1:9",
+            "127.0.0.1:9",
+            "--token-file",
+            "/run/token",
         ])
         .unwrap();
         assert!(matches!(
             cli.command,
-            Command::DeadLetters { action: DeadLettersAction::Requeue { admin } } if admin == "10.0.0.1:9"
+            Command::DeadLetters { action: DeadLettersAction::Requeue { target, token_file } }
+                if target.admin.as_deref() == Some("127.0.0.1:9")
+                    && token_file == Some(PathBuf::from("/run/token"))
         ));
         assert!(
             Cli::try_parse_from(["hpc-enforcer", "dead-letters", "list", "-o", "yaml"]).is_err()
         );
+    }
+
+    #[test]
+    fn admin_cli_posts_carry_the_token_and_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = AdminToken::load_or_create(&dir.path().join("admin.token")).unwrap();
+        let post = request_text("127.0.0.1:8081", "POST", "/x", Some(&token));
+        assert!(post.starts_with("POST /x HTTP/1.1\r\nHost: 127.0.0.1:8081\r\n"));
+        let bearer = format!("\r\nAuthorization: Bearer {}\r\n", token.as_str());
+        assert!(post.contains(&bearer), "{post}");
+        assert!(post.contains("\r\nContent-Type: application/json\r\n"));
+        assert!(post.ends_with("\r\nContent-Length: 2\r\n\r\n{}"), "{post}");
+
+        let get = request_text("127.0.0.1:8081", "GET", "/status", None);
+        assert!(!get.contains("Authorization") && !get.contains("Content-Type"));
+        assert!(get.ends_with("\r\nContent-Length: 0\r\n\r\n"), "{get}");
     }
 
     #[test]

@@ -11,13 +11,15 @@ use std::collections::BTreeSet;
 
 use hpc_enforcer::config::{EnforcementMode, RoutingConfig};
 use hpc_enforcer::decision::{
-    evaluate, events, record_id, violation_id, Attempt, ChainHead, ChainRoutingParams,
+    attempt_of, evaluate, events, record_id, violation_id, Attempt, ChainHead, ChainRoutingParams,
     ClusterStatus, Evaluation, EvaluationInput, LookupStatus, Outcome, Placement, ProviderIdentity,
     RequestKind,
 };
+use hpc_primitives::contract::ids;
 use hpc_proto::cosmos_sdk_proto::Timestamp;
 use hpc_proto::virtengine::hpc::v1::{
-    AuditStatus as AS, Job, JobRequirements, SchedulingDecision, ViolationType as VT,
+    AuditStatus as AS, Job, JobRequirements, RequesterRole, RescheduleKind, SchedulingDecision,
+    ViolationType as VT,
 };
 
 const PROVIDER: &str = "virtengine1ldl9qrqrzexzp29udzx9h437zx9g2zy9caleyg";
@@ -355,8 +357,12 @@ fn apply(input: &mut EvaluationInput, m: M) {
                 kind,
             };
             if let Some(d) = input.decision.as_mut() {
+                // As the chain records our own request.
                 d.previous_decision_id = PREVIOUS.into();
                 d.reschedule_reason = format!("{} requested by the enforcer", kind.as_str());
+                d.reschedule_kind = kind.to_proto() as i32;
+                d.requested_by = PROVIDER.into();
+                d.requester_role = RequesterRole::Provider as i32;
             }
         }
         M::ChainMaxBlocks(n) => input.chain.max_decision_age_blocks = Some(n),
@@ -811,4 +817,96 @@ fn long_failure_texts_are_clipped_to_the_chain_limit() {
     };
     assert!(reason.len() <= hpc_enforcer::decision::MAX_TEXT_LEN);
     assert!(e.audit.unwrap().reason.len() <= hpc_enforcer::decision::MAX_TEXT_LEN);
+}
+
+/// Issue 8, item 1: the enforcer's ids are in its own namespace, which the chain reserves
+/// to it, so nobody can record under them first.
+#[test]
+fn record_and_violation_ids_are_in_the_providers_namespace() {
+    let e = evaluate(&input_for(STRICT, &[M::Capacity]));
+    let audit = e.audit.expect("rejected record");
+    assert!(audit.record_id.starts_with(&format!("{PROVIDER}:ra-")));
+    assert_eq!(ids::namespace(&audit.record_id), Some(PROVIDER));
+    assert!(ids::usable_by(&audit.record_id, PROVIDER));
+    assert!(!ids::usable_by(&audit.record_id, OTHER_PROVIDER));
+    assert!(ids::is_valid(&audit.record_id));
+    let v = &e.violations[0];
+    assert_eq!(ids::namespace(&v.violation_id), Some(PROVIDER));
+    assert!(ids::is_valid(&v.violation_id));
+}
+
+/// Issue 8, item 2: whether a decision is a provider's replacement (and of which kind) comes
+/// from the kind and requester role the chain recorded, never from `reschedule_reason`: an
+/// owner's reschedule whose reason says "fallback:" is audited as an original decision
+/// (approved), so the receiving provider neither files a FALLBACK record the strict chain
+/// refuses (a stuck job) nor is charged an unauthorized fallback in permissive mode.
+#[test]
+fn a_reschedule_reason_cannot_make_a_fallback() {
+    const OWNER: &str = "virtengine1owner";
+    let owners = |d: &mut SchedulingDecision| {
+        d.previous_decision_id = PREVIOUS.into();
+        d.reschedule_reason = "fallback: cluster_unavailable: the owner says so".into();
+        d.reschedule_kind = RescheduleKind::OwnerRequest as i32;
+        d.requested_by = OWNER.into();
+        d.requester_role = RequesterRole::Owner as i32;
+    };
+    for (mode, mods) in [
+        (STRICT, &[M::FallbackChainOff][..]),
+        (PERM, &[M::FallbackConfigOff][..]),
+        (PERM, &[][..]),
+    ] {
+        let mut input = input_for(mode, mods);
+        let d = input.decision.as_mut().unwrap();
+        owners(d);
+        input.attempt = attempt_of(input.decision.as_ref());
+        assert_eq!(input.attempt, Attempt::Original, "{mode:?} {mods:?}");
+        let e = evaluate(&input);
+        assert_eq!(
+            e.outcome,
+            Outcome::Run {
+                cluster_id: LOCAL.into()
+            },
+            "{mode:?} {mods:?}"
+        );
+        let audit = e.audit.expect("a record");
+        assert_eq!(audit.status, AS::Approved, "{mode:?} {mods:?}");
+        assert!(!audit.is_fallback);
+        assert!(e.violations.is_empty(), "{:?}", e.violations);
+    }
+
+    // A provider kind with the owner's role is not trusted either (the chain never records
+    // that; the enforcer does not rely on it).
+    let mut d = baseline(PERM).decision.unwrap();
+    owners(&mut d);
+    d.reschedule_kind = RescheduleKind::ProviderFallback as i32;
+    assert_eq!(attempt_of(Some(&d)), Attempt::Original);
+    // The kind the chain recorded from the previous provider's request is.
+    d.requester_role = RequesterRole::Provider as i32;
+    d.requested_by = OTHER_PROVIDER.into();
+    d.reschedule_reason = "anything".into();
+    assert_eq!(
+        attempt_of(Some(&d)),
+        Attempt::Replacement {
+            previous_decision_id: PREVIOUS.into(),
+            kind: RequestKind::Fallback
+        }
+    );
+    for (kind, want) in [
+        (RescheduleKind::Refresh, Some(RequestKind::Refresh)),
+        (RescheduleKind::MissingDecision, Some(RequestKind::Missing)),
+        (RescheduleKind::Unspecified, None),
+        (RescheduleKind::OwnerRequest, None),
+    ] {
+        d.reschedule_kind = kind as i32;
+        let got = match attempt_of(Some(&d)) {
+            Attempt::Replacement { kind, .. } => Some(kind),
+            Attempt::Original => None,
+        };
+        assert_eq!(got, want, "{kind:?}");
+    }
+    // A first decision is original whatever it says.
+    d.previous_decision_id.clear();
+    d.reschedule_kind = RescheduleKind::ProviderFallback as i32;
+    assert_eq!(attempt_of(Some(&d)), Attempt::Original);
+    assert_eq!(attempt_of(None), Attempt::Original);
 }

@@ -50,7 +50,11 @@ async fn enforcer_routes_runs_rejects_and_survives_restart() {
     );
     assert_eq!(records[0]["status"], "AUDIT_STATUS_APPROVED");
     assert_eq!(records[0]["provider_address"], p1);
-    assert!(records[0]["record_id"].as_str().unwrap().starts_with("ra-"));
+    // In provider1's own id namespace, which nobody else can record under.
+    assert!(records[0]["record_id"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{p1}:ra-")));
 
     // 2. The job larger than the local cluster: strict rejects it with a
     //    capacity_exceeded violation on chain.
@@ -127,6 +131,7 @@ async fn enforcer_routes_runs_rejects_and_survives_restart() {
 async fn permissive_fallback_to_another_provider_and_stale_refresh() {
     let mut node = TestNode::init("e2e-enforcer-2");
     node.start(2).await;
+    let p1 = node.key_address("provider1");
     register_cluster(&node, "provider1", "cluster-p1", 10);
     register_cluster(&node, "provider2", "cluster-p2", 150);
 
@@ -181,10 +186,17 @@ async fn permissive_fallback_to_another_provider_and_stale_refresh() {
     );
     let history = query(&node, &["decision-by-job", &big]);
     assert_eq!(history["current"]["previous_decision_id"], first_decision);
-    assert!(history["current"]["reschedule_reason"]
-        .as_str()
-        .unwrap()
-        .starts_with("fallback:"));
+    // The kind and the requester are typed fields the chain set from provider1's request
+    // (the reason is only text).
+    assert_eq!(
+        history["current"]["reschedule_kind"], "RESCHEDULE_KIND_PROVIDER_FALLBACK",
+        "{history}"
+    );
+    assert_eq!(
+        history["current"]["requester_role"],
+        "REQUESTER_ROLE_PROVIDER"
+    );
+    assert_eq!(history["current"]["requested_by"], p1);
     let records = query(&node, &["audit-records", "--job", &big]);
     let statuses: Vec<&str> = records["records"]
         .as_array()
@@ -218,10 +230,11 @@ async fn permissive_fallback_to_another_provider_and_stale_refresh() {
     assert_eq!(records[0]["status"], "AUDIT_STATUS_RESCHEDULED");
     let history = query(&node, &["decision-by-job", &stale]);
     assert_eq!(history["history"].as_array().unwrap().len(), 2);
-    assert!(history["current"]["reschedule_reason"]
-        .as_str()
-        .unwrap()
-        .starts_with("refresh:"));
+    assert_eq!(
+        history["current"]["reschedule_kind"], "RESCHEDULE_KIND_REFRESH",
+        "{history}"
+    );
+    assert_eq!(history["current"]["requested_by"], p1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

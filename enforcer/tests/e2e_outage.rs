@@ -354,7 +354,10 @@ async fn chain_halted_for_minutes_nothing_lost_nothing_duplicated() {
         assert_eq!(records[0]["status"], "AUDIT_STATUS_APPROVED");
         assert_eq!(records[0]["provider_address"], p1);
         assert_eq!(records[0]["actual_cluster_id"], "cluster-p1");
-        assert!(records[0]["record_id"].as_str().unwrap().starts_with("ra-"));
+        assert!(records[0]["record_id"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{p1}:ra-")));
         let violations = query(&validator, &["violations", "--job", job]);
         assert_eq!(
             violations["violations"].as_array().map_or(0, Vec::len),

@@ -1,8 +1,10 @@
 //! Primitive chain types shared by every crate: bech32 account addresses, coins with
-//! integer amounts, and gas prices in 18-digit fixed point (never floating point).
+//! integer amounts, gas prices in 18-digit fixed point (never floating point), and the
+//! x/hpc contract between the chain and its clients ([`contract`]).
 
 pub mod address;
 pub mod coins;
+pub mod contract;
 
 pub use address::{Address, AddressError, BECH32_PREFIX};
 pub use coins::{Coins, CoinsError, Dec, GasPrices, FEE_DENOM};

@@ -152,6 +152,9 @@ fn decision() -> SchedulingDecision {
         excluded_cluster_ids: vec!["hpc-cluster-3".into()],
         total_candidates: 3,
         weights: Some(weights()),
+        reschedule_kind: RescheduleKind::ProviderFallback as i32,
+        requested_by: PROVIDER.into(),
+        requester_role: RequesterRole::Provider as i32,
     }
 }
 
@@ -215,6 +218,7 @@ fn params() -> Params {
         max_batch_size: 50,
         reputation_prior_bps: 7_000,
         reputation_window_blocks: 100_000,
+        max_clusters_evaluated: 256,
     }
 }
 
@@ -455,6 +459,7 @@ fn every_msg_binary_roundtrip() {
         job_id: "hpc-job-456".into(),
         reason: "decision stale".into(),
         excluded_cluster_ids: vec!["hpc-cluster-1".into(), "hpc-cluster-3".into()],
+        kind: RescheduleKind::OwnerRequest as i32,
     });
     assert_binary_roundtrip(&MsgRecordRoutingAudit {
         provider: PROVIDER.into(),

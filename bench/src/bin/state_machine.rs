@@ -8,6 +8,8 @@
 //! * (b) the x/hpc scheduler (`hpc::scheduler::schedule`) over 10, 100 and 1000 clusters.
 //! * (c) the store: `prepare` + `commit` of 1000 key writes per block, and ICS-23 proof
 //!   generation per key (`Storage::get_with_proof`).
+//! * (d) a signed SubmitJob through `App::execute_tx` while deregistered clusters and
+//!   stored violations grow 100×: gas and time must stay flat.
 //!
 //! Every figure is the median and the minimum of `--reps` timed repetitions after a warm-up
 //! run; setup (cloning state, opening a fresh store) is outside the timed section.
@@ -30,11 +32,13 @@ use hpc_client::tx::{address_of, sign_tx, to_any, SignerAccount};
 use hpc_primitives::{Address, Coins};
 use hpc_proto::cosmos_sdk_proto::Timestamp;
 use hpc_proto::virtengine::hpc::v1::{
-    Cluster, ClusterHealth, ClusterState, JobRequirements, PlacementPolicy, PolicyMode,
+    Cluster, ClusterHealth, ClusterState, JobRequirements, MsgSubmitJob, PlacementPolicy,
+    PolicyMode, RoutingViolation,
 };
 use hpc_state::auth::GenesisAccount;
 use hpc_state::bank::{GenesisBalance, JsonCoin};
 use hpc_state::consensus::BlockLimits;
+use hpc_state::hpc::keeper::Keeper;
 use hpc_state::hpc::scheduler::{schedule, ScheduleRequest};
 use hpc_state::tx::Mode;
 use hpc_state::{App, AppState, BlockInfo};
@@ -66,8 +70,8 @@ struct Args {
     /// Timed repetitions per figure (after one warm-up run).
     #[arg(long, default_value_t = 7)]
     reps: usize,
-    /// Run only some sections: any of a,b,c (comma-separated).
-    #[arg(long, default_value = "a,b,c")]
+    /// Run only some sections: any of a,b,c,d (comma-separated).
+    #[arg(long, default_value = "a,b,c,d")]
     sections: String,
 }
 
@@ -670,6 +674,115 @@ fn section_c(args: &Args) {
     println!();
 }
 
+/// A chain with `active` schedulable clusters, `deregistered` others and `violations`
+/// violations recorded against each active cluster (history the scheduler must not pay
+/// for), plus one funded submitter.
+fn history_state(
+    app: &App,
+    submitter: &Address,
+    active: usize,
+    deregistered: usize,
+    violations: usize,
+) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut state = BTreeMap::new();
+    app.init_chain(&mut state, CHAIN_ID, &LIMITS, &app_state(&[*submitter]))
+        .expect("genesis");
+    let provider = address_of(&key(9_999)).to_string();
+    for (i, mut c) in clusters(active + deregistered).into_iter().enumerate() {
+        c.provider_address = provider.clone();
+        c.state = if i < active {
+            ClusterState::Active
+        } else {
+            ClusterState::Deregistered
+        } as i32;
+        if i < active {
+            for v in 0..violations {
+                Keeper::set_violation(
+                    &mut state,
+                    &RoutingViolation {
+                        violation_id: format!("v-{i}-{v}"),
+                        job_id: format!("old-job-{v}"),
+                        decision_id: format!("old-decision-{v}"),
+                        provider_address: provider.clone(),
+                        actual_cluster_id: c.cluster_id.clone(),
+                        severity: 1,
+                        created_height: 1,
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+        Keeper::set_cluster(&mut state, &c);
+    }
+    state
+}
+
+fn section_d(args: &Args) {
+    let active = 50;
+    println!("## (d) SubmitJob through execute_tx as history grows: {active} active clusters, {} reps (+1 warm-up)
+", args.reps);
+    println!("| deregistered clusters | violations per active cluster | gas per SubmitJob | median µs/SubmitJob | min µs/SubmitJob | × first row (time) |");
+    println!("|---|---|---|---|---|---|");
+    let app = App::default();
+    let submitter_key = key(0);
+    let submitter = address_of(&submitter_key);
+    let jobs = 50u64;
+    let txs: Vec<Vec<u8>> = (0..jobs)
+        .map(|seq| {
+            let msg = to_any(&MsgSubmitJob {
+                owner: submitter.to_string(),
+                requirements: Some(JobRequirements {
+                    nodes: 1,
+                    max_runtime_seconds: 3_600,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            let account = SignerAccount {
+                address: submitter,
+                account_number: 0,
+                sequence: seq,
+            };
+            let fee = Coins::single("uvirt", 100_000);
+            sign_tx(
+                &submitter_key,
+                CHAIN_ID,
+                &account,
+                vec![msg],
+                "",
+                0,
+                &fee,
+                4_000_000,
+                false,
+            )
+            .expect("signs")
+        })
+        .collect();
+    let mut first: Option<Stats> = None;
+    for (deregistered, violations) in [(20, 1), (2_000, 1), (20, 100), (2_000, 100)] {
+        let base = history_state(&app, &submitter, active, deregistered, violations);
+        let mut gas = 0;
+        let s = bench(args.reps, || {
+            let mut state = base.clone();
+            let t = Instant::now();
+            for tx in &txs {
+                let out = app.execute_tx(&mut state, &block(2), tx, Mode::Deliver);
+                assert!(out.is_ok(), "{}", out.log);
+                gas = out.gas_used;
+            }
+            t.elapsed()
+        });
+        let ratio = first.map_or(1.0, |f| s.median.as_secs_f64() / f.median.as_secs_f64());
+        first.get_or_insert(s);
+        println!(
+            "| {deregistered} | {violations} | {gas} | {:.1} | {:.1} | {ratio:.2} |",
+            us(s.median) / jobs as f64,
+            us(s.min) / jobs as f64,
+        );
+    }
+    println!();
+}
+
 fn main() {
     let args = Args::parse();
     println!(
@@ -700,5 +813,8 @@ fn main() {
     }
     if sections.contains(&"c") {
         section_c(&args);
+    }
+    if sections.contains(&"d") {
+        section_d(&args);
     }
 }

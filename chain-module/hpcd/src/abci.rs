@@ -13,11 +13,7 @@ use hpc_store::{Changes, Delta, Snapshot, StateRead, Storage};
 use tendermint::abci::types::ExecTxResult;
 use tendermint::abci::{request, response, Code, EventAttributeIndexExt};
 use tendermint::merkle::proof::{ProofOp, ProofOps};
-use tendermint::v0_38::abci::{
-    ConsensusRequest, ConsensusResponse, InfoRequest, InfoResponse, MempoolRequest,
-    MempoolResponse, SnapshotRequest, SnapshotResponse,
-};
-use tower_abci::BoxError;
+use tendermint::v0_38::abci::{ConsensusRequest, ConsensusResponse};
 
 /// The path prefix of raw-key store queries (`/store/main/key`, data = key), answered with
 /// an ICS-23 proof when `prove` is set.
@@ -50,6 +46,15 @@ pub struct Node {
     last_block: Mutex<Option<BlockInfo>>,
 }
 
+/// Locks a mutex even if a request that panicked poisoned it: the check state is written
+/// only after a tx passed, and the other values are replaced whole, so none is left
+/// half-updated.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn base_snapshot(storage: &Storage) -> Snapshot {
     match storage.latest_version().expect("storage is readable") {
         Some(_) => storage.snapshot(None).expect("latest snapshot is readable"),
@@ -78,8 +83,9 @@ fn exec_result(outcome: TxOutcome) -> ExecTxResult {
         data: outcome.data.into(),
         log: outcome.log,
         info: String::new(),
-        gas_wanted: outcome.gas_wanted as i64,
-        gas_used: outcome.gas_used as i64,
+        // The ante handler refuses gas limits above i64::MAX; saturate all the same.
+        gas_wanted: i64::try_from(outcome.gas_wanted).unwrap_or(i64::MAX),
+        gas_used: i64::try_from(outcome.gas_used).unwrap_or(i64::MAX),
         events: to_abci_events(outcome.events),
         codespace: outcome.codespace,
     }
@@ -125,7 +131,7 @@ impl Node {
     }
 
     pub fn consensus(&self, req: ConsensusRequest) -> ConsensusResponse {
-        let mut cs = self.consensus.lock().expect("consensus lock");
+        let mut cs = lock(&self.consensus);
         match req {
             ConsensusRequest::InitChain(req) => {
                 ConsensusResponse::InitChain(self.init_chain(&mut cs, req))
@@ -245,8 +251,8 @@ impl Node {
             .commit(pending.prepared)
             .unwrap_or_else(|e| panic!("failed to persist block {height}: {e}"));
         cs.genesis = None;
-        *self.last_block.lock().expect("last block lock") = Some(pending.block);
-        *self.check.lock().expect("check lock") = Delta::new(base_snapshot(&self.storage));
+        *lock(&self.last_block) = Some(pending.block);
+        *lock(&self.check) = Delta::new(base_snapshot(&self.storage));
         tracing::debug!(height, "committed");
         response::Commit {
             data: Bytes::new(),
@@ -259,8 +265,8 @@ impl Node {
             request::CheckTxKind::New => Mode::Check,
             request::CheckTxKind::Recheck => Mode::Recheck,
         };
-        let block = self.last_block.lock().expect("last block lock").clone();
-        let mut check = self.check.lock().expect("check lock");
+        let block = lock(&self.last_block).clone();
+        let mut check = lock(&self.check);
         let block = match block {
             Some(b) => BlockInfo {
                 height: b.height + 1,
@@ -300,20 +306,14 @@ impl Node {
         }
     }
 
-    pub fn info(&self, req: InfoRequest) -> InfoResponse {
-        match req {
-            InfoRequest::Info(_) => {
-                let (height, app_hash) = self.last_commit();
-                InfoResponse::Info(response::Info {
-                    data: "hpcd".into(),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                    app_version: 1,
-                    last_block_height: height.try_into().expect("height fits"),
-                    last_block_app_hash: app_hash.try_into().expect("app hash"),
-                })
-            }
-            InfoRequest::Query(q) => InfoResponse::Query(self.abci_query(q)),
-            InfoRequest::Echo(e) => InfoResponse::Echo(response::Echo { message: e.message }),
+    pub fn info(&self) -> response::Info {
+        let (height, app_hash) = self.last_commit();
+        response::Info {
+            data: "hpcd".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            app_version: 1,
+            last_block_height: height.try_into().expect("height fits"),
+            last_block_app_hash: app_hash.try_into().expect("app hash"),
         }
     }
 
@@ -347,13 +347,14 @@ impl Node {
         latest: bool,
     ) -> Result<Vec<u8>, hpc_state::errors::QueryError> {
         if latest && path == SIMULATE_PATH {
-            let check = self.check.lock().expect("check lock");
+            let check = lock(&self.check);
             return self.app.query(path, data, &*check, clock);
         }
         self.app.query(path, data, snapshot, clock)
     }
 
-    fn abci_query(&self, q: request::Query) -> response::Query {
+    /// Answers an `abci_query`; every field comes from the RPC caller.
+    pub fn query(&self, q: request::Query) -> response::Query {
         let fail = |code: u32, log: String, height: u64| response::Query {
             code: Code::from(code),
             log,
@@ -409,88 +410,4 @@ impl Node {
             Err(e) => fail(e.abci_code(), e.to_string(), height),
         }
     }
-}
-
-/// Builds the four ABCI services over a shared node.
-pub fn server(
-    node: Arc<Node>,
-) -> tower_abci::v038::Server<
-    impl tower::Service<
-            ConsensusRequest,
-            Response = ConsensusResponse,
-            Error = BoxError,
-            Future = impl Send,
-        > + Send
-        + Clone
-        + 'static,
-    impl tower::Service<
-            MempoolRequest,
-            Response = MempoolResponse,
-            Error = BoxError,
-            Future = impl Send,
-        > + Send
-        + Clone
-        + 'static,
-    impl tower::Service<InfoRequest, Response = InfoResponse, Error = BoxError, Future = impl Send>
-        + Send
-        + Clone
-        + 'static,
-    impl tower::Service<
-            SnapshotRequest,
-            Response = SnapshotResponse,
-            Error = BoxError,
-            Future = impl Send,
-        > + Send
-        + Clone
-        + 'static,
-> {
-    let consensus_node = node.clone();
-    let consensus = tower::service_fn(move |req: ConsensusRequest| {
-        let node = consensus_node.clone();
-        async move {
-            tokio::task::spawn_blocking(move || node.consensus(req))
-                .await
-                .map_err(BoxError::from)
-        }
-    });
-    let mempool_node = node.clone();
-    // CheckTx runs when the request is taken, in arrival order: CometBFT pipelines the
-    // rechecks of one sender's txs, and running them out of order would fail their
-    // sequences and evict valid txs. (A CheckTx is about 0.1 ms of CPU.)
-    let mempool = tower::service_fn(move |req: MempoolRequest| {
-        let MempoolRequest::CheckTx(req) = req;
-        let response = MempoolResponse::CheckTx(mempool_node.check_tx(req));
-        async move { Ok::<_, BoxError>(response) }
-    });
-    let info_node = node;
-    let info = tower::service_fn(move |req: InfoRequest| {
-        let node = info_node.clone();
-        async move {
-            tokio::task::spawn_blocking(move || node.info(req))
-                .await
-                .map_err(BoxError::from)
-        }
-    });
-    let snapshot = tower::service_fn(|req: SnapshotRequest| async move {
-        // State sync is not offered: no snapshots, and offered ones are refused.
-        Ok::<_, BoxError>(match req {
-            SnapshotRequest::ListSnapshots => SnapshotResponse::ListSnapshots(Default::default()),
-            SnapshotRequest::OfferSnapshot(_) => {
-                SnapshotResponse::OfferSnapshot(response::OfferSnapshot::Reject)
-            }
-            SnapshotRequest::LoadSnapshotChunk(_) => {
-                SnapshotResponse::LoadSnapshotChunk(Default::default())
-            }
-            SnapshotRequest::ApplySnapshotChunk(_) => {
-                SnapshotResponse::ApplySnapshotChunk(Default::default())
-            }
-        })
-    });
-    tower_abci::v038::Server::builder()
-        .consensus(consensus)
-        .mempool(mempool)
-        .info(info)
-        .snapshot(snapshot)
-        .finish()
-        .expect("all four ABCI services are set")
 }

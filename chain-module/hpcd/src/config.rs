@@ -203,9 +203,8 @@ impl Home {
 pub enum AbciListen {
     /// `tcp://host:port`: for a CometBFT on another host or container.
     Tcp(String),
-    /// `unix:///path`: the default for a local CometBFT. No Nagle delays: tower-abci does
-    /// not set TCP_NODELAY, and over TCP each small ABCI response can wait for the peer's
-    /// delayed ACK (docs/benchmarks.md).
+    /// `unix:///path`: the default for a local CometBFT: no TCP stack between two
+    /// processes on one host (docs/benchmarks.md).
     Unix(PathBuf),
 }
 

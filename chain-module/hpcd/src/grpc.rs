@@ -31,6 +31,11 @@ use hpc_state::errors::QueryError;
 
 /// The request header that selects the height of a query, as in the Cosmos SDK.
 pub const HEIGHT_HEADER: &str = "x-cosmos-block-height";
+/// Largest gRPC request: a BroadcastTx of the largest tx, with room for its envelope.
+pub const MAX_REQUEST_BYTES: usize = 2 << 20;
+/// Largest gRPC response: a page of at most `MAX_PAGE_LIMIT` records; larger answers are
+/// refused (ResourceExhausted) rather than built without bound.
+pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
 
 /// Passes message bytes through unchanged; the router decodes per method.
 #[derive(Clone, Copy, Default)]
@@ -139,6 +144,7 @@ impl Handler {
         }
         let node = self.node.clone();
         let path = path.to_string();
+        let logged_path = path.clone();
         tokio::task::spawn_blocking(move || {
             let (snapshot, clock) = node.snapshot_at(height).map_err(|e| {
                 if height == 0 {
@@ -152,7 +158,11 @@ impl Handler {
                 .map_err(|e| StatusError::from(e).0)
         })
         .await
-        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| {
+            // A bug, not the caller's fault: say so loudly here, and nothing of it there.
+            tracing::error!(path = %logged_path, error = %e, "BUG: a query handler failed");
+            Status::internal("internal error while answering the query")
+        })?
     }
 
     async fn broadcast(&self, body: &[u8]) -> Result<Vec<u8>, Status> {
@@ -426,7 +436,9 @@ where
             path: req.uri().path().to_string(),
         };
         Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(RawCodec);
+            let mut grpc = tonic::server::Grpc::new(RawCodec)
+                .max_decoding_message_size(MAX_REQUEST_BYTES)
+                .max_encoding_message_size(MAX_RESPONSE_BYTES);
             Ok(grpc.unary(unary, req).await)
         })
     }

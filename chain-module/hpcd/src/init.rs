@@ -105,6 +105,20 @@ fn local_abci_address(home: &Home, base_port: Option<u16>) -> anyhow::Result<Str
     })
 }
 
+/// The request limits CometBFT enforces before a byte reaches hpcd, written out so an
+/// operator sees them: the mempool takes no tx the app would refuse for its size, an RPC
+/// body carries at most one such tx (base64 in JSON is 4/3 of it), and WebSocket
+/// subscriptions stay bounded per client.
+fn set_rpc_and_mempool_limits(doc: &mut DocumentMut) {
+    let max_tx_bytes = i64::try_from(hpc_state::consensus::MAX_TX_BYTES).unwrap_or(i64::MAX);
+    doc["mempool"]["max_tx_bytes"] = value(max_tx_bytes);
+    doc["rpc"]["max_body_bytes"] = value(max_tx_bytes * 2);
+    doc["rpc"]["max_header_bytes"] = value(1_i64 << 20);
+    doc["rpc"]["max_open_connections"] = value(900_i64);
+    doc["rpc"]["max_subscription_clients"] = value(100_i64);
+    doc["rpc"]["max_subscriptions_per_client"] = value(5_i64);
+}
+
 fn edit_comet_config(home: &Home, opts: &InitOptions) -> anyhow::Result<()> {
     let path = &home.comet_toml();
     let text =
@@ -115,6 +129,7 @@ fn edit_comet_config(home: &Home, opts: &InitOptions) -> anyhow::Result<()> {
     doc["moniker"] = value(opts.moniker);
     doc["consensus"]["timeout_commit"] = value(opts.timeout_commit);
     doc["proxy_app"] = value(local_abci_address(home, opts.base_port)?);
+    set_rpc_and_mempool_limits(&mut doc);
     if let Some(base) = opts.base_port {
         doc["p2p"]["laddr"] = value(format!("tcp://127.0.0.1:{base}"));
         doc["rpc"]["laddr"] = value(format!("tcp://127.0.0.1:{}", base + 1));

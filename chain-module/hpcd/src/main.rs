@@ -1,6 +1,7 @@
 //! `hpcd`: the node daemon and operator CLI of the VirtEngine HPC routing chain.
 
 mod abci;
+mod abci_server;
 mod config;
 mod export;
 mod genesis;

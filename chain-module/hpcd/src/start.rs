@@ -9,7 +9,8 @@ use hpc_state::App;
 use hpc_store::Storage;
 use tokio::process::Command;
 
-use crate::abci::{self, Node};
+use crate::abci::Node;
+use crate::abci_server;
 use crate::config::{AbciListen, Home, Settings};
 use crate::grpc;
 
@@ -18,8 +19,8 @@ pub struct StartOptions {
     pub cometbft_binary: Option<String>,
 }
 
-/// The ABCI server task: tower-abci's `listen_tcp` / `listen_unix`.
-type AbciTask = tokio::task::JoinHandle<Result<(), tower_abci::BoxError>>;
+/// The ABCI server task (it only ends on an accept error).
+type AbciTask = tokio::task::JoinHandle<std::io::Result<()>>;
 
 /// Waits until the ABCI server accepts connections, so CometBFT never starts first; fails
 /// at once with the server's own error if it could not listen (e.g. permission denied).
@@ -119,12 +120,12 @@ pub async fn start(home: &Home, settings: &Settings, opts: StartOptions) -> anyh
     }
 
     claim_abci_address(&comet.abci_listen, home)?;
-    let server = abci::server(node.clone());
     let listen = comet.abci_listen.clone();
+    let abci_node = node.clone();
     let mut abci_task: AbciTask = tokio::spawn(async move {
         match listen {
-            AbciListen::Tcp(addr) => server.listen_tcp(addr).await,
-            AbciListen::Unix(path) => server.listen_unix(path).await,
+            AbciListen::Tcp(addr) => abci_server::listen_tcp(&addr, abci_node).await,
+            AbciListen::Unix(path) => abci_server::listen_unix(&path, abci_node).await,
         }
     });
     wait_for_listener(&comet.abci_listen, home, &mut abci_task).await?;

@@ -73,6 +73,20 @@ impl TxOutcome {
     }
 }
 
+/// Runs one stage of a tx, turning a panic into a failed tx as the Cosmos SDK's `runTx`
+/// recovers one (`ErrPanic`): every node panics at the same point of the same tx, so the
+/// result is deterministic, the stage's overlay is dropped, and the node keeps running.
+fn guarded<T>(stage: &str, run: impl FnOnce() -> Result<T, TxError>) -> Result<T, TxError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| {
+        tracing::error!(stage, "BUG: a panic while executing a tx; the tx fails");
+        Err(TxError {
+            codespace: "undefined",
+            code: 111_222,
+            log: format!("panic in {stage}"),
+        })
+    })
+}
+
 fn apply(state: &mut impl StateWrite, changes: Changes) {
     for (k, v) in changes {
         match v {
@@ -157,7 +171,10 @@ impl App {
         let mut ctx = ExecCtx::new(block, &meter);
         let ante_changes = {
             let mut ante_state = Metered::new(Delta::new(&*state), &meter);
-            if let Err(e) = run_ante(&mut ante_state, &mut ctx, &tx, mode, &self.min_gas_prices) {
+            let ante = guarded("ante", || {
+                run_ante(&mut ante_state, &mut ctx, &tx, mode, &self.min_gas_prices)
+            });
+            if let Err(e) = ante {
                 return TxOutcome::failed(e, gas_wanted, meter.consumed(), Vec::new());
             }
             if meter.out_of_gas() {
@@ -197,7 +214,9 @@ impl App {
                     .attr("module", msg.module())
                     .attr("msg_index", index),
             );
-            let result = msg.execute(&mut msg_state, &mut ctx);
+            let result = guarded(&format!("messages[{index}]"), || {
+                msg.execute(&mut msg_state, &mut ctx)
+            });
             if meter.out_of_gas() {
                 let err = out_of_gas(&meter, &format!("messages[{index}]"));
                 return TxOutcome::failed(err, gas_wanted, meter.consumed(), ante_events);

@@ -18,8 +18,9 @@ impl fmt::Display for TxError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} (codespace {}, code {})",
-            self.log, self.codespace, self.code
+            "{} {}",
+            self.log,
+            hpc_primitives::contract::code_text(self.codespace, self.code)
         )
     }
 }
@@ -66,25 +67,11 @@ sdk_errors! {
     invalid_gas_limit = 41, "The gas limit is invalid.";
 }
 
-/// x/hpc's codespace and codes (stateful failures; stateless ones use `sdk` codes).
+/// x/hpc's codespace and codes (stateful failures; stateless ones use `sdk` codes): the
+/// shared contract of `hpc_primitives::contract::codes`, which the client and the enforcer
+/// read too.
 pub mod hpc_codes {
-    pub const CODESPACE: &str = "hpc";
-    pub const CLUSTER_EXISTS: u32 = 2;
-    pub const CLUSTER_NOT_FOUND: u32 = 3;
-    pub const NOT_RESOURCE_OWNER: u32 = 4;
-    pub const JOB_NOT_FOUND: u32 = 5;
-    pub const NO_ELIGIBLE_CLUSTER: u32 = 6;
-    pub const INVALID_JOB_STATE: u32 = 7;
-    pub const DECISION_NOT_FOUND: u32 = 8;
-    pub const DUPLICATE_RECORD: u32 = 9;
-    pub const DECISION_MISMATCH: u32 = 10;
-    pub const CLUSTER_MISMATCH_REFUSED: u32 = 11;
-    pub const VIOLATION_NOT_FOUND: u32 = 12;
-    pub const DUPLICATE_VIOLATION: u32 = 13;
-    pub const BATCH_TOO_LARGE: u32 = 14;
-    pub const INVALID_PARAMS: u32 = 15;
-    pub const ALREADY_RESOLVED: u32 = 16;
-    pub const CLUSTER_DEREGISTERED: u32 = 17;
+    pub use hpc_primitives::contract::codes::*;
 }
 
 impl TxError {

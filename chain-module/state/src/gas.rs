@@ -14,11 +14,32 @@ pub mod cost {
     pub const ITER_NEXT_FLAT: u64 = 30;
     pub const TX_SIZE_PER_BYTE: u64 = 10;
     pub const SIG_VERIFY_SECP256K1: u64 = 1_000;
+    /// x/hpc: one cluster filtered and scored by the scheduler.
+    pub const SCHEDULE_PER_CANDIDATE: u64 = 500;
+    /// x/hpc: one violation weighed into a cluster's reputation.
+    pub const REPUTATION_PER_VIOLATION: u64 = 100;
 }
 
-/// Counts gas up to a limit. Consumption past the limit is still counted so the tx
-/// result reports what was used; callers check [`GasMeter::out_of_gas`] at the end of
-/// each step, which is deterministic because every node meters the same operations.
+/// The gas limit was passed; the tx fails with the SDK's out-of-gas code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("out of gas: used {used} of the limit {limit}")]
+pub struct OutOfGas {
+    pub used: u64,
+    pub limit: u64,
+}
+
+impl From<OutOfGas> for crate::errors::TxError {
+    fn from(e: OutOfGas) -> Self {
+        crate::errors::TxError::out_of_gas(e.to_string())
+    }
+}
+
+/// Counts gas up to a limit. Store reads and writes are charged as they happen (each is
+/// bounded work); every loop whose length depends on state calls [`GasMeter::charge`] or
+/// [`GasMeter::check`] per step, so a message stops with out-of-gas as soon as it passes
+/// its limit, not after the work. Consumption past the limit is still counted so the tx
+/// result reports what was used; it is deterministic because every node meters the same
+/// operations.
 #[derive(Debug)]
 pub struct GasMeter {
     limit: u64,
@@ -41,6 +62,23 @@ impl GasMeter {
     pub fn consume(&self, amount: u64) {
         self.consumed
             .set(self.consumed.get().saturating_add(amount));
+    }
+
+    /// Consumes `amount` and fails once the limit is passed.
+    pub fn charge(&self, amount: u64) -> Result<(), OutOfGas> {
+        self.consume(amount);
+        self.check()
+    }
+
+    /// Fails if the limit has been passed.
+    pub fn check(&self) -> Result<(), OutOfGas> {
+        if self.out_of_gas() {
+            return Err(OutOfGas {
+                used: self.consumed(),
+                limit: self.limit,
+            });
+        }
+        Ok(())
     }
 
     pub fn consumed(&self) -> u64 {
@@ -125,5 +163,20 @@ mod tests {
         assert!(!meter.out_of_gas());
         state.put(b"c".to_vec(), vec![]);
         assert!(meter.out_of_gas());
+    }
+
+    #[test]
+    fn charge_fails_as_soon_as_the_limit_is_passed() {
+        let meter = GasMeter::new(1_000);
+        assert_eq!(meter.charge(1_000), Ok(()));
+        assert_eq!(
+            meter.charge(1),
+            Err(OutOfGas {
+                used: 1_001,
+                limit: 1_000
+            })
+        );
+        assert!(meter.check().is_err());
+        assert!(GasMeter::infinite().charge(u64::MAX).is_ok());
     }
 }

@@ -8,6 +8,7 @@ use cosmos_sdk_proto::Any;
 use cosmrs::crypto::secp256k1::SigningKey;
 use cosmrs::tx::{Body, Fee, SignDoc, SignerInfo};
 use cosmrs::Coin;
+use hpc_primitives::contract::{self, ids, reschedule};
 use hpc_proto::to_any;
 use hpc_proto::virtengine::hpc::v1::*;
 use hpc_state::address::Address;
@@ -487,11 +488,14 @@ fn audit_cross_checks_and_routing() {
     let out2 = chain.ok(&alice, vec![submit(&alice, 1)]);
     let other_decision = scheduled(&out2, "decision_id");
     let job2 = scheduled(&out2, "job_id");
+    // A second, slower cluster of provider1, registered after both decisions.
+    chain.ok(&p1, vec![register(&p1, "cluster-a2", 8, 190, 9_000_000)]);
     chain.next_block();
     chain.next_block();
 
-    // The wrong provider cannot record for cluster-a; a decision of another job is refused;
-    // approving a placement on cluster-b (not the decision's) is refused in strict mode.
+    // The wrong provider cannot record for cluster-a, nor on its own cluster for a decision
+    // of provider1's cluster; a decision of another job is refused; approving a placement
+    // on cluster-a2 (not the decision's) is refused in strict mode.
     chain.fails(
         &p2,
         vec![audit(
@@ -505,6 +509,20 @@ fn audit_cross_checks_and_routing() {
         "hpc",
         4,
         "not the provider",
+    );
+    chain.fails(
+        &p2,
+        vec![audit(
+            &p2,
+            "rec-1",
+            &job,
+            &decision,
+            "cluster-b",
+            AuditStatus::Approved,
+        )],
+        "hpc",
+        4,
+        "is not the provider of decision",
     );
     chain.fails(
         &p1,
@@ -521,13 +539,13 @@ fn audit_cross_checks_and_routing() {
         "belongs to job",
     );
     chain.fails(
-        &p2,
+        &p1,
         vec![audit(
-            &p2,
+            &p1,
             "rec-1",
             &job,
             &decision,
-            "cluster-b",
+            "cluster-a2",
             AuditStatus::Approved,
         )],
         "hpc",
@@ -606,13 +624,13 @@ fn audit_cross_checks_and_routing() {
         "only a SCHEDULED job can be routed",
     );
     let out = chain.ok(
-        &p2,
+        &p1,
         vec![audit(
-            &p2,
+            &p1,
             "rec-2",
             &job2,
             &other_decision,
-            "cluster-b",
+            "cluster-a2",
             AuditStatus::Approved,
         )],
     );
@@ -808,9 +826,17 @@ fn reschedule_job_status_and_reservations() {
             job_id: job.clone(),
             reason: "cluster unavailable".into(),
             excluded_cluster_ids: vec!["cluster-a".into()],
+            kind: RescheduleKind::ProviderFallback as i32,
         })
     };
     chain.fails(&p2, vec![resched(&p2)], "hpc", 4, "neither the owner");
+    chain.fails(
+        &alice,
+        vec![resched(&alice)],
+        "hpc",
+        4,
+        "only the provider of the job's current cluster may request a provider_fallback",
+    );
     let out = chain.ok(&p1, vec![resched(&p1)]);
     let ev = event(&out, "hpc_job_rescheduled");
     assert_eq!(ev.get("old_decision_id"), Some(old.as_str()));
@@ -1077,6 +1103,7 @@ fn routing_needs_the_current_decision_and_a_scheduled_job() {
             job_id: job.clone(),
             reason: "test".into(),
             excluded_cluster_ids: vec!["cluster-a".into()],
+            kind: RescheduleKind::Unspecified as i32,
         })],
     );
     let new = event(&out, "hpc_job_rescheduled")
@@ -1264,7 +1291,7 @@ fn a_raised_threshold_alerts_when_the_new_value_is_crossed() {
 }
 
 #[test]
-fn rescheduled_records_route_on_their_decision_and_only_the_jobs_provider_rejects() {
+fn rescheduled_records_route_on_their_decision_and_only_the_decisions_provider_records() {
     let World {
         mut chain,
         alice,
@@ -1275,8 +1302,8 @@ fn rescheduled_records_route_on_their_decision_and_only_the_jobs_provider_reject
     let out = chain.ok(&alice, vec![submit(&alice, 1)]);
     let job = scheduled(&out, "job_id");
     let decision = scheduled(&out, "decision_id");
-    // provider2 does not own the job: its rejected record is stored but changes nothing.
-    chain.ok(
+    // provider2 is not the decision's provider: its rejected record is refused.
+    chain.fails(
         &p2,
         vec![audit(
             &p2,
@@ -1286,6 +1313,9 @@ fn rescheduled_records_route_on_their_decision_and_only_the_jobs_provider_reject
             "cluster-b",
             AuditStatus::Rejected,
         )],
+        "hpc",
+        4,
+        "is not the provider of decision",
     );
     assert_eq!(
         Keeper::job(&chain.state, &job).unwrap().state(),
@@ -1297,8 +1327,9 @@ fn rescheduled_records_route_on_their_decision_and_only_the_jobs_provider_reject
         vec![to_any(&MsgRequestReschedule {
             requester: p1.addr.to_string(),
             job_id: job.clone(),
-            reason: "refresh: stale".into(),
+            reason: "stale".into(),
             excluded_cluster_ids: vec![],
+            kind: RescheduleKind::Refresh as i32,
         })],
     );
     let fresh = event(&out, "hpc_job_rescheduled")
@@ -1414,5 +1445,485 @@ fn decisions_still_in_use_at_the_head_of_the_queue_do_not_stall_pruning() {
     assert_eq!(
         imported, chain.state,
         "export → import reproduces every key, the sweep positions included"
+    );
+}
+
+/// Issue 8, item 1: the id an enforcer will use cannot be taken by anyone else (it is in
+/// the provider's namespace, and only the decision's provider records for the decision),
+/// and "already recorded" (9) means the same record from the same signer, nothing else.
+#[test]
+fn audit_record_ids_cannot_be_front_run() {
+    let (alice, p1, p2, authority, mallory) = (key(1), key(2), key(3), key(4), key(5));
+    let mut chain = Chain::new(&[&alice, &p1, &p2, &authority, &mallory], &authority);
+    chain.ok(&p1, vec![register(&p1, "cluster-a", 8, 10, 1_000_000)]);
+    chain.ok(&p2, vec![register(&p2, "cluster-b", 8, 150, 1_000_000)]);
+    // Any account can register a (slow, expensive) cluster.
+    chain.ok(
+        &mallory,
+        vec![register(&mallory, "cluster-m", 8, 199, 9_000_000)],
+    );
+    let out = chain.ok(&alice, vec![submit(&alice, 1)]);
+    let (job, decision) = (scheduled(&out, "job_id"), scheduled(&out, "decision_id"));
+    assert_eq!(scheduled(&out, "cluster_id"), "cluster-a");
+    // The id provider1's enforcer will use (derived from public data).
+    let id = ids::scoped(&p1.addr.to_string(), "ra-0123456789abcdef");
+
+    // In the same block, before provider1: a forged REJECTED record under that id, on the
+    // forger's cluster or on no cluster of the decision, is refused every way.
+    chain.fails(
+        &mallory,
+        vec![audit(
+            &mallory,
+            &id,
+            &job,
+            &decision,
+            "cluster-m",
+            AuditStatus::Rejected,
+        )],
+        "sdk",
+        18,
+        "is in the namespace of",
+    );
+    chain.fails(
+        &mallory,
+        vec![audit(
+            &mallory,
+            "ra-0123456789abcdef",
+            &job,
+            &decision,
+            "cluster-m",
+            AuditStatus::Rejected,
+        )],
+        "hpc",
+        4,
+        "is not the provider of decision",
+    );
+    chain.fails(
+        &mallory,
+        vec![audit(
+            &mallory,
+            "ra-0123456789abcdef",
+            &job,
+            "",
+            "cluster-m",
+            AuditStatus::Rejected,
+        )],
+        "hpc",
+        4,
+        "is not the provider of job",
+    );
+
+    // provider1's record lands and routes the job; it is the job's only record.
+    let out = chain.ok(
+        &p1,
+        vec![audit(
+            &p1,
+            &id,
+            &job,
+            &decision,
+            "cluster-a",
+            AuditStatus::Approved,
+        )],
+    );
+    assert_eq!(
+        event(&out, "hpc_job_routed").get("record_id"),
+        Some(id.as_str())
+    );
+    assert_eq!(
+        Keeper::job(&chain.state, &job).unwrap().state(),
+        JobState::Routed
+    );
+    let records: QueryRoutingAuditRecordsResponse = chain.query(
+        "RoutingAuditRecords",
+        QueryRoutingAuditRecordsRequest {
+            job_id: job.clone(),
+            ..Default::default()
+        },
+    );
+    assert_eq!(records.records.len(), 1);
+    assert_eq!(records.records[0].provider_address, p1.addr.to_string());
+
+    // The identical record again: "already recorded" (an outbox confirms it) ...
+    let again = audit(
+        &p1,
+        &id,
+        &job,
+        &decision,
+        "cluster-a",
+        AuditStatus::Approved,
+    );
+    chain.fails(
+        &p1,
+        vec![again],
+        "hpc",
+        contract::codes::DUPLICATE_RECORD,
+        "already recorded",
+    );
+    // ... a different record under the same id is a conflict, never "already recorded".
+    chain.fails(
+        &p1,
+        vec![audit(
+            &p1,
+            &id,
+            &job,
+            &decision,
+            "cluster-a",
+            AuditStatus::Rejected,
+        )],
+        "hpc",
+        contract::codes::RECORD_ID_CONFLICT,
+        "is taken by a different record",
+    );
+
+    // Plain ids stay first come, first served, but another signer's record under one is
+    // a conflict too. (provider2 gets a job by the owner's reschedule.)
+    let out = chain.ok(&alice, vec![submit(&alice, 1)]);
+    let job2 = scheduled(&out, "job_id");
+    let out = chain.ok(
+        &alice,
+        vec![to_any(&MsgRequestReschedule {
+            requester: alice.addr.to_string(),
+            job_id: job2.clone(),
+            reason: "elsewhere".into(),
+            excluded_cluster_ids: vec!["cluster-a".into()],
+            kind: RescheduleKind::OwnerRequest as i32,
+        })],
+    );
+    let ev = event(&out, "hpc_job_rescheduled");
+    assert_eq!(ev.get("provider"), Some(p2.addr.to_string().as_str()));
+    let decision2 = ev.get("new_decision_id").unwrap().to_string();
+    chain.ok(
+        &p1,
+        vec![audit(
+            &p1,
+            "shared-1",
+            &job,
+            "",
+            "cluster-a",
+            AuditStatus::Rescheduled,
+        )],
+    );
+    chain.fails(
+        &p2,
+        vec![audit(
+            &p2,
+            "shared-1",
+            &job2,
+            &decision2,
+            "cluster-b",
+            AuditStatus::Approved,
+        )],
+        "hpc",
+        contract::codes::RECORD_ID_CONFLICT,
+        "is taken by a different record",
+    );
+    // The id limits are the contract's.
+    assert_eq!(
+        hpc_state::hpc::keeper::MAX_ID_LEN,
+        contract::ids::MAX_ID_LEN
+    );
+}
+
+/// Issue 8, item 1, for violation reports (same id scheme): namespaced ids, and 13 only
+/// for the same violation from the same reporter.
+#[test]
+fn violation_ids_are_namespaced_and_duplicates_mean_the_same_report() {
+    let (alice, p1, authority, mallory) = (key(1), key(2), key(4), key(5));
+    let mut chain = Chain::new(&[&alice, &p1, &authority, &mallory], &authority);
+    chain.ok(&p1, vec![register(&p1, "cluster-a", 8, 10, 1_000_000)]);
+    chain.ok(
+        &mallory,
+        vec![register(&mallory, "cluster-m", 8, 199, 9_000_000)],
+    );
+    let out = chain.ok(&alice, vec![submit(&alice, 1)]);
+    let job = scheduled(&out, "job_id");
+    let id = ids::scoped(&p1.addr.to_string(), "rv-0123456789abcdef");
+    let report = |reporter: &Key, id: &str, cluster: &str, details: &str| {
+        to_any(&MsgReportRoutingViolation {
+            reporter: reporter.addr.to_string(),
+            violations: vec![RoutingViolation {
+                violation_id: id.into(),
+                job_id: job.clone(),
+                violation_type: ViolationType::StaleDecision as i32,
+                provider_address: reporter.addr.to_string(),
+                actual_cluster_id: cluster.into(),
+                details: details.into(),
+                ..Default::default()
+            }],
+        })
+    };
+    // A self-report by the forger under provider1's violation id is refused.
+    chain.fails(
+        &mallory,
+        vec![report(&mallory, &id, "cluster-m", "squat")],
+        "sdk",
+        18,
+        "is in the namespace of",
+    );
+    chain.ok(
+        &p1,
+        vec![report(&p1, &id, "cluster-a", "decision 120 blocks old")],
+    );
+    chain.fails(
+        &p1,
+        vec![report(&p1, &id, "cluster-a", "decision 120 blocks old")],
+        "hpc",
+        contract::codes::DUPLICATE_VIOLATION,
+        "already recorded",
+    );
+    chain.fails(
+        &p1,
+        vec![report(&p1, &id, "cluster-a", "decision 121 blocks old")],
+        "hpc",
+        contract::codes::VIOLATION_ID_CONFLICT,
+        "is taken by a different violation",
+    );
+    // Plain ids: another reporter's violation under a taken one is a conflict.
+    chain.ok(&p1, vec![report(&p1, "plain-1", "cluster-a", "x")]);
+    chain.fails(
+        &mallory,
+        vec![report(&mallory, "plain-1", "cluster-m", "x")],
+        "hpc",
+        contract::codes::VIOLATION_ID_CONFLICT,
+        "is taken by a different violation",
+    );
+}
+
+/// Issue 8, item 2: the kind of a reschedule and who asked are typed fields the chain sets
+/// from the signer's role, never read from `reason`; an owner cannot produce a provider
+/// fallback decision.
+#[test]
+fn reschedule_kind_is_typed_and_owners_cannot_request_a_provider_fallback() {
+    let World {
+        mut chain,
+        alice,
+        p1,
+        p2,
+        ..
+    } = world();
+    let out = chain.ok(&alice, vec![submit(&alice, 1)]);
+    let job = scheduled(&out, "job_id");
+    let first = scheduled(&out, "decision_id");
+    let resched = |who: &Key, kind: RescheduleKind, reason: &str, exclude: &[&str]| {
+        to_any(&MsgRequestReschedule {
+            requester: who.addr.to_string(),
+            job_id: job.clone(),
+            reason: reason.into(),
+            excluded_cluster_ids: exclude.iter().map(|c| c.to_string()).collect(),
+            kind: kind as i32,
+        })
+    };
+    let decision = |chain: &Chain| {
+        let id = Keeper::job(&chain.state, &job).unwrap().current_decision_id;
+        Keeper::decision(&chain.state, &id).unwrap()
+    };
+    assert_eq!(
+        decision(&chain).reschedule_kind(),
+        RescheduleKind::Unspecified
+    );
+    assert!(decision(&chain).requested_by.is_empty());
+
+    // The owner may not state a provider kind ...
+    for kind in [
+        RescheduleKind::ProviderFallback,
+        RescheduleKind::Refresh,
+        RescheduleKind::MissingDecision,
+    ] {
+        chain.fails(
+            &alice,
+            vec![resched(
+                &alice,
+                kind,
+                "fallback: cluster-a down",
+                &["cluster-a"],
+            )],
+            "hpc",
+            4,
+            "only the provider of the job's current cluster",
+        );
+    }
+    // ... and its "fallback:" reason is only text: the decision says owner_request.
+    let out = chain.ok(
+        &alice,
+        vec![resched(
+            &alice,
+            RescheduleKind::Unspecified,
+            "fallback: cluster-a down",
+            &["cluster-a"],
+        )],
+    );
+    let ev = event(&out, "hpc_job_rescheduled");
+    assert_eq!(ev.get("kind"), Some("owner_request"));
+    assert_eq!(ev.get("requester_role"), Some("owner"));
+    assert_eq!(
+        ev.get("requested_by"),
+        Some(alice.addr.to_string().as_str())
+    );
+    let d = decision(&chain);
+    assert_eq!(d.previous_decision_id, first);
+    assert_eq!(d.selected_cluster_id, "cluster-b");
+    assert_eq!(d.reschedule_kind(), RescheduleKind::OwnerRequest);
+    assert_eq!(d.requester_role(), RequesterRole::Owner);
+    assert_eq!(d.requested_by, alice.addr.to_string());
+    assert_eq!(
+        reschedule::provider_kind(&d),
+        None,
+        "an enforcer must audit this decision as an original one"
+    );
+
+    // The provider of the current decision (provider2 now) may ask for a provider
+    // fallback, not for an owner request; provider1 is no longer its provider.
+    chain.fails(
+        &p2,
+        vec![resched(&p2, RescheduleKind::OwnerRequest, "", &[])],
+        "hpc",
+        4,
+        "only the job's owner",
+    );
+    chain.fails(
+        &p1,
+        vec![resched(
+            &p1,
+            RescheduleKind::ProviderFallback,
+            "",
+            &["cluster-b"],
+        )],
+        "hpc",
+        4,
+        "neither the owner",
+    );
+    let out = chain.ok(
+        &p2,
+        vec![resched(
+            &p2,
+            RescheduleKind::ProviderFallback,
+            "cluster_unavailable: slurmctld down",
+            &["cluster-b"],
+        )],
+    );
+    assert_eq!(
+        event(&out, "hpc_job_rescheduled").get("kind"),
+        Some("provider_fallback")
+    );
+    let d = decision(&chain);
+    assert_eq!(d.selected_cluster_id, "cluster-a");
+    assert_eq!(d.requester_role(), RequesterRole::Provider);
+    assert_eq!(d.requested_by, p2.addr.to_string());
+    assert_eq!(
+        reschedule::provider_kind(&d),
+        Some(RescheduleKind::ProviderFallback)
+    );
+
+    // The requesting provider may close its attempt with an informational RESCHEDULED
+    // record off the new cluster, and nothing else for that decision.
+    chain.fails(
+        &p2,
+        vec![audit(
+            &p2,
+            "p2-fallback",
+            &job,
+            &d.decision_id,
+            "cluster-b",
+            AuditStatus::Fallback,
+        )],
+        "hpc",
+        4,
+        "is not the provider of decision",
+    );
+    chain.ok(
+        &p2,
+        vec![audit(
+            &p2,
+            "p2-closed",
+            &job,
+            &d.decision_id,
+            "cluster-b",
+            AuditStatus::Rescheduled,
+        )],
+    );
+    assert_eq!(
+        Keeper::job(&chain.state, &job).unwrap().state(),
+        JobState::Scheduled
+    );
+    // The receiving provider audits the fallback and routes the job.
+    let out = chain.ok(
+        &p1,
+        vec![audit(
+            &p1,
+            "p1-fallback",
+            &job,
+            &d.decision_id,
+            "cluster-a",
+            AuditStatus::Fallback,
+        )],
+    );
+    assert_eq!(
+        event(&out, "hpc_job_routed").get("status"),
+        Some("fallback")
+    );
+}
+
+/// Genesis import applies the id namespaces too: a namespaced audit record id must belong
+/// to the record's provider, a namespaced violation id to its reporter.
+#[test]
+fn genesis_refuses_ids_in_another_namespace() {
+    let World {
+        mut chain,
+        alice,
+        p1,
+        p2,
+        ..
+    } = world();
+    let out = chain.ok(&alice, vec![submit(&alice, 1)]);
+    let (job, decision) = (scheduled(&out, "job_id"), scheduled(&out, "decision_id"));
+    let p1_addr = p1.addr.to_string();
+    chain.ok(
+        &p1,
+        vec![audit(
+            &p1,
+            &ids::scoped(&p1_addr, "ra-1"),
+            &job,
+            &decision,
+            "cluster-a",
+            AuditStatus::Approved,
+        )],
+    );
+    chain.ok(
+        &p1,
+        vec![to_any(&MsgReportRoutingViolation {
+            reporter: p1_addr.clone(),
+            violations: vec![RoutingViolation {
+                violation_id: ids::scoped(&p1_addr, "rv-1"),
+                job_id: job.clone(),
+                violation_type: ViolationType::StaleDecision as i32,
+                provider_address: p1_addr.clone(),
+                actual_cluster_id: "cluster-a".into(),
+                ..Default::default()
+            }],
+        })],
+    );
+    let exported = serde_json::to_value(chain.app.export(&chain.state)).unwrap();
+    let import = |app_state: &serde_json::Value| {
+        App::default().init_chain(
+            &mut BTreeMap::new(),
+            CHAIN,
+            &BlockLimits::default(),
+            &serde_json::to_vec(app_state).unwrap(),
+        )
+    };
+    import(&exported).expect("as exported");
+    let mut moved = exported.clone();
+    moved["hpc"]["audit_records"][0]["provider_address"] = p2.addr.to_string().into();
+    let err = import(&moved).unwrap_err().to_string();
+    assert!(
+        err.contains("hpc.audit_records[0].record_id") && err.contains("namespace"),
+        "{err}"
+    );
+    let mut moved = exported;
+    moved["hpc"]["violations"][0]["reporter"] = p2.addr.to_string().into();
+    let err = import(&moved).unwrap_err().to_string();
+    assert!(
+        err.contains("hpc.violations[0].violation_id") && err.contains("namespace"),
+        "{err}"
     );
 }

@@ -36,6 +36,30 @@ impl From<ClusterStateArg> for hpc::ClusterState {
     }
 }
 
+/// The kind a reschedule request states (checked by the chain against the signer's role).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RescheduleKindArg {
+    /// The provider's decision is stale (provider only).
+    Refresh,
+    /// The provider's cluster cannot take the job (provider only).
+    ProviderFallback,
+    /// The provider has no usable decision (provider only).
+    MissingDecision,
+    /// The owner asks (owner only).
+    OwnerRequest,
+}
+
+impl From<RescheduleKindArg> for hpc::RescheduleKind {
+    fn from(k: RescheduleKindArg) -> Self {
+        match k {
+            RescheduleKindArg::Refresh => hpc::RescheduleKind::Refresh,
+            RescheduleKindArg::ProviderFallback => hpc::RescheduleKind::ProviderFallback,
+            RescheduleKindArg::MissingDecision => hpc::RescheduleKind::MissingDecision,
+            RescheduleKindArg::OwnerRequest => hpc::RescheduleKind::OwnerRequest,
+        }
+    }
+}
+
 /// The states a heartbeat may report (retiring a cluster is `deregister-cluster`).
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum HeartbeatStateArg {
@@ -252,6 +276,10 @@ pub enum HpcTx {
         /// A cluster the new decision must avoid (repeatable).
         #[arg(long = "exclude")]
         excluded: Vec<String>,
+        /// Why (recorded on the new decision; the reason is only text). Without it the
+        /// chain records owner-request for the owner and no kind for the provider.
+        #[arg(long, value_enum)]
+        kind: Option<RescheduleKindArg>,
     },
     /// Record routing audit records from a JSON file: an array of records with the
     /// routing policy's field names; enum values may be written as in the routing
@@ -458,11 +486,13 @@ pub async fn run_hpc_tx(
             job_id,
             reason,
             excluded,
+            kind,
         } => to_any(&hpc::MsgRequestReschedule {
             requester: me,
             job_id,
             reason,
             excluded_cluster_ids: excluded,
+            kind: kind.map_or(hpc::RescheduleKind::Unspecified, Into::into) as i32,
         }),
         HpcTx::RecordAudit { file } => to_any(&hpc::MsgRecordRoutingAudit {
             provider: me,
@@ -815,6 +845,33 @@ pub async fn run_hpc_query(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_reschedule_states_a_typed_kind() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            tx: HpcTx,
+        }
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["hpcd", "request-reschedule", "hpc-job-1"];
+            argv.extend_from_slice(args);
+            <Cli as clap::Parser>::try_parse_from(argv).map(|c| match c.tx {
+                HpcTx::RequestReschedule { kind, .. } => kind.map(hpc::RescheduleKind::from),
+                other => panic!("{other:?}"),
+            })
+        };
+        assert_eq!(
+            parse(&["--kind", "provider-fallback", "--reason", "x"]).unwrap(),
+            Some(hpc::RescheduleKind::ProviderFallback)
+        );
+        assert_eq!(
+            parse(&["--kind", "owner-request"]).unwrap(),
+            Some(hpc::RescheduleKind::OwnerRequest)
+        );
+        assert_eq!(parse(&["--reason", "fallback: x"]).unwrap(), None);
+        assert!(parse(&["--kind", "fallback"]).is_err());
+    }
 
     #[test]
     fn seed_shaped_records_parse() {

@@ -4,22 +4,29 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
+use hpc_primitives::contract::{codes, sdk_codes};
+
 use crate::error::{OutboxError, SubmitError};
-use crate::item::{Batch, ItemKind, ItemRef};
+use crate::item::{Batch, ItemKind, ItemRef, OutboxItem};
 use crate::store::{Entry, ItemState, Outbox};
 
 /// x/hpc codespace.
-pub const HPC_CODESPACE: &str = "hpc";
-/// x/hpc: a `record_id` of the batch is already stored (the whole tx is refused).
-pub const CODE_DUPLICATE_RECORD: u32 = 9;
-/// x/hpc: a `violation_id` of the batch is already stored (the whole tx is refused).
-pub const CODE_DUPLICATE_VIOLATION: u32 = 13;
+pub const HPC_CODESPACE: &str = codes::CODESPACE;
+/// x/hpc: the signer already recorded one of the batch's audit records, with the same
+/// content (the whole tx is refused).
+pub const CODE_DUPLICATE_RECORD: u32 = codes::DUPLICATE_RECORD;
+/// x/hpc: the signer already reported one of the batch's violations, with the same content.
+pub const CODE_DUPLICATE_VIOLATION: u32 = codes::DUPLICATE_VIOLATION;
+/// x/hpc: a different audit record is stored under a `record_id` of the batch.
+pub const CODE_RECORD_ID_CONFLICT: u32 = codes::RECORD_ID_CONFLICT;
+/// x/hpc: a different violation is stored under a `violation_id` of the batch.
+pub const CODE_VIOLATION_ID_CONFLICT: u32 = codes::VIOLATION_ID_CONFLICT;
 /// x/hpc: the batch exceeds `params.max_batch_size`.
-pub const CODE_BATCH_TOO_LARGE: u32 = 14;
+pub const CODE_BATCH_TOO_LARGE: u32 = codes::BATCH_TOO_LARGE;
 /// Cosmos SDK codespace.
-pub const SDK_CODESPACE: &str = "sdk";
+pub const SDK_CODESPACE: &str = sdk_codes::CODESPACE;
 /// sdk: account sequence mismatch.
-pub const CODE_WRONG_SEQUENCE: u32 = 32;
+pub const CODE_WRONG_SEQUENCE: u32 = sdk_codes::WRONG_SEQUENCE;
 
 /// Final result of a broadcast tx.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,9 +58,17 @@ pub trait ChainSink: Send + Sync {
     fn tx_result(&self, txhash: &str)
         -> impl Future<Output = Result<TxStatus, SubmitError>> + Send;
 
-    /// Whether the chain already stores this item (query `RoutingAuditRecord` /
-    /// `RoutingViolation` by id at the latest height).
-    fn exists(&self, item: &ItemRef) -> impl Future<Output = Result<bool, SubmitError>> + Send;
+    /// What the chain stores under this item's id (query `RoutingAuditRecord` /
+    /// `RoutingViolation` by id at the latest height), `None` if nothing. The deliverer
+    /// decides whether it is *this* item ([`OutboxItem::is_delivered_as`]): an id that
+    /// exists with other content, or from another signer, is not a delivery.
+    fn stored(
+        &self,
+        item: &ItemRef,
+    ) -> impl Future<Output = Result<Option<OutboxItem>, SubmitError>> + Send;
+
+    /// The address that signs the batches (the `provider` / `reporter` of the messages).
+    fn signer(&self) -> String;
 
     /// Largest batch the chain accepts (`params.max_batch_size`); at least 1 is used.
     fn max_batch_size(&self) -> usize;
@@ -155,7 +170,8 @@ impl Backoff {
 /// How the chain's refusal of a batch is handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Failure {
-    /// Some id of the batch is already on chain: confirm those, resend the rest.
+    /// Some item of the batch is already on chain, from us, with the same content (x/hpc
+    /// 9 / 13): confirm those the chain has as they are, resend the rest.
     Duplicate,
     /// Stale account sequence: resend at once.
     Sequence,
@@ -167,6 +183,8 @@ enum Failure {
 
 fn classify(code: u32, codespace: &str) -> Failure {
     match (codespace, code) {
+        // Only "the same item is already recorded" may confirm anything. An id taken by
+        // another item (18 / 19) is the item's own failure: isolated, then dead-lettered.
         (HPC_CODESPACE, CODE_DUPLICATE_RECORD | CODE_DUPLICATE_VIOLATION) => Failure::Duplicate,
         (SDK_CODESPACE, CODE_WRONG_SEQUENCE) => Failure::Sequence,
         // unauthorized, insufficient funds, invalid pubkey, unknown address, out of gas,
@@ -180,8 +198,11 @@ fn classify(code: u32, codespace: &str) -> Failure {
 /// Result of asking the chain which items it has.
 #[derive(Default)]
 struct Probe {
+    /// On chain as they are (same content, signed by us): delivered.
     present: Vec<u64>,
     absent: Vec<u64>,
+    /// Their id holds another item on chain: never deliverable under that id.
+    conflict: Vec<u64>,
     /// Not asked because the sink failed.
     unknown: Vec<u64>,
     failed: bool,
@@ -189,14 +210,19 @@ struct Probe {
 
 async fn probe<S: ChainSink>(sink: &S, entries: &[&Entry]) -> Probe {
     let mut p = Probe::default();
+    let signer = sink.signer();
     for e in entries {
         if p.failed {
             p.unknown.push(e.seq);
             continue;
         }
-        match sink.exists(&e.item.item_ref()).await {
-            Ok(true) => p.present.push(e.seq),
-            Ok(false) => p.absent.push(e.seq),
+        match sink.stored(&e.item.item_ref()).await {
+            Ok(None) => p.absent.push(e.seq),
+            Ok(Some(stored)) if e.item.is_delivered_as(&stored, &signer) => p.present.push(e.seq),
+            Ok(Some(_)) => {
+                tracing::warn!(item = %e.item.item_ref(), "outbox: another item is stored on chain under this id");
+                p.conflict.push(e.seq);
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "outbox: existence check failed");
                 p.failed = true;
@@ -212,6 +238,30 @@ async fn probe<S: ChainSink>(sink: &S, entries: &[&Entry]) -> Probe {
 #[derive(Clone, Debug, Default)]
 pub struct Deliverer {
     config: DelivererConfig,
+}
+
+/// Dead-letters items whose id holds another item on chain (probe conflicts).
+fn bury_conflicts(
+    outbox: &Outbox,
+    entries: &[&Entry],
+    conflict: &[u64],
+    now: u64,
+    report: &mut Report,
+) -> Result<(), OutboxError> {
+    let Some(first) = entries.iter().find(|e| conflict.contains(&e.seq)) else {
+        return Ok(());
+    };
+    let code = match first.item.kind() {
+        ItemKind::Audit => CODE_RECORD_ID_CONFLICT,
+        ItemKind::Violation => CODE_VIOLATION_ID_CONFLICT,
+    };
+    let log = format!(
+        "another {} is stored on chain under this id",
+        first.item.kind()
+    );
+    outbox.bury(conflict, code, HPC_CODESPACE, &log, now)?;
+    report.dead += conflict.len() as u64;
+    Ok(())
 }
 
 impl Deliverer {
@@ -320,7 +370,8 @@ impl Deliverer {
                     .iter()
                     .filter(|e| self.expired(&e.state, now))
                     .collect();
-                self.resolve_unknown(outbox, sink, &expired, report).await?;
+                self.resolve_unknown(outbox, sink, &expired, now, report)
+                    .await?;
                 if report.unavailable {
                     return Ok(());
                 }
@@ -351,7 +402,8 @@ impl Deliverer {
                     if group.iter().any(|e| self.expired(&e.state, now)) {
                         tracing::info!(%txhash, "outbox: tx not found after timeout");
                         let refs: Vec<&Entry> = group.iter().collect();
-                        self.resolve_unknown(outbox, sink, &refs, report).await?;
+                        self.resolve_unknown(outbox, sink, &refs, now, report)
+                            .await?;
                     }
                 }
             }
@@ -362,12 +414,14 @@ impl Deliverer {
         Ok(())
     }
 
-    /// Items whose tx fate is unknown: confirm those the chain has, resend the others.
+    /// Items whose tx fate is unknown: confirm those the chain has as they are, resend
+    /// the absent ones, dead-letter those whose id holds another item.
     async fn resolve_unknown<S: ChainSink>(
         &self,
         outbox: &Outbox,
         sink: &S,
         entries: &[&Entry],
+        now: u64,
         report: &mut Report,
     ) -> Result<(), OutboxError> {
         if entries.is_empty() {
@@ -376,6 +430,7 @@ impl Deliverer {
         let p = probe(sink, entries).await;
         outbox.confirm(&p.present)?;
         report.confirmed += p.present.len() as u64;
+        bury_conflicts(outbox, entries, &p.conflict, now, report)?;
         if p.failed {
             // Leave the unasked ones in flight: the next pass asks again.
             report.unavailable = true;
@@ -405,6 +460,7 @@ impl Deliverer {
             let p = probe(sink, group).await;
             outbox.confirm(&p.present)?;
             report.confirmed += p.present.len() as u64;
+            bury_conflicts(outbox, group, &p.conflict, now, report)?;
             if p.failed {
                 outbox.release(&p.unknown, false)?;
                 outbox.release(&p.absent, false)?;
@@ -412,7 +468,7 @@ impl Deliverer {
                 report.unavailable = true;
                 return Ok(());
             }
-            if !p.present.is_empty() {
+            if !p.present.is_empty() || !p.conflict.is_empty() {
                 outbox.release(&p.absent, false)?;
                 report.retried += p.absent.len() as u64;
                 return Ok(());
@@ -438,8 +494,8 @@ impl Deliverer {
                 report.retried += seqs.len() as u64;
             }
             Failure::Invalid => {
-                // One item, refused on its own. Unless the chain has it after all, it is
-                // a dead letter.
+                // One item, refused on its own. Unless the chain has it (as it is) after
+                // all, it is a dead letter.
                 let p = probe(sink, group).await;
                 outbox.confirm(&p.present)?;
                 report.confirmed += p.present.len() as u64;
@@ -448,14 +504,16 @@ impl Deliverer {
                     report.retried += p.unknown.len() as u64;
                     report.unavailable = true;
                 }
-                if !p.absent.is_empty() {
+                let mut refused = p.absent;
+                refused.extend(p.conflict);
+                if !refused.is_empty() {
                     tracing::warn!(
                         item = %group[0].item.item_ref(),
                         code, codespace, log,
                         "outbox: item refused by the chain, moved to dead letters"
                     );
-                    outbox.bury(&p.absent, code, codespace, log, now)?;
-                    report.dead += p.absent.len() as u64;
+                    outbox.bury(&refused, code, codespace, log, now)?;
+                    report.dead += refused.len() as u64;
                 }
             }
         }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use hpc_primitives::contract::submission;
 use hpc_proto::virtengine::hpc::v1::{RoutingAuditRecord, RoutingViolation};
 
 /// The two kinds of items, each sent with its own message type
@@ -75,7 +76,23 @@ impl OutboxItem {
         }
     }
 
-    /// Kind and id, what [`ChainSink::exists`](crate::ChainSink::exists) looks up.
+    /// Whether `stored` (what the chain holds under this item's id) is this item as
+    /// `signer` submitted it: the only proof of delivery. Another signer's item, or other
+    /// content, under the same id is not (x/hpc answers such a submission with 18 / 19,
+    /// not 9 / 13).
+    pub fn is_delivered_as(&self, stored: &OutboxItem, signer: &str) -> bool {
+        match (self, stored) {
+            (OutboxItem::Audit(mine), OutboxItem::Audit(stored)) => {
+                submission::same_audit(stored, mine, signer)
+            }
+            (OutboxItem::Violation(mine), OutboxItem::Violation(stored)) => {
+                submission::same_violation(stored, mine, signer)
+            }
+            _ => false,
+        }
+    }
+
+    /// Kind and id, what [`ChainSink::stored`](crate::ChainSink::stored) looks up.
     pub fn item_ref(&self) -> ItemRef {
         ItemRef {
             kind: self.kind(),

@@ -85,7 +85,7 @@ pub enum ItemState {
     InFlight {
         /// Hash of the tx, once the mempool accepted it. `None` means the process stopped
         /// between marking the item in flight and recording the hash: whether the tx
-        /// reached the chain is unknown until [`ChainSink::exists`](crate::ChainSink::exists)
+        /// reached the chain is unknown until [`ChainSink::stored`](crate::ChainSink::stored)
         /// says so.
         txhash: Option<String>,
         /// How many times the item has been submitted, this attempt included.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{audit, violation, Crash, FakeChain, CODE_JOB_NOT_FOUND};
 use hpc_outbox::{
     Backoff, Deliverer, DelivererConfig, ItemKind, ItemState, KindDepth, Outbox, OutboxItem,
-    Report, HPC_CODESPACE,
+    Report, CODE_RECORD_ID_CONFLICT, CODE_VIOLATION_ID_CONFLICT, HPC_CODESPACE,
 };
 
 /// Caller-clock seconds between two passes (a block is committed between them).
@@ -252,6 +252,7 @@ async fn scenario(v: Variant, crash: Option<Crash>) -> usize {
         if v.already_on_chain {
             // Delivered earlier; the enforcer enqueues it again (e.g. replayed a block).
             s.audits.insert("a2".into(), 1);
+            s.store_as(&audit("a2"), common::SIGNER);
         }
         s.crash = crash;
     });
@@ -661,4 +662,72 @@ async fn run_loop_delivers_and_backs_off() {
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
     assert_eq!(chain.assert_each_once(), (2, 1));
+}
+
+/// Issue 8, item 1: an id that holds another item on chain (a front-runner's forgery, or
+/// another signer's) is never taken as delivered, whether the chain answers with the
+/// conflict code (18 / 19) or, as x/hpc did before, with "already recorded" (9 / 13):
+/// the item is dead-lettered with the conflict and the others of its batch deliver.
+#[tokio::test]
+async fn an_id_holding_another_item_is_never_taken_as_delivered() {
+    for legacy in [false, true] {
+        let mut sim = Sim::new(10);
+        let forged_audit = match audit("a1") {
+            OutboxItem::Audit(mut r) => {
+                r.status = 3;
+                r.reason = "forged rejection".into();
+                OutboxItem::Audit(r)
+            }
+            other => other,
+        };
+        sim.chain.with(|s| {
+            s.legacy_duplicate_code = legacy;
+            s.store_as(&forged_audit, "virtengine1mallory");
+            s.store_as(&violation("v1"), "virtengine1mallory");
+        });
+        let outbox = sim.open();
+        outbox
+            .enqueue(
+                vec![audit("a1"), audit("a2"), violation("v1"), violation("v2")],
+                sim.now,
+            )
+            .unwrap();
+        let (outbox, report) = sim.drive(outbox, &[]).await;
+        assert_eq!(report.dead, 2, "legacy codes: {legacy}");
+        assert_eq!(stored(&sim.chain, ItemKind::Audit), ["a2"]);
+        assert_eq!(stored(&sim.chain, ItemKind::Violation), ["v2"]);
+        let mut dead: Vec<(String, u32)> = outbox
+            .dead_letters()
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.item.id().to_string(), d.code))
+            .collect();
+        dead.sort();
+        let conflict = |audit_code, violation_code| {
+            vec![
+                ("a1".to_string(), audit_code),
+                ("v1".to_string(), violation_code),
+            ]
+        };
+        assert_eq!(
+            dead,
+            conflict(CODE_RECORD_ID_CONFLICT, CODE_VIOLATION_ID_CONFLICT),
+            "legacy codes: {legacy}"
+        );
+        // The forgery is still what the chain holds: nothing was confirmed over it.
+        sim.chain.with(|s| {
+            let held = &s.contents[&(ItemKind::Audit, "a1".to_string())];
+            assert_eq!(held, &forged_audit_as_stored(&forged_audit));
+        });
+    }
+}
+
+fn forged_audit_as_stored(item: &OutboxItem) -> OutboxItem {
+    match item.clone() {
+        OutboxItem::Audit(mut r) => {
+            r.provider_address = "virtengine1mallory".into();
+            OutboxItem::Audit(r)
+        }
+        other => other,
+    }
 }

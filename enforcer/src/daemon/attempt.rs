@@ -76,8 +76,9 @@ pub(super) async fn handle_attempt(
             let msg = to_any(&MsgRequestReschedule {
                 requester: shared.gateway.provider.to_string(),
                 job_id: job_id.to_string(),
-                reason: reason_with_kind(*kind, reason),
+                reason: reason.clone(),
                 excluded_cluster_ids: exclude_cluster_ids.clone(),
+                kind: kind.to_proto() as i32,
             });
             if let Err(e) = shared
                 .gateway

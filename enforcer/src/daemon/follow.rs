@@ -2,6 +2,7 @@
 //! check that `state_dir` belongs to this chain.
 
 use super::*;
+use hpc_primitives::contract::{attrs, events};
 
 /// How long the block follower waits for a new block before checking that the node still
 /// answers (a halted chain produces no blocks but its nodes serve reads).
@@ -95,16 +96,21 @@ pub(super) async fn follow_blocks(
             shared.note_head(h);
         }
         let mut work: Vec<(String, String)> = Vec::new();
-        for kind in ["hpc_job_scheduled", "hpc_job_rescheduled"] {
-            for e in block.matching(kind, "provider", &me) {
-                if let (Some(job), Some(decision)) =
-                    (e.attributes.get("job_id"), e.attributes.get("decision_id"))
-                {
+        for kind in [events::JOB_SCHEDULED, events::JOB_RESCHEDULED] {
+            for e in block.matching(kind, attrs::PROVIDER, &me) {
+                if let (Some(job), Some(decision)) = (
+                    e.attributes.get(attrs::JOB_ID),
+                    e.attributes.get(attrs::DECISION_ID),
+                ) {
                     work.push((job.clone(), decision.clone()));
                 }
             }
         }
-        if block.events.iter().any(|e| e.kind == "hpc_params_updated") {
+        if block
+            .events
+            .iter()
+            .any(|e| e.kind == events::PARAMS_UPDATED)
+        {
             refresh_params(&shared).await;
         }
         let mut failed = false;

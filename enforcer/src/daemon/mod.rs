@@ -41,7 +41,7 @@ use crate::chain::ChainGateway;
 use crate::config::{Config, KeyringBackend, SchedulerAdapter, StartHeight};
 use crate::decision::{
     self, evaluate, Attempt, ChainHead, ChainRoutingParams, ClusterStatus, EvaluationInput,
-    LookupStatus, Outcome, Placement, ProviderIdentity, RequestKind,
+    LookupStatus, Outcome, Placement, ProviderIdentity,
 };
 use crate::metrics::{Metrics, OutcomeLabel, TypeLabel};
 use crate::store::{EnforcerStore, LocalJob};
@@ -50,21 +50,6 @@ use deliver::deliver;
 use follow::follow_blocks;
 use health::monitor_health;
 use report::report_jobs;
-
-/// The first word of the reschedule reasons this enforcer writes; other enforcers read
-/// it back from the replacement decision to audit it with the right status.
-fn reason_with_kind(kind: RequestKind, reason: &str) -> String {
-    format!("{}: {reason}", kind.as_str())
-}
-
-fn kind_of_reason(reason: &str) -> Option<RequestKind> {
-    match reason.split(':').next()? {
-        "refresh" => Some(RequestKind::Refresh),
-        "fallback" => Some(RequestKind::Fallback),
-        "missing" => Some(RequestKind::Missing),
-        _ => None,
-    }
-}
 
 fn wall_seconds() -> u64 {
     SystemTime::now()
@@ -176,19 +161,9 @@ impl Shared {
                 }
             }
         };
-        // A decision another enforcer requested as a replacement is audited as one.
-        let attempt = match &decision {
-            Some(d) if !d.previous_decision_id.is_empty() => {
-                match kind_of_reason(&d.reschedule_reason) {
-                    Some(kind) => Attempt::Replacement {
-                        previous_decision_id: d.previous_decision_id.clone(),
-                        kind,
-                    },
-                    None => Attempt::Original,
-                }
-            }
-            _ => Attempt::Original,
-        };
+        // A decision another enforcer requested as a replacement is audited as one: by the
+        // kind and requester role the chain recorded, never by its free-text reason.
+        let attempt = decision::attempt_of(decision.as_ref());
         let params = *self.params.lock().expect("params lock");
         evaluate(&EvaluationInput {
             job_id: job_id.to_string(),
@@ -359,25 +334,5 @@ async fn refresh_params(shared: &Shared) {
             *shared.params.lock().expect("params lock") = params;
         }
         Err(e) => shared.note_error(format!("fetching x/hpc params: {e}")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reschedule_reasons_carry_their_kind() {
-        for kind in [
-            RequestKind::Refresh,
-            RequestKind::Fallback,
-            RequestKind::Missing,
-        ] {
-            assert_eq!(
-                kind_of_reason(&reason_with_kind(kind, "cluster_unavailable: down")),
-                Some(kind)
-            );
-        }
-        assert_eq!(kind_of_reason("owner asked"), None);
     }
 }

@@ -1,6 +1,8 @@
 //! Local job progress reported to the chain.
 
 use super::*;
+use crate::chain::refused_with;
+use hpc_primitives::contract::codes;
 
 /// Reports local job progress to the chain, once the job's audit record is on chain (the
 /// chain routes a job only while it is SCHEDULED, so status must not overtake it).
@@ -11,8 +13,10 @@ pub(super) async fn report_jobs(
     loop {
         for mut job in shared.store.local_jobs()? {
             if let Some(record_id) = job.reported.strip_prefix("after:") {
-                match shared.gateway.client.hpc_audit_exists(record_id).await {
-                    Ok(true) => job.reported.clear(),
+                // Our record: the id is in our namespace, and the chain set the signer.
+                let me = shared.gateway.provider.to_string();
+                match shared.gateway.client.hpc_audit_record(record_id).await {
+                    Ok(Some(r)) if r.provider_address == me => job.reported.clear(),
                     _ => continue,
                 }
             }
@@ -62,11 +66,9 @@ pub(super) async fn report_jobs(
                     .await
                 {
                     Ok(_) => {}
-                    // hpc 7: the chain is already past this state (reported before a crash, or cancelled).
-                    Err(hpc_client::ClientError::TxFailed {
-                        code: 7, codespace, ..
-                    }) if codespace == "hpc" => {}
-                    Err(e) if e.to_string().contains("(codespace hpc, code 7)") => {}
+                    // The chain is already past this state (reported before a crash, or
+                    // cancelled): by code, in a block or in simulation.
+                    Err(e) if refused_with(&e, codes::CODESPACE, codes::INVALID_JOB_STATE) => {}
                     Err(e) => {
                         shared.note_error(format!(
                             "reporting {} for {}: {e}",

@@ -11,7 +11,7 @@ use hpc_proto::virtengine::hpc::v1::{
 use hpc_store::{StateRead, StateWrite};
 
 use super::keeper::{self as keys, Keeper};
-use super::msgs::{validate_cluster_id, validate_id};
+use super::msgs::{validate_cluster_id, validate_id, validate_own_id};
 use super::params::{default_params, validate_params, HpcKeeper};
 use crate::address::Address;
 use crate::serde_util::GenesisError;
@@ -101,15 +101,21 @@ pub fn import_genesis(state: &mut impl StateWrite, g: &GenesisState) -> Result<(
         Keeper::insert_decision(state, d);
     }
     for (i, r) in g.audit_records.iter().enumerate() {
-        id(format!("hpc.audit_records[{i}].record_id"), &r.record_id)?;
         check_address(
             format!("hpc.audit_records[{i}].provider_address"),
             &r.provider_address,
         )?;
+        // A namespaced id belongs to the provider that recorded it.
+        let field = format!("hpc.audit_records[{i}].record_id");
+        validate_own_id(&field, &r.record_id, &r.provider_address)
+            .map_err(|e| GenesisError::new(field, e.log))?;
         Keeper::insert_audit(state, r);
     }
     for (i, v) in g.violations.iter().enumerate() {
-        id(format!("hpc.violations[{i}].violation_id"), &v.violation_id)?;
+        // A namespaced id belongs to its reporter.
+        let field = format!("hpc.violations[{i}].violation_id");
+        validate_own_id(&field, &v.violation_id, &v.reporter)
+            .map_err(|e| GenesisError::new(field, e.log))?;
         check_address(
             format!("hpc.violations[{i}].provider_address"),
             &v.provider_address,

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | `c/<cluster_id>` | Cluster |
 //! | `cp/<addr><cluster_id>` | index: clusters by provider |
+//! | `ca/<cluster_id>`, `car/<lp(region)><cluster_id>`, `cag/<lp(gpu_type)><cluster_id>` | scheduler candidates: ACTIVE clusters, all / by region / by GPU type |
 //! | `j/<job_id>` | Job |
 //! | `jo/<addr><job_id>` | index: jobs by owner |
 //! | `jp/<addr><state><job_id>` | index: jobs by provider and state |
@@ -22,16 +23,25 @@
 //! | `seq/<name>` | u64 sequences |
 //! | `px/<kind>/<height be8><id>` | retention queues, oldest first |
 
+use std::collections::BTreeSet;
+
 use hpc_proto::virtengine::hpc::v1::{
-    Cluster, Job, ProviderViolationCount, RoutingAuditRecord, RoutingViolation, SchedulingDecision,
+    Cluster, ClusterState, Job, JobRequirements, ProviderViolationCount, RoutingAuditRecord,
+    RoutingViolation, SchedulingDecision,
 };
 use hpc_store::{StateRead, StateWrite};
+
+use crate::gas::cost::{REPUTATION_PER_VIOLATION, SCHEDULE_PER_CANDIDATE};
+use crate::gas::{GasMeter, OutOfGas};
 
 use crate::address::Address;
 use crate::codec::{get_proto, get_u64, put_proto, put_u64};
 
 pub const CLUSTER: &[u8] = b"hpc/c/";
 pub const CLUSTERS_BY_PROVIDER: &[u8] = b"hpc/cp/";
+const ACTIVE_CLUSTERS: &[u8] = b"hpc/ca/";
+const ACTIVE_BY_REGION: &[u8] = b"hpc/car/";
+const ACTIVE_BY_GPU: &[u8] = b"hpc/cag/";
 pub const JOB: &[u8] = b"hpc/j/";
 pub const JOBS_BY_OWNER: &[u8] = b"hpc/jo/";
 pub const JOBS_BY_PROVIDER_STATE: &[u8] = b"hpc/jp/";
@@ -60,10 +70,16 @@ const PRUNE_CURSOR: &[u8] = b"hpc/pc/";
 pub const MAX_ID_LEN: usize = 128;
 
 /// One length byte, then the bytes: a key component that cannot be a prefix of another.
+/// Stored ids are at most [`MAX_ID_LEN`] bytes (checked where they enter); a longer one,
+/// which only a lookup can bring, gets the length byte 255 that no stored key has, so it
+/// finds nothing instead of aliasing a shorter id.
 pub fn lp(id: &str) -> Vec<u8> {
-    debug_assert!(id.len() <= MAX_ID_LEN);
+    let len = u8::try_from(id.len())
+        .ok()
+        .filter(|&l| usize::from(l) <= MAX_ID_LEN)
+        .unwrap_or(u8::MAX);
     let mut out = Vec::with_capacity(id.len() + 1);
-    out.push(id.len() as u8);
+    out.push(len);
     out.extend_from_slice(id.as_bytes());
     out
 }
@@ -151,7 +167,31 @@ impl Keeper {
         get_proto(state, &k(&[CLUSTER, id.as_bytes()]))
     }
 
+    /// The candidate index entries of a cluster: only ACTIVE clusters can be scheduled, so
+    /// the others (deregistered ones above all) cost the scheduler nothing.
+    fn candidate_keys(cluster: &Cluster) -> Vec<Vec<u8>> {
+        if cluster.state != ClusterState::Active as i32 {
+            return Vec::new();
+        }
+        let id = cluster.cluster_id.as_bytes();
+        vec![
+            k(&[ACTIVE_CLUSTERS, id]),
+            k(&[ACTIVE_BY_REGION, &lp(&cluster.region), id]),
+            k(&[ACTIVE_BY_GPU, &lp(&cluster.gpu_type), id]),
+        ]
+    }
+
     pub fn set_cluster(state: &mut impl StateWrite, cluster: &Cluster) {
+        let old_keys = Self::cluster(state, &cluster.cluster_id)
+            .map(|old| Self::candidate_keys(&old))
+            .unwrap_or_default();
+        let new_keys = Self::candidate_keys(cluster);
+        for key in old_keys.iter().filter(|k| !new_keys.contains(k)) {
+            state.delete(key);
+        }
+        for key in new_keys.into_iter().filter(|k| !old_keys.contains(k)) {
+            state.put(key, Vec::new());
+        }
         let provider = addr_bytes(&cluster.provider_address);
         put_proto(state, k(&[CLUSTER, cluster.cluster_id.as_bytes()]), cluster);
         state.put(
@@ -164,13 +204,42 @@ impl Keeper {
         );
     }
 
-    /// Every cluster in cluster_id order (the scheduler's candidate set).
-    pub fn all_clusters(state: &impl StateRead) -> Vec<Cluster> {
-        state
-            .prefix(CLUSTER, usize::MAX)
-            .into_iter()
-            .map(|(_, v)| prost::Message::decode(v.as_slice()).expect("corrupt cluster"))
-            .collect()
+    /// The scheduler's candidates for a job: ACTIVE clusters, through the narrowest index
+    /// the requirements allow (its allowed regions, else its GPU type, else all), at most
+    /// `limit` of them in cluster_id order. Every index entry read and every cluster loaded
+    /// is charged to `meter`, which stops the scan as soon as the tx's gas is spent.
+    pub fn candidate_clusters(
+        state: &impl StateRead,
+        requirements: &JobRequirements,
+        limit: usize,
+        meter: &GasMeter,
+    ) -> Result<Vec<Cluster>, OutOfGas> {
+        let prefixes: Vec<Vec<u8>> = if !requirements.allowed_regions.is_empty() {
+            let regions: BTreeSet<&str> = requirements
+                .allowed_regions
+                .iter()
+                .map(String::as_str)
+                .collect();
+            regions
+                .into_iter()
+                .map(|r| k(&[ACTIVE_BY_REGION, &lp(r)]))
+                .collect()
+        } else if !requirements.gpu_type.is_empty() {
+            vec![k(&[ACTIVE_BY_GPU, &lp(&requirements.gpu_type)])]
+        } else {
+            vec![ACTIVE_CLUSTERS.to_vec()]
+        };
+        let mut ids = BTreeSet::new();
+        for prefix in &prefixes {
+            meter.check()?;
+            ids.extend(ids_after(state, prefix, limit));
+        }
+        let mut clusters = Vec::with_capacity(ids.len().min(limit));
+        for id in ids.into_iter().take(limit) {
+            meter.charge(SCHEDULE_PER_CANDIDATE)?;
+            clusters.extend(Self::cluster(state, &id));
+        }
+        Ok(clusters)
     }
 
     pub fn cluster_ids_by_provider(state: &impl StateRead, provider: &Address) -> Vec<String> {
@@ -348,19 +417,21 @@ impl Keeper {
         state.delete(&k(&[VIOLATION, v.violation_id.as_bytes()]));
     }
 
-    /// The violations counted against a cluster's reputation.
+    /// The violations counted against a cluster's reputation, at most `limit` (in id
+    /// order), each charged to `meter`.
     pub fn violations_of_cluster(
         state: &impl StateRead,
         cluster_id: &str,
-    ) -> Vec<RoutingViolation> {
-        ids_after(
-            state,
-            &k(&[VIOLATIONS_BY_CLUSTER, &lp(cluster_id)]),
-            usize::MAX,
-        )
-        .iter()
-        .filter_map(|id| Self::violation(state, id))
-        .collect()
+        limit: usize,
+        meter: &GasMeter,
+    ) -> Result<Vec<RoutingViolation>, OutOfGas> {
+        let ids = ids_after(state, &k(&[VIOLATIONS_BY_CLUSTER, &lp(cluster_id)]), limit);
+        let mut violations = Vec::with_capacity(ids.len());
+        for id in ids {
+            meter.charge(REPUTATION_PER_VIOLATION)?;
+            violations.extend(Self::violation(state, &id));
+        }
+        Ok(violations)
     }
 
     pub fn violation_count(state: &impl StateRead, provider: &Address) -> ProviderViolationCount {
@@ -417,6 +488,95 @@ mod tests {
     }
 
     #[test]
+    fn an_overlong_lookup_id_finds_nothing_and_does_not_panic() {
+        let mut state = BTreeMap::new();
+        let longest = "j".repeat(MAX_ID_LEN);
+        state.put(k(&[DECISIONS_BY_JOB, &lp(&longest), b"d1"]), vec![]);
+        for len in [MAX_ID_LEN + 1, 255, 256, 10_000] {
+            let id = "j".repeat(len);
+            assert_eq!(lp(&id)[0], u8::MAX);
+            assert!(Keeper::decision_ids_of_job(&state, &id).is_empty());
+        }
+        assert_eq!(Keeper::decision_ids_of_job(&state, &longest).len(), 1);
+    }
+
+    fn cluster(id: &str, region: &str, gpu: &str, cluster_state: ClusterState) -> Cluster {
+        Cluster {
+            cluster_id: id.into(),
+            provider_address: Address([7; 20]).to_string(),
+            region: region.into(),
+            gpu_type: gpu.into(),
+            state: cluster_state as i32,
+            ..Default::default()
+        }
+    }
+
+    fn candidate_ids(state: &BTreeMap<Vec<u8>, Vec<u8>>, req: &JobRequirements) -> Vec<String> {
+        Keeper::candidate_clusters(state, req, 100, &GasMeter::infinite())
+            .unwrap()
+            .into_iter()
+            .map(|c| c.cluster_id)
+            .collect()
+    }
+
+    #[test]
+    fn only_active_clusters_are_candidates_and_indexes_follow_updates() {
+        let mut state = BTreeMap::new();
+        Keeper::set_cluster(
+            &mut state,
+            &cluster("c-a", "eu", "a100", ClusterState::Active),
+        );
+        Keeper::set_cluster(
+            &mut state,
+            &cluster("c-b", "us", "h100", ClusterState::Active),
+        );
+        Keeper::set_cluster(
+            &mut state,
+            &cluster("c-c", "eu", "", ClusterState::Deregistered),
+        );
+        let any = JobRequirements::default();
+        assert_eq!(candidate_ids(&state, &any), ["c-a", "c-b"]);
+        let eu = JobRequirements {
+            allowed_regions: vec!["eu".into(), "eu".into()],
+            ..Default::default()
+        };
+        assert_eq!(candidate_ids(&state, &eu), ["c-a"]);
+        let h100 = JobRequirements {
+            gpu_type: "h100".into(),
+            ..Default::default()
+        };
+        assert_eq!(candidate_ids(&state, &h100), ["c-b"]);
+        // Moving region and leaving ACTIVE move the index entries with the record.
+        Keeper::set_cluster(
+            &mut state,
+            &cluster("c-b", "eu", "h100", ClusterState::Active),
+        );
+        assert_eq!(candidate_ids(&state, &eu), ["c-a", "c-b"]);
+        Keeper::set_cluster(
+            &mut state,
+            &cluster("c-a", "eu", "a100", ClusterState::Deregistered),
+        );
+        assert_eq!(candidate_ids(&state, &any), ["c-b"]);
+        assert_eq!(candidate_ids(&state, &eu), ["c-b"]);
+    }
+
+    #[test]
+    fn candidate_loading_stops_when_the_gas_runs_out() {
+        let mut state = BTreeMap::new();
+        for i in 0..50 {
+            let id = format!("c-{i:03}");
+            Keeper::set_cluster(&mut state, &cluster(&id, "eu", "", ClusterState::Active));
+        }
+        let meter = GasMeter::new(10_000);
+        let err = Keeper::candidate_clusters(&state, &JobRequirements::default(), 50, &meter)
+            .unwrap_err();
+        assert!(
+            err.used > 10_000 && err.used < 10_000 + SCHEDULE_PER_CANDIDATE + 1,
+            "{err}"
+        );
+    }
+
+    #[test]
     fn resolving_a_violation_moves_it_out_of_the_unresolved_index() {
         let provider = Address([3; 20]);
         let mut v = RoutingViolation {
@@ -434,7 +594,9 @@ mod tests {
         v.resolved = true;
         Keeper::set_violation(&mut state, &v);
         assert_eq!(state.prefix(&unresolved, 10).len(), 0);
-        assert_eq!(Keeper::violations_of_cluster(&state, "c-1").len(), 1);
+        let meter = GasMeter::infinite();
+        let of_cluster = Keeper::violations_of_cluster(&state, "c-1", 10, &meter).unwrap();
+        assert_eq!(of_cluster.len(), 1);
         Keeper::delete_violation(&mut state, &v);
         assert!(state.is_empty(), "every index entry removed: {state:?}");
     }

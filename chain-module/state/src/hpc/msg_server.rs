@@ -1,13 +1,14 @@
 //! x/hpc message handlers: the stateful checks, state changes and events of SPEC §3.
 
 use cosmos_sdk_proto::Timestamp;
+use hpc_primitives::contract::{attrs, events, reschedule, submission};
 use hpc_proto::virtengine::hpc::v1::{
     AuditStatus, Cluster, ClusterHealth, ClusterState, EnforcementMode, Job, JobState,
     MsgCancelJobResponse, MsgDeregisterClusterResponse, MsgRecordRoutingAuditResponse,
     MsgRegisterClusterResponse, MsgReportJobStatusResponse, MsgReportRoutingViolationResponse,
     MsgRequestRescheduleResponse, MsgResolveRoutingViolationResponse, MsgSubmitJobResponse,
-    MsgUpdateClusterStatusResponse, MsgUpdateParamsResponse, Params, RoutingViolation,
-    SchedulingDecision, ViolationType,
+    MsgUpdateClusterStatusResponse, MsgUpdateParamsResponse, Params, RequesterRole, RescheduleKind,
+    RoutingViolation, SchedulingDecision, ViolationType,
 };
 use hpc_store::StateWrite;
 use prost::Message;
@@ -22,6 +23,7 @@ use crate::address::Address;
 use crate::context::ExecCtx;
 use crate::errors::{hpc_codes as code, TxError};
 use crate::events::Event;
+use crate::gas::OutOfGas;
 use crate::tx::to_any;
 
 /// The reporter recorded on violations the chain detects itself.
@@ -121,15 +123,26 @@ fn transition(state: &mut impl StateWrite, job: &mut Job, next: JobState, ctx: &
     Keeper::set_job(state, job);
 }
 
-/// Recomputes a cluster's reputation from its record (at the current height).
+/// Recomputes a cluster's reputation from its record at the current height. It runs when
+/// the inputs change (a violation recorded or resolved, a job completed) and at every
+/// heartbeat, so violations leaving the window are reflected within one heartbeat; the
+/// scheduler reads the stored value and never weighs violations itself. The cluster's
+/// provider pays for its own violations here.
 pub fn refresh_reputation(
     state: &mut impl StateWrite,
     cluster: &mut Cluster,
     params: &Params,
-    height: u64,
-) {
-    let violations = Keeper::violations_of_cluster(state, &cluster.cluster_id);
-    cluster.reputation_bps = reputation::of_cluster(cluster, &violations, params, height);
+    ctx: &ExecCtx,
+) -> Result<(), OutOfGas> {
+    let weighed = reputation::MAX_VIOLATIONS_WEIGHED;
+    let violations =
+        Keeper::violations_of_cluster(state, &cluster.cluster_id, weighed + 1, ctx.meter)?;
+    cluster.reputation_bps = if violations.len() > weighed {
+        0
+    } else {
+        reputation::of_cluster(cluster, &violations, params, ctx.block.height)
+    };
+    Ok(())
 }
 
 /// Runs the scheduler for a job against the current clusters and stores the decision.
@@ -142,19 +155,13 @@ fn schedule_job(
     reason: &str,
 ) -> Result<SchedulingDecision, TxError> {
     let params = HpcKeeper::params(state);
-    let mut clusters = Keeper::all_clusters(state);
-    for c in clusters.iter_mut() {
-        c.reputation_bps = reputation::of_cluster(
-            c,
-            &Keeper::violations_of_cluster(state, &c.cluster_id),
-            &params,
-            ctx.block.height,
-        );
-    }
-    // Every candidate costs gas, so a huge cluster set is paid for by the submitter.
-    ctx.meter
-        .consume(crate::gas::cost::ITER_NEXT_FLAT.saturating_mul(clusters.len() as u64 * 10));
     let requirements = job.requirements.clone().unwrap_or_default();
+    let clusters = Keeper::candidate_clusters(
+        state,
+        &requirements,
+        params.max_clusters_evaluated as usize,
+        ctx.meter,
+    )?;
     let outcome = scheduler::schedule(&ScheduleRequest {
         requirements: &requirements,
         policy: job.policy.as_ref(),
@@ -196,6 +203,7 @@ fn schedule_job(
         excluded_cluster_ids: excluded.to_vec(),
         total_candidates: outcome.total_candidates,
         weights: Some(scheduler::effective_weights(job.policy.as_ref(), &params)),
+        ..Default::default()
     };
     Keeper::insert_decision(state, &decision);
     adjust_reservation(
@@ -218,11 +226,23 @@ fn record_violation(
     if v.violation_id.is_empty() {
         v.violation_id = format!("hpc-violation-{}", Keeper::next_seq(state, "violation"));
     }
-    if Keeper::violation(state, &v.violation_id).is_some() {
-        return Err(TxError::hpc(
-            code::DUPLICATE_VIOLATION,
-            format!("violation {} already recorded", v.violation_id),
-        ));
+    // "Already recorded" means this very violation from this reporter: anything else under
+    // the id is a conflict, never mistaken for a delivered report.
+    if let Some(stored) = Keeper::violation(state, &v.violation_id) {
+        return Err(if submission::same_violation(&stored, &v, &v.reporter) {
+            TxError::hpc(
+                code::DUPLICATE_VIOLATION,
+                format!("violation {} already recorded", v.violation_id),
+            )
+        } else {
+            TxError::hpc(
+                code::VIOLATION_ID_CONFLICT,
+                format!(
+                    "violation_id {} is taken by a different violation (reporter {})",
+                    v.violation_id, stored.reporter
+                ),
+            )
+        });
     }
     let vtype = v.violation_type();
     if v.severity == 0 {
@@ -246,15 +266,15 @@ fn record_violation(
     count.unresolved_count += 1;
     count.total_count += 1;
     ctx.emit(
-        Event::new("hpc_routing_violation")
-            .attr("violation_id", &v.violation_id)
-            .attr("job_id", &v.job_id)
-            .attr("decision_id", &v.decision_id)
-            .attr("violation_type", violation_type_name(vtype))
-            .attr("severity", v.severity)
-            .attr("provider_address", &v.provider_address)
-            .attr("reporter", &v.reporter)
-            .attr("correlation_id", &v.correlation_id),
+        Event::new(events::ROUTING_VIOLATION)
+            .attr(attrs::VIOLATION_ID, &v.violation_id)
+            .attr(attrs::JOB_ID, &v.job_id)
+            .attr(attrs::DECISION_ID, &v.decision_id)
+            .attr(attrs::VIOLATION_TYPE, violation_type_name(vtype))
+            .attr(attrs::SEVERITY, v.severity)
+            .attr(attrs::PROVIDER_ADDRESS, &v.provider_address)
+            .attr(attrs::REPORTER, &v.reporter)
+            .attr(attrs::CORRELATION_ID, &v.correlation_id),
     );
     // One alert per crossing from below the threshold to at or above it (so a threshold
     // raised by governance alerts again when the new value is reached).
@@ -263,10 +283,10 @@ fn record_violation(
     count.alert_active = count.unresolved_count >= threshold;
     if crossed {
         ctx.emit(
-            Event::new("hpc_routing_violation_threshold_exceeded")
-                .attr("provider_address", &v.provider_address)
-                .attr("unresolved_count", count.unresolved_count)
-                .attr("threshold", params.violation_alert_threshold),
+            Event::new(events::ROUTING_VIOLATION_THRESHOLD_EXCEEDED)
+                .attr(attrs::PROVIDER_ADDRESS, &v.provider_address)
+                .attr(attrs::UNRESOLVED_COUNT, count.unresolved_count)
+                .attr(attrs::THRESHOLD, params.violation_alert_threshold),
         );
     }
     Keeper::set_violation_count(state, &count);
@@ -277,7 +297,7 @@ fn record_violation(
         &v.actual_cluster_id
     };
     if let Some(mut cluster) = Keeper::cluster(state, cluster_id) {
-        refresh_reputation(state, &mut cluster, params, ctx.block.height);
+        refresh_reputation(state, &mut cluster, params, ctx)?;
         Keeper::set_cluster(state, &cluster);
     }
     Ok(v.violation_id)
@@ -382,6 +402,7 @@ pub fn execute(
             cluster.health = m.health;
             cluster.last_heartbeat_height = ctx.block.height;
             cluster.last_heartbeat_time = Some(now(ctx));
+            refresh_reputation(state, &mut cluster, &HpcKeeper::params(state), ctx)?;
             Keeper::set_cluster(state, &cluster);
             ctx.emit(
                 Event::new("hpc_cluster_updated")
@@ -494,7 +515,9 @@ pub fn execute(
                     format!("job {} has no current decision", m.job_id),
                 )
             })?;
-            if m.requester != job.owner && m.requester != old.selected_provider {
+            let is_owner = m.requester == job.owner;
+            let is_provider = m.requester == old.selected_provider;
+            if !is_owner && !is_provider {
                 return Err(TxError::hpc(
                     code::NOT_RESOURCE_OWNER,
                     format!(
@@ -503,6 +526,16 @@ pub fn execute(
                     ),
                 ));
             }
+            // The kind is the requester's stated intent, checked against its role (never
+            // read from the free-text reason): an owner cannot make a provider fallback.
+            let stated = RescheduleKind::try_from(m.kind).unwrap_or_default();
+            let (kind, role) =
+                reschedule::resolve(stated, is_owner, is_provider).map_err(|why| {
+                    TxError::hpc(
+                        code::NOT_RESOURCE_OWNER,
+                        format!("{} on job {}: {why}", m.requester, m.job_id),
+                    )
+                })?;
             if !holds_reservation(job.state()) {
                 return Err(TxError::hpc(
                     code::INVALID_JOB_STATE,
@@ -516,7 +549,7 @@ pub fn execute(
             // Release the old reservation before scheduling so the old cluster is judged fairly.
             let nodes = job.requirements.as_ref().map_or(0, |r| r.nodes);
             adjust_reservation(state, &old.selected_cluster_id, nodes, false);
-            let decision = schedule_job(
+            let mut decision = schedule_job(
                 state,
                 ctx,
                 &job,
@@ -524,6 +557,11 @@ pub fn execute(
                 Some(&old),
                 &m.reason,
             )?;
+            // Who asked and why, as the chain established it, on the decision itself.
+            decision.reschedule_kind = kind as i32;
+            decision.requested_by = m.requester.clone();
+            decision.requester_role = role as i32;
+            Keeper::insert_decision(state, &decision);
             job.current_decision_id = decision.decision_id.clone();
             job.provider_address = decision.selected_provider.clone();
             job.routed_cluster_id.clear();
@@ -532,15 +570,18 @@ pub fn execute(
             job.updated_time = Some(now(ctx));
             Keeper::set_job(state, &job);
             ctx.emit(
-                Event::new("hpc_job_rescheduled")
-                    .attr("job_id", &job.job_id)
-                    .attr("old_decision_id", &old.decision_id)
-                    .attr("new_decision_id", &decision.decision_id)
-                    .attr("decision_id", &decision.decision_id)
-                    .attr("cluster_id", &decision.selected_cluster_id)
-                    .attr("provider", &decision.selected_provider)
-                    .attr("reason", &m.reason)
-                    .attr("correlation_id", &job.correlation_id),
+                Event::new(events::JOB_RESCHEDULED)
+                    .attr(attrs::JOB_ID, &job.job_id)
+                    .attr(attrs::OLD_DECISION_ID, &old.decision_id)
+                    .attr(attrs::NEW_DECISION_ID, &decision.decision_id)
+                    .attr(attrs::DECISION_ID, &decision.decision_id)
+                    .attr(attrs::CLUSTER_ID, &decision.selected_cluster_id)
+                    .attr(attrs::PROVIDER, &decision.selected_provider)
+                    .attr(attrs::REASON, &m.reason)
+                    .attr(attrs::KIND, reschedule::kind_name(kind))
+                    .attr(attrs::REQUESTED_BY, &m.requester)
+                    .attr(attrs::REQUESTER_ROLE, reschedule::role_name(role))
+                    .attr(attrs::CORRELATION_ID, &job.correlation_id),
             );
             Ok(to_any(&MsgRequestRescheduleResponse {
                 decision_id: decision.decision_id,
@@ -558,11 +599,23 @@ pub fn execute(
             let mut violation_ids = Vec::new();
             for (i, r) in m.records.iter().enumerate() {
                 let at = |log: String| format!("records[{i}]: {log}");
-                if Keeper::audit(state, &r.record_id).is_some() {
-                    return Err(TxError::hpc(
-                        code::DUPLICATE_RECORD,
-                        at(format!("record_id {} is already recorded", r.record_id)),
-                    ));
+                // "Already recorded" (9) means this very record from this signer, which an
+                // enforcer may take as delivered; anything else under the id is a conflict.
+                if let Some(stored) = Keeper::audit(state, &r.record_id) {
+                    return Err(if submission::same_audit(&stored, r, &m.provider) {
+                        TxError::hpc(
+                            code::DUPLICATE_RECORD,
+                            at(format!("record_id {} is already recorded", r.record_id)),
+                        )
+                    } else {
+                        TxError::hpc(
+                            code::RECORD_ID_CONFLICT,
+                            at(format!(
+                                "record_id {} is taken by a different record (provider {})",
+                                r.record_id, stored.provider_address
+                            )),
+                        )
+                    });
                 }
                 let cluster = cluster_of(state, &r.actual_cluster_id).map_err(|e| TxError {
                     log: at(e.log),
@@ -627,6 +680,35 @@ pub fn execute(
                 let off_decision = decision
                     .as_ref()
                     .is_some_and(|d| d.selected_cluster_id != record.actual_cluster_id);
+                // Only the provider the chain placed the job with audits it: the provider of
+                // the named decision (or, without one, of the job's current decision). The
+                // one exception is the provider that asked for the decision, closing its own
+                // attempt with an informational RESCHEDULED record off the new cluster.
+                let authorised = match &decision {
+                    Some(d) => {
+                        d.selected_provider == m.provider
+                            || (status == AuditStatus::Rescheduled
+                                && off_decision
+                                && d.requested_by == m.provider
+                                && d.requester_role() == RequesterRole::Provider)
+                    }
+                    None => job.provider_address == m.provider,
+                };
+                if !authorised {
+                    return Err(TxError::hpc(
+                        code::NOT_RESOURCE_OWNER,
+                        at(match &decision {
+                            Some(d) => format!(
+                                "{} is not the provider of decision {} (provider {})",
+                                m.provider, d.decision_id, d.selected_provider
+                            ),
+                            None => format!(
+                                "{} is not the provider of job {} ({})",
+                                m.provider, job.job_id, job.provider_address
+                            ),
+                        }),
+                    ));
+                }
                 // Approved and fallback records route the job; so does a rescheduled one
                 // placed exactly as its (replacement) decision says. Anything else is
                 // informational.
@@ -711,15 +793,15 @@ pub fn execute(
                         job.routed_cluster_id = record.actual_cluster_id.clone();
                         transition(state, &mut job, JobState::Routed, ctx);
                         ctx.emit(
-                            Event::new("hpc_job_routed")
-                                .attr("job_id", &record.job_id)
-                                .attr("decision_id", &record.scheduling_decision_id)
-                                .attr("cluster_id", &record.actual_cluster_id)
-                                .attr("provider", &m.provider)
-                                .attr("status", audit_status_name(status))
-                                .attr("is_fallback", record.is_fallback)
-                                .attr("record_id", &record.record_id)
-                                .attr("correlation_id", &job.correlation_id),
+                            Event::new(events::JOB_ROUTED)
+                                .attr(attrs::JOB_ID, &record.job_id)
+                                .attr(attrs::DECISION_ID, &record.scheduling_decision_id)
+                                .attr(attrs::CLUSTER_ID, &record.actual_cluster_id)
+                                .attr(attrs::PROVIDER, &m.provider)
+                                .attr(attrs::STATUS, audit_status_name(status))
+                                .attr(attrs::IS_FALLBACK, record.is_fallback)
+                                .attr(attrs::RECORD_ID, &record.record_id)
+                                .attr(attrs::CORRELATION_ID, &job.correlation_id),
                         );
                     }
                     // Only the job's own provider can turn it down.
@@ -731,12 +813,12 @@ pub fn execute(
                     _ => {}
                 }
                 ctx.emit(
-                    Event::new("hpc_routing_audit_recorded")
-                        .attr("record_id", &record.record_id)
-                        .attr("job_id", &record.job_id)
-                        .attr("status", audit_status_name(status))
-                        .attr("provider", &m.provider)
-                        .attr("correlation_id", &job.correlation_id),
+                    Event::new(events::ROUTING_AUDIT_RECORDED)
+                        .attr(attrs::RECORD_ID, &record.record_id)
+                        .attr(attrs::JOB_ID, &record.job_id)
+                        .attr(attrs::STATUS, audit_status_name(status))
+                        .attr(attrs::PROVIDER, &m.provider)
+                        .attr(attrs::CORRELATION_ID, &job.correlation_id),
                 );
                 record_ids.push(record.record_id);
             }
@@ -819,7 +901,7 @@ pub fn execute(
                 &v.actual_cluster_id
             };
             if let Some(mut cluster) = Keeper::cluster(state, cluster_id) {
-                refresh_reputation(state, &mut cluster, &params, ctx.block.height);
+                refresh_reputation(state, &mut cluster, &params, ctx)?;
                 Keeper::set_cluster(state, &cluster);
             }
             ctx.emit(
@@ -872,7 +954,7 @@ pub fn execute(
                 if let Some(mut cluster) = Keeper::cluster(state, &cluster_id) {
                     let params = HpcKeeper::params(state);
                     cluster.completed_jobs += 1;
-                    refresh_reputation(state, &mut cluster, &params, ctx.block.height);
+                    refresh_reputation(state, &mut cluster, &params, ctx)?;
                     Keeper::set_cluster(state, &cluster);
                 }
             }

@@ -2,27 +2,28 @@
 //! Every error names the field.
 
 use cosmos_sdk_proto::Any;
+use hpc_primitives::contract::ids::{self, MAX_ID_LEN};
 use hpc_proto::virtengine::hpc::v1::{
     AuditStatus, ClusterHealth, ClusterState, EnforcementMode, JobState, MsgCancelJob,
     MsgDeregisterCluster, MsgRecordRoutingAudit, MsgRegisterCluster, MsgReportJobStatus,
     MsgReportRoutingViolation, MsgRequestReschedule, MsgResolveRoutingViolation, MsgSubmitJob,
-    MsgUpdateClusterStatus, MsgUpdateParams, PlacementPolicy, PolicyMode, ViolationType,
+    MsgUpdateClusterStatus, MsgUpdateParams, PlacementPolicy, PolicyMode, RescheduleKind,
+    ViolationType,
 };
 use prost::{Message, Name};
 
-use super::keeper::MAX_ID_LEN;
 use super::params::BPS;
 use crate::address::Address;
 use crate::errors::TxError;
 
 /// Prefix of every id the chain assigns (`hpc-job-N`, `hpc-decision-N`,
 /// `hpc-violation-N`); client-chosen ids may not use it.
-pub const CHAIN_ID_PREFIX: &str = "hpc-";
+pub use hpc_primitives::contract::ids::CHAIN_ID_PREFIX;
 
 /// Hard cap on entries in one batch message, whatever `params.max_batch_size` says.
 pub const MAX_BATCH_ENTRIES: usize = 1_000;
 /// Longest free-text field (reasons, details, resolutions, status messages).
-pub const MAX_TEXT_LEN: usize = 1_024;
+pub use hpc_primitives::contract::limits::MAX_TEXT_LEN;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum HpcMsg {
@@ -67,24 +68,61 @@ pub fn validate_cluster_id(field: &str, id: &str) -> Result<(), TxError> {
     {
         return Err(invalid(
             field,
-            format!("{id:?} must be 3-64 characters of a-z, 0-9 and '-'"),
+            format!("{} must be 3-64 characters of a-z, 0-9 and '-'", quoted(id)),
         ));
     }
     Ok(())
 }
 
+/// Most clusters one reschedule (or simulation) may exclude.
+pub const MAX_EXCLUDED_CLUSTERS: usize = 64;
+
+pub fn validate_excluded_clusters(ids: &[String]) -> Result<(), TxError> {
+    if ids.len() > MAX_EXCLUDED_CLUSTERS {
+        return Err(invalid(
+            "excluded_cluster_ids",
+            format!("more than {MAX_EXCLUDED_CLUSTERS} entries"),
+        ));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        validate_cluster_id(&format!("excluded_cluster_ids[{i}]"), id)?;
+    }
+    Ok(())
+}
+
+/// An id as quoted in an error: at most 40 characters, so an oversized one is not echoed.
+pub fn quoted(id: &str) -> String {
+    match id.char_indices().nth(40) {
+        Some((end, _)) => format!("{:?}… ({} bytes)", &id[..end], id.len()),
+        None => format!("{id:?}"),
+    }
+}
+
 /// Ids chosen by clients (record and violation ids): 1-128 of `[A-Za-z0-9._:-]`.
 pub fn validate_id(field: &str, id: &str) -> Result<(), TxError> {
-    if id.is_empty()
-        || id.len() > MAX_ID_LEN
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
-    {
+    if !ids::is_valid(id) {
         return Err(invalid(
             field,
             format!(
-                "{id:?} must be 1-{MAX_ID_LEN} characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'"
+                "{} must be 1-{MAX_ID_LEN} characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'",
+                quoted(id)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A client-chosen record or violation id: valid, and not in another address's namespace
+/// (`<address>:<local>` ids may only be used by that address, the message's signer).
+pub fn validate_own_id(field: &str, id: &str, signer: &str) -> Result<(), TxError> {
+    validate_id(field, id)?;
+    if !ids::usable_by(id, signer) {
+        return Err(invalid(
+            field,
+            format!(
+                "{} is in the namespace of {}, not of the signer {signer}",
+                quoted(id),
+                ids::namespace(id).unwrap_or_default()
             ),
         ));
     }
@@ -316,19 +354,16 @@ impl HpcMsg {
             HpcMsg::RequestReschedule(m) => {
                 validate_id("job_id", &m.job_id)?;
                 text("reason", &m.reason, false)?;
-                if m.excluded_cluster_ids.len() > 64 {
-                    return Err(invalid("excluded_cluster_ids", "more than 64 entries"));
+                if RescheduleKind::try_from(m.kind).is_err() {
+                    return Err(invalid("kind", format!("unknown kind {}", m.kind)));
                 }
-                for (i, id) in m.excluded_cluster_ids.iter().enumerate() {
-                    validate_cluster_id(&format!("excluded_cluster_ids[{i}]"), id)?;
-                }
-                Ok(())
+                validate_excluded_clusters(&m.excluded_cluster_ids)
             }
             HpcMsg::RecordRoutingAudit(m) => {
                 batch("records", m.records.len())?;
                 for (i, r) in m.records.iter().enumerate() {
                     let f = |name: &str| format!("records[{i}].{name}");
-                    validate_id(&f("record_id"), &r.record_id)?;
+                    validate_own_id(&f("record_id"), &r.record_id, &m.provider)?;
                     validate_id(&f("job_id"), &r.job_id)?;
                     if !r.scheduling_decision_id.is_empty() {
                         validate_id(&f("scheduling_decision_id"), &r.scheduling_decision_id)?;
@@ -388,6 +423,7 @@ impl HpcMsg {
                         if v.violation_id.starts_with(CHAIN_ID_PREFIX) {
                             return Err(invalid(&f("violation_id"), format!("ids starting with {CHAIN_ID_PREFIX:?} are assigned by the chain")));
                         }
+                        validate_own_id(&f("violation_id"), &v.violation_id, &m.reporter)?;
                     }
                     validate_id(&f("job_id"), &v.job_id)?;
                     if !v.decision_id.is_empty() {

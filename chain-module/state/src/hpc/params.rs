@@ -7,6 +7,10 @@ use crate::serde_util::GenesisError;
 const PARAMS: &[u8] = b"hpc/params";
 const AUTHORITY: &[u8] = b"hpc/authority";
 
+/// Upper bound of `params.max_clusters_evaluated`: the gas of one decision stays within
+/// what a block can hold.
+pub const MAX_CLUSTERS_EVALUATED: u32 = 10_000;
+
 /// Basis points in one whole.
 pub const BPS: u32 = 10_000;
 
@@ -33,6 +37,7 @@ pub fn default_params() -> Params {
         max_batch_size: 50,
         reputation_prior_bps: 7_000,
         reputation_window_blocks: 100_000,
+        max_clusters_evaluated: 256,
     }
 }
 
@@ -94,6 +99,12 @@ pub fn validate_params(p: &Params) -> Result<(), GenesisError> {
         return Err(GenesisError::new(
             field("max_candidates_per_decision"),
             "must be >= 1",
+        ));
+    }
+    if !(1..=MAX_CLUSTERS_EVALUATED).contains(&p.max_clusters_evaluated) {
+        return Err(GenesisError::new(
+            field("max_clusters_evaluated"),
+            format!("must be 1-{MAX_CLUSTERS_EVALUATED}"),
         ));
     }
     if p.max_batch_size == 0 {
@@ -189,6 +200,14 @@ mod tests {
             (
                 |p| p.reputation_window_blocks = 0,
                 "params.reputation_window_blocks",
+            ),
+            (
+                |p| p.max_clusters_evaluated = 0,
+                "params.max_clusters_evaluated",
+            ),
+            (
+                |p| p.max_clusters_evaluated = MAX_CLUSTERS_EVALUATED + 1,
+                "params.max_clusters_evaluated",
             ),
         ];
         for (mutate, field) in cases {

@@ -20,22 +20,42 @@ use prost::Message;
 
 use super::keeper::{self as keys, lp, Keeper};
 use super::params::HpcKeeper;
-use super::{msgs, reputation, scheduler};
+use super::{msgs, scheduler};
 use crate::address::Address;
 use crate::errors::QueryError;
+use crate::gas::GasMeter;
 use crate::query::{handle, paginate_filtered};
 
 fn not_found(what: &str, id: &str) -> QueryError {
     QueryError::NotFound(format!("{what} {id} not found"))
 }
 
+/// A required id, checked by the rule messages use: a lookup never reaches the store with
+/// an id no record can have.
 fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, QueryError> {
-    if value.is_empty() {
-        return Err(QueryError::InvalidArgument(format!(
-            "{field}: must not be empty"
-        )));
-    }
+    let valid = if field == "cluster_id" {
+        msgs::validate_cluster_id(field, value)
+    } else {
+        msgs::validate_id(field, value)
+    };
+    valid.map_err(|e| QueryError::InvalidArgument(e.log))?;
     Ok(value)
+}
+
+/// An optional id filter: empty means no filter.
+fn optional(field: &str, value: &str) -> Result<(), QueryError> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    required(field, value).map(|_| ())
+}
+
+/// An enum filter: 0 (unspecified) means no filter; a value the API does not define is
+/// refused, naming the field, in every query alike.
+fn enum_filter<E: TryFrom<i32>>(field: &str, value: i32) -> Result<i32, QueryError> {
+    E::try_from(value)
+        .map(|_| value)
+        .map_err(|_| QueryError::InvalidArgument(format!("{field}: unknown value {value}")))
 }
 
 fn address(field: &str, value: &str) -> Result<Address, QueryError> {
@@ -134,7 +154,7 @@ pub fn route(
             })
         }),
         "Clusters" => handle(data, |req: QueryClustersRequest| {
-            let wanted_state = req.state;
+            let wanted_state = enum_filter::<ClusterState>("state", req.state)?;
             let state_filter = move |c: &Cluster| {
                 wanted_state == ClusterState::Unspecified as i32 || c.state == wanted_state
             };
@@ -169,7 +189,7 @@ pub fn route(
             })
         }),
         "Jobs" => handle(data, |req: QueryJobsRequest| {
-            let wanted_state = req.state;
+            let wanted_state = enum_filter::<JobState>("state", req.state)?;
             let owner = if req.owner.is_empty() {
                 None
             } else {
@@ -248,6 +268,8 @@ pub fn route(
             Ok(QuerySchedulingDecisionByJobResponse { current, history })
         }),
         "ExplainDecision" => handle(data, |req: QueryExplainDecisionRequest| {
+            optional("decision_id", &req.decision_id)?;
+            optional("job_id", &req.job_id)?;
             let decision_id = match (req.decision_id.is_empty(), req.job_id.is_empty()) {
                 (false, _) => req.decision_id.clone(),
                 (true, false) => {
@@ -283,17 +305,18 @@ pub fn route(
             if let Some(policy) = &req.policy {
                 msgs::validate_policy(policy).map_err(invalid)?;
             }
+            msgs::validate_excluded_clusters(&req.excluded_cluster_ids).map_err(invalid)?;
             let params = HpcKeeper::params(&state);
-            let mut clusters = Keeper::all_clusters(&state);
-            for c in clusters.iter_mut() {
-                c.reputation_bps = reputation::of_cluster(
-                    c,
-                    &Keeper::violations_of_cluster(&state, &c.cluster_id),
-                    &params,
-                    clock.height,
-                );
-            }
             let requirements = req.requirements.clone().unwrap_or_default();
+            // The same candidates SubmitJob would evaluate; the number of clusters bounds
+            // the work, so no gas limit is needed.
+            let clusters = Keeper::candidate_clusters(
+                &state,
+                &requirements,
+                params.max_clusters_evaluated as usize,
+                &GasMeter::infinite(),
+            )
+            .map_err(|e| QueryError::InvalidArgument(e.to_string()))?;
             let outcome = scheduler::schedule(&scheduler::ScheduleRequest {
                 requirements: &requirements,
                 policy: req.policy.as_ref(),
@@ -352,6 +375,8 @@ pub fn route(
             })
         }),
         "RoutingAuditRecords" => handle(data, |req: QueryRoutingAuditRecordsRequest| {
+            optional("job_id", &req.job_id)?;
+            optional("decision_id", &req.decision_id)?;
             let provider = if req.provider_address.is_empty() {
                 None
             } else {
@@ -397,12 +422,9 @@ pub fn route(
             } else {
                 Some(address("provider_address", &req.provider_address)?)
             };
-            if ViolationType::try_from(req.violation_type).is_err() {
-                return Err(QueryError::InvalidArgument(format!(
-                    "violation_type: unknown type {}",
-                    req.violation_type
-                )));
-            }
+            enum_filter::<ViolationType>("violation_type", req.violation_type)?;
+            optional("job_id", &req.job_id)?;
+            optional("decision_id", &req.decision_id)?;
             let (job, decision, vtype, unresolved) = (
                 req.job_id.clone(),
                 req.decision_id.clone(),

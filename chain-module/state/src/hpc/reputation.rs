@@ -95,6 +95,10 @@ pub struct ReputationInput<'a> {
     pub violations: &'a [ViolationInput],
 }
 
+/// Most violations weighed for one cluster: a cluster with more recorded against it (and
+/// not yet pruned) has reputation 0, so the work of a refresh stays bounded.
+pub const MAX_VIOLATIONS_WEIGHED: usize = 1_000;
+
 /// Penalty in bps of one violation that is inside the window (see the module docs).
 pub fn penalty_bps(severity: u32, total_nodes: u32, resolved: bool) -> u64 {
     let s = u64::from(severity.clamp(MIN_SEVERITY, MAX_SEVERITY));

@@ -3,8 +3,9 @@
 mod ante;
 mod decode;
 mod msg;
+pub mod unknown_fields;
 
-pub use ante::{run_ante, AnteOutcome};
+pub use ante::{run_ante, AnteOutcome, MAX_MSGS_PER_TX};
 pub use decode::{decode_tx, gas_limit_of, DecodedTx};
 pub use msg::{to_any, Msg};
 

@@ -9,13 +9,17 @@ use std::sync::Mutex;
 
 use hpc_outbox::{
     Batch, ChainSink, ItemKind, ItemRef, OutboxItem, SubmitError, TxStatus, CODE_BATCH_TOO_LARGE,
-    CODE_DUPLICATE_RECORD, CODE_DUPLICATE_VIOLATION, HPC_CODESPACE,
+    CODE_DUPLICATE_RECORD, CODE_DUPLICATE_VIOLATION, CODE_RECORD_ID_CONFLICT,
+    CODE_VIOLATION_ID_CONFLICT, HPC_CODESPACE,
 };
 use hpc_proto::virtengine::hpc::v1::{RoutingAuditRecord, RoutingViolation};
 use tokio::sync::Notify;
 
 /// x/hpc JOB_NOT_FOUND, what a poison item gets.
 pub const CODE_JOB_NOT_FOUND: u32 = 5;
+
+/// The address the deliverer signs with.
+pub const SIGNER: &str = "virtengine1outboxsigner";
 
 pub fn audit(id: &str) -> OutboxItem {
     OutboxItem::Audit(RoutingAuditRecord {
@@ -44,9 +48,14 @@ pub struct Crash {
 
 #[derive(Default)]
 pub struct ChainState {
-    /// How many times each id was stored (must end at 1).
+    /// How many times each id was stored by the signer's txs (must end at 1).
     pub audits: HashMap<String, u32>,
     pub violations: HashMap<String, u32>,
+    /// What the chain holds under each id, as x/hpc stores it (signer set).
+    pub contents: HashMap<(ItemKind, String), OutboxItem>,
+    /// Answer 9 / 13 for any stored id, as x/hpc did before issue 8 (not only for the
+    /// same item from the same signer).
+    pub legacy_duplicate_code: bool,
     pub mempool: Vec<(String, Batch)>,
     /// Accepted txs that enter the mempool (at its front) only on `release_held`.
     pub held: Vec<(String, Batch)>,
@@ -86,12 +95,39 @@ fn key_of(item: &ItemRef) -> (ItemKind, &str) {
     (item.kind, item.id.as_str())
 }
 
-impl ChainState {
-    fn stored(&self, kind: ItemKind, id: &str) -> bool {
-        match kind {
-            ItemKind::Audit => self.audits.contains_key(id),
-            ItemKind::Violation => self.violations.contains_key(id),
+/// The items of a batch.
+fn items_of(batch: &Batch) -> Vec<OutboxItem> {
+    match batch {
+        Batch::Audits(r) => r.iter().cloned().map(OutboxItem::Audit).collect(),
+        Batch::Violations(v) => v.iter().cloned().map(OutboxItem::Violation).collect(),
+    }
+}
+
+/// An item as x/hpc stores it when `signer` submits it.
+fn as_stored(item: &OutboxItem, signer: &str) -> OutboxItem {
+    match item.clone() {
+        OutboxItem::Audit(mut r) => {
+            r.provider_address = signer.to_string();
+            OutboxItem::Audit(r)
         }
+        OutboxItem::Violation(mut v) => {
+            v.reporter = signer.to_string();
+            OutboxItem::Violation(v)
+        }
+    }
+}
+
+impl ChainState {
+    fn stored(&self, kind: ItemKind, id: &str) -> Option<&OutboxItem> {
+        self.contents.get(&(kind, id.to_string()))
+    }
+
+    /// Stores `item` as if `signer` had recorded it (a front-runner, say).
+    pub fn store_as(&mut self, item: &OutboxItem, signer: &str) {
+        self.contents.insert(
+            (item.kind(), item.id().to_string()),
+            as_stored(item, signer),
+        );
     }
 
     /// x/hpc's rules: the whole batch or nothing.
@@ -108,9 +144,31 @@ impl ChainState {
             ItemKind::Audit => CODE_DUPLICATE_RECORD,
             ItemKind::Violation => CODE_DUPLICATE_VIOLATION,
         };
+        let conflict = match kind {
+            ItemKind::Audit => CODE_RECORD_ID_CONFLICT,
+            ItemKind::Violation => CODE_VIOLATION_ID_CONFLICT,
+        };
         let mut seen = HashSet::new();
-        for (i, id) in batch.ids().into_iter().enumerate() {
-            if self.stored(kind, id) || !seen.insert(id) {
+        for (i, item) in items_of(batch).iter().enumerate() {
+            let id = item.id();
+            if let Some(stored) = self.stored(kind, id) {
+                // x/hpc: 9 / 13 only for the same item from the same signer.
+                let same = item.is_delivered_as(stored, SIGNER);
+                return Err(if same || self.legacy_duplicate_code {
+                    (
+                        dup,
+                        HPC_CODESPACE.into(),
+                        format!("[{i}]: {id} already recorded"),
+                    )
+                } else {
+                    (
+                        conflict,
+                        HPC_CODESPACE.into(),
+                        format!("[{i}]: {id} is taken by a different item"),
+                    )
+                });
+            }
+            if !seen.insert(id.to_string()) {
                 return Err((
                     dup,
                     HPC_CODESPACE.into(),
@@ -131,12 +189,13 @@ impl ChainState {
     fn execute(&mut self, batch: &Batch) -> Result<(), (u32, String, String)> {
         self.check(batch)?;
         let kind = batch.kind();
-        for id in batch.ids() {
+        for item in items_of(batch) {
             let map = match kind {
                 ItemKind::Audit => &mut self.audits,
                 ItemKind::Violation => &mut self.violations,
             };
-            *map.entry(id.to_string()).or_default() += 1;
+            *map.entry(item.id().to_string()).or_default() += 1;
+            self.store_as(&item, SIGNER);
         }
         Ok(())
     }
@@ -294,17 +353,21 @@ impl ChainSink for FakeChain {
         outcome
     }
 
-    async fn exists(&self, item: &ItemRef) -> Result<bool, SubmitError> {
+    async fn stored(&self, item: &ItemRef) -> Result<Option<OutboxItem>, SubmitError> {
         self.enter().await;
         let outcome = self.with(|s| {
             if s.unavailable {
                 return Err(SubmitError::Unavailable("connection refused".into()));
             }
             let (kind, id) = key_of(item);
-            Ok(s.stored(kind, id))
+            Ok(s.stored(kind, id).cloned())
         });
         self.leave().await;
         outcome
+    }
+
+    fn signer(&self) -> String {
+        SIGNER.to_string()
     }
 
     fn max_batch_size(&self) -> usize {
