@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of the project: formatting, unit tests, and the end-to-end tests that
-# start real cometbft + hpcd processes on loopback ports. Installs what it needs.
+# Runs every test of the project: formatting, clippy, unit tests, the end-to-end tests that
+# start real cometbft + hpcd processes on loopback ports, and a short run of every fuzz
+# target. Installs what it needs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -15,6 +16,9 @@ export COMETBFT_BIN
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+
+echo "== cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test (unit, integration and end-to-end)"
 cargo test --workspace --locked

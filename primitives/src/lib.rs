@@ -1,3 +1,5 @@
+// Code every validator runs: no unwrap outside tests (errors are typed).
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 //! Primitive chain types shared by every crate: bech32 account addresses, coins with
 //! integer amounts, gas prices in 18-digit fixed point (never floating point), and the
 //! x/hpc contract between the chain and its clients ([`contract`]).

@@ -392,6 +392,7 @@ impl TestNode {
     /// Graceful stop: SIGTERM to hpcd, which stops cometbft.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            #[allow(unsafe_code)] // signals a child process through libc
             unsafe {
                 libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
             }

@@ -134,8 +134,10 @@ pub async fn start(home: &Home, settings: &Settings, opts: StartOptions) -> anyh
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut grpc_task = match settings.grpc {
         Some(addr) => {
-            let rpc = tendermint_rpc::HttpClient::new(comet.rpc_url.as_str())
-                .map_err(|e| anyhow!("CometBFT rpc.laddr {}: {e}", comet.rpc_url))?;
+            let rpc = tendermint_rpc::HttpClient::new(comet.rpc_url.as_str()).map_err(|e| {
+                let e = hpc_client::error::rpc_error_text(&e);
+                anyhow!("CometBFT rpc.laddr {}: {e}", comet.rpc_url)
+            })?;
             let handler = grpc::Handler::new(node.clone(), rpc);
             let mut stop = stop_rx.clone();
             tracing::info!(address = %addr, "gRPC server listening");
@@ -172,6 +174,7 @@ pub async fn start(home: &Home, settings: &Settings, opts: StartOptions) -> anyh
         // rather than leaving a consensus engine without its application.
         #[cfg(target_os = "linux")]
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        #[allow(unsafe_code)] // process control through libc, see SAFETY
         unsafe {
             command.pre_exec(|| {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
@@ -217,6 +220,7 @@ pub async fn start(home: &Home, settings: &Settings, opts: StartOptions) -> anyh
 async fn stop_child(child: &mut tokio::process::Child) {
     if let Some(pid) = child.id() {
         // SAFETY: kill(2) with a pid we spawned and have not reaped.
+        #[allow(unsafe_code)] // process control through libc, see SAFETY
         unsafe {
             libc::kill(pid as libc::pid_t, libc::SIGTERM);
         }

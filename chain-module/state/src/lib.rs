@@ -1,3 +1,5 @@
+// The state machine runs on every validator: no unwrap outside tests (errors are typed).
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 //! The hpcd state machine: deterministic functions of state and block facts.
 //!
 //! Layout follows the Cosmos SDK: one folder per module (`auth`, `bank`, `hpc`) with its

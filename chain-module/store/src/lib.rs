@@ -1,3 +1,5 @@
+// Code every validator runs: no unwrap outside tests (errors are typed).
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 //! The typed store layer under the state machine.
 //!
 //! * [`StateRead`] / [`StateWrite`]: the only way modules touch state.

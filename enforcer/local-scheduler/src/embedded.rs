@@ -379,6 +379,7 @@ fn signal_group(pid: Option<u32>, sig: libc::c_int) {
     }
     // SAFETY: kill(2) has no memory-safety preconditions; the group id is the pid of a
     // child we spawned with process_group(0) and have not reaped yet (or just reaped).
+    #[allow(unsafe_code)] // process control through libc, see SAFETY
     unsafe {
         libc::kill(-pid, sig);
     }

@@ -51,6 +51,21 @@ fn id(field: String, value: &str) -> Result<(), GenesisError> {
     validate_id(&field, value).map_err(|e| GenesisError::new(field, e.log))
 }
 
+/// An id that may be empty (a record without a decision, a violation without a cluster).
+fn optional_id(field: String, value: &str) -> Result<(), GenesisError> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    id(field, value)
+}
+
+fn optional_cluster_id(field: String, value: &str) -> Result<(), GenesisError> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    validate_cluster_id(&field, value).map_err(|e| GenesisError::new(field, e.log))
+}
+
 /// Validates and writes `app_state.hpc`.
 pub fn import_genesis(state: &mut impl StateWrite, g: &GenesisState) -> Result<(), GenesisError> {
     let params = g.params.unwrap_or_else(default_params);
@@ -86,6 +101,10 @@ pub fn import_genesis(state: &mut impl StateWrite, g: &GenesisState) -> Result<(
     }
     for (i, j) in g.jobs.iter().enumerate() {
         id(format!("hpc.jobs[{i}].job_id"), &j.job_id)?;
+        optional_id(
+            format!("hpc.jobs[{i}].current_decision_id"),
+            &j.current_decision_id,
+        )?;
         check_address(format!("hpc.jobs[{i}].owner"), &j.owner)?;
         if !j.provider_address.is_empty() {
             check_address(
@@ -98,6 +117,10 @@ pub fn import_genesis(state: &mut impl StateWrite, g: &GenesisState) -> Result<(
     for (i, d) in g.decisions.iter().enumerate() {
         id(format!("hpc.decisions[{i}].decision_id"), &d.decision_id)?;
         id(format!("hpc.decisions[{i}].job_id"), &d.job_id)?;
+        optional_cluster_id(
+            format!("hpc.decisions[{i}].selected_cluster_id"),
+            &d.selected_cluster_id,
+        )?;
         Keeper::insert_decision(state, d);
     }
     for (i, r) in g.audit_records.iter().enumerate() {
@@ -109,6 +132,16 @@ pub fn import_genesis(state: &mut impl StateWrite, g: &GenesisState) -> Result<(
         let field = format!("hpc.audit_records[{i}].record_id");
         validate_own_id(&field, &r.record_id, &r.provider_address)
             .map_err(|e| GenesisError::new(field, e.log))?;
+        // Every id that goes into an index key is checked, not only the record's own.
+        id(format!("hpc.audit_records[{i}].job_id"), &r.job_id)?;
+        optional_id(
+            format!("hpc.audit_records[{i}].scheduling_decision_id"),
+            &r.scheduling_decision_id,
+        )?;
+        optional_cluster_id(
+            format!("hpc.audit_records[{i}].actual_cluster_id"),
+            &r.actual_cluster_id,
+        )?;
         Keeper::insert_audit(state, r);
     }
     for (i, v) in g.violations.iter().enumerate() {
@@ -119,6 +152,16 @@ pub fn import_genesis(state: &mut impl StateWrite, g: &GenesisState) -> Result<(
         check_address(
             format!("hpc.violations[{i}].provider_address"),
             &v.provider_address,
+        )?;
+        id(format!("hpc.violations[{i}].job_id"), &v.job_id)?;
+        optional_id(format!("hpc.violations[{i}].decision_id"), &v.decision_id)?;
+        optional_cluster_id(
+            format!("hpc.violations[{i}].expected_cluster_id"),
+            &v.expected_cluster_id,
+        )?;
+        optional_cluster_id(
+            format!("hpc.violations[{i}].actual_cluster_id"),
+            &v.actual_cluster_id,
         )?;
         Keeper::set_violation(state, v);
     }
