@@ -53,10 +53,7 @@ impl ChainClient {
                 Transport::Rpc { client, url } => client
                     .status()
                     .await
-                    .map_err(|source| ClientError::Rpc {
-                        url: url.clone(),
-                        source: Box::new(source),
-                    })?
+                    .map_err(|e| ClientError::rpc(url, e))?
                     .node_info
                     .network
                     .to_string(),

@@ -25,12 +25,14 @@ pub enum ClientError {
         code: u32,
         log: String,
     },
-    // The detail only: tendermint-rpc's Display appends a backtrace when RUST_BACKTRACE is set.
-    #[error("CometBFT RPC {url}: {} (is the node running? see --node)", .source.detail())]
+    /// A CometBFT RPC call failed. Shown as one line ([`rpc_error_text`]): the
+    /// tendermint-rpc error is deliberately not the `source()` of this one, since its Display
+    /// is an eyre report (`Caused by`, `Location`, and a backtrace under `RUST_BACKTRACE`)
+    /// that `{:#}` of an `anyhow` chain would print. [`ClientError::rpc_error`] returns it.
+    #[error("CometBFT RPC {url}: {}{}", rpc_error_text(.error), rpc_hint(.error))]
     Rpc {
         url: String,
-        #[source]
-        source: Box<tendermint_rpc::Error>,
+        error: Box<tendermint_rpc::Error>,
     },
     #[error("tx {txhash} failed (codespace {codespace}, code {code}): {log}")]
     TxFailed {
@@ -54,6 +56,23 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// A failed CometBFT RPC call to `url`.
+    pub fn rpc(url: impl Into<String>, error: tendermint_rpc::Error) -> Self {
+        Self::Rpc {
+            url: url.into(),
+            error: Box::new(error),
+        }
+    }
+
+    /// The tendermint-rpc error of a failed RPC call, for callers that inspect it. Do not
+    /// format it for people: its Display is a multi-line report; use [`rpc_error_text`].
+    pub fn rpc_error(&self) -> Option<&tendermint_rpc::Error> {
+        match self {
+            ClientError::Rpc { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
     pub fn invalid(field: impl Into<String>, reason: impl std::fmt::Display) -> Self {
         Self::InvalidArgument {
             field: field.into(),
@@ -97,3 +116,69 @@ impl ClientError {
 }
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// Longest text [`rpc_error_text`] and [`error_chain_text`] return (bytes, before `…`).
+pub const MAX_CAUSE_LEN: usize = 300;
+
+/// A tendermint-rpc error as one line: its detail and the causes its trace records (e.g.
+/// `HTTP error: error sending request for url (…): … Connection refused (os error 111)`),
+/// at most [`MAX_CAUSE_LEN`] bytes. Never the eyre report its Display prints (`Caused by`,
+/// `Location` with a library source path, and a backtrace under `RUST_BACKTRACE`), and
+/// without formatting that report, so no backtrace is ever resolved.
+pub fn rpc_error_text(error: &tendermint_rpc::Error) -> String {
+    let causes = error.trace().chain().map(|cause| cause.to_string());
+    let text = join_causes(causes);
+    if text.is_empty() {
+        join_causes(std::iter::once(error.detail().to_string()))
+    } else {
+        text
+    }
+}
+
+/// An error and its `source()` chain as one line (`outer: inner: …`), at most
+/// [`MAX_CAUSE_LEN`] bytes; a cause whose text the line already holds is not repeated.
+pub fn error_chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let causes = std::iter::successors(Some(error), |e| e.source()).map(|e| e.to_string());
+    join_causes(causes)
+}
+
+/// Joins the first line of each cause with `": "`, skipping empty causes and ones the
+/// line already holds, and bounds the result to [`MAX_CAUSE_LEN`] bytes.
+fn join_causes(causes: impl Iterator<Item = String>) -> String {
+    let mut line = String::new();
+    for cause in causes {
+        let first = cause.lines().next().unwrap_or_default().trim();
+        if first.is_empty() || line.contains(first) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(first);
+        if line.len() > MAX_CAUSE_LEN {
+            break;
+        }
+    }
+    if line.len() <= MAX_CAUSE_LEN {
+        return line;
+    }
+    let mut end = MAX_CAUSE_LEN;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &line[..end])
+}
+
+/// The hint an RPC error gets when the node could not be reached at all (not when it
+/// answered with an error).
+fn rpc_hint(error: &tendermint_rpc::Error) -> &'static str {
+    use tendermint_rpc::error::ErrorDetail;
+    match error.detail() {
+        ErrorDetail::Http(_)
+        | ErrorDetail::Io(_)
+        | ErrorDetail::Timeout(_)
+        | ErrorDetail::WebSocket(_)
+        | ErrorDetail::WebSocketTimeout(_) => " (is the node running? see --node)",
+        _ => "",
+    }
+}

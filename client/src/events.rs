@@ -13,7 +13,7 @@ use tendermint_rpc::query::EventType;
 use tendermint_rpc::{Client, HttpClient, SubscriptionClient, WebSocketClient};
 use tokio::sync::Notify;
 
-use crate::error::{ClientError, Result};
+use crate::error::{rpc_error_text, ClientError, Result};
 
 /// The latest block the application has committed, by the chain's own clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,10 +53,7 @@ impl BlockEvents {
 }
 
 fn rpc_err(url: &str) -> impl Fn(tendermint_rpc::Error) -> ClientError + '_ {
-    move |source| ClientError::Rpc {
-        url: url.to_string(),
-        source: Box::new(source),
-    }
+    move |e| ClientError::rpc(url, e)
 }
 
 /// Reads blocks in order from `next_height`, waiting for new ones.
@@ -74,9 +71,9 @@ impl BlockFollower {
     /// (reconnecting with backoff) wakes the follower as soon as a block is committed.
     pub fn new(rpc_url: &str, websocket_url: Option<&str>, next_height: u64) -> Result<Self> {
         let url = rpc_url.replacen("tcp://", "http://", 1);
-        let parsed = url
-            .parse()
-            .map_err(|e| ClientError::invalid("rpc url", format!("{url:?}: {e}")))?;
+        let parsed = url.parse().map_err(|e| {
+            ClientError::invalid("rpc url", format!("{url:?}: {}", rpc_error_text(&e)))
+        })?;
         let rpc = HttpClient::builder(parsed)
             .compat_mode(CompatMode::V0_38)
             .build()
@@ -230,7 +227,8 @@ async fn wake_on_new_blocks(url: String, wake: Arc<Notify>) {
         match WebSocketClient::builder(match url.parse() {
             Ok(u) => u,
             Err(e) => {
-                tracing::error!(%url, error = %e, "invalid websocket url; relying on polling");
+                let error = rpc_error_text(&e);
+                tracing::error!(%url, %error, "invalid websocket url; relying on polling");
                 return;
             }
         })
@@ -252,13 +250,17 @@ async fn wake_on_new_blocks(url: String, wake: Arc<Notify>) {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(%url, error = %e.detail(), "NewBlock subscription failed")
+                        let error = rpc_error_text(&e);
+                        tracing::warn!(%url, %error, "NewBlock subscription failed")
                     }
                 }
                 client.close().ok();
                 driver_task.abort();
             }
-            Err(e) => tracing::debug!(%url, error = %e.detail(), "websocket connect failed"),
+            Err(e) => {
+                let error = rpc_error_text(&e);
+                tracing::debug!(%url, %error, "websocket connect failed")
+            }
         }
         // Any wake-up is harmless: the follower re-reads the committed height.
         wake.notify_one();

@@ -14,7 +14,7 @@ use tendermint_rpc::{Client, HttpClient};
 use tonic::codec::ProstCodec;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::error::{ClientError, Result};
+use crate::error::{error_chain_text, rpc_error_text, ClientError, Result};
 
 /// The request header selecting a query height (Cosmos SDK convention).
 pub const HEIGHT_HEADER: &str = "x-cosmos-block-height";
@@ -116,6 +116,20 @@ fn normalize_grpc_addr(addr: &str) -> String {
     }
 }
 
+/// Why the channel could not connect, as one line (e.g. `tcp connect error: Connection
+/// refused (os error 111)`, `dns error: …`), when `status` is the client's own report of a
+/// failed connection rather than an answer of the node.
+fn connect_failure(status: &tonic::Status) -> Option<String> {
+    use std::error::Error;
+    if status.code() != tonic::Code::Unavailable {
+        return None;
+    }
+    let source: &(dyn Error + 'static) = status.source()?;
+    let connect = std::iter::successors(Some(source), |e| (*e).source())
+        .any(|e| e.is::<tonic::ConnectError>());
+    connect.then(|| error_chain_text(source))
+}
+
 impl Transport {
     /// A gRPC transport (`host:port` or `http://host:port`); connects lazily.
     pub fn grpc(addr: &str) -> Result<Self> {
@@ -133,8 +147,9 @@ impl Transport {
     /// A CometBFT RPC transport (`http://host:port` or `tcp://host:port`).
     pub fn rpc(url: &str) -> Result<Self> {
         let url = url.replacen("tcp://", "http://", 1);
-        let client = HttpClient::new(url.as_str())
-            .map_err(|e| ClientError::invalid("--node", format!("{url:?}: {e}")))?;
+        let client = HttpClient::new(url.as_str()).map_err(|e| {
+            ClientError::invalid("--node", format!("{url:?}: {}", rpc_error_text(&e)))
+        })?;
         Ok(Transport::Rpc { client, url })
     }
 
@@ -149,7 +164,7 @@ impl Transport {
                 let mut grpc = tonic::client::Grpc::new(channel.clone());
                 grpc.ready().await.map_err(|e| ClientError::Connect {
                     addr: addr.clone(),
-                    reason: e.to_string(),
+                    reason: error_chain_text(&e),
                 })?;
                 let mut request = tonic::Request::new(req.clone());
                 if height > 0 {
@@ -167,12 +182,10 @@ impl Transport {
                     .unary(request, path_and_query, ProstCodec::<Req, Resp>::default())
                     .await
                     .map_err(|status| {
-                        if status.code() == tonic::Code::Unavailable
-                            && status.message().contains("connect")
-                        {
+                        if let Some(reason) = connect_failure(&status) {
                             ClientError::Connect {
                                 addr: addr.clone(),
-                                reason: status.message().to_string(),
+                                reason,
                             }
                         } else {
                             ClientError::Grpc {
@@ -195,10 +208,7 @@ impl Transport {
                 let result = client
                     .abci_query(Some(path.to_string()), req.encode_to_vec(), height, false)
                     .await
-                    .map_err(|source| ClientError::Rpc {
-                        url: url.clone(),
-                        source: Box::new(source),
-                    })?;
+                    .map_err(|e| ClientError::rpc(url, e))?;
                 if result.code.is_err() {
                     return Err(ClientError::AbciQuery {
                         path: path.to_string(),
@@ -231,12 +241,10 @@ impl Transport {
                 Ok(resp.tx_response.unwrap_or_default().into())
             }
             Transport::Rpc { client, url } => {
-                let r = client.broadcast_tx_sync(tx_bytes).await.map_err(|source| {
-                    ClientError::Rpc {
-                        url: url.clone(),
-                        source: Box::new(source),
-                    }
-                })?;
+                let r = client
+                    .broadcast_tx_sync(tx_bytes)
+                    .await
+                    .map_err(|e| ClientError::rpc(url, e))?;
                 Ok(TxResult {
                     txhash: r.hash.to_string(),
                     code: r.code.value(),
@@ -298,11 +306,10 @@ impl Transport {
                                 .collect(),
                         }))
                     }
-                    Err(e) if e.to_string().contains("not found") => Ok(None),
-                    Err(source) => Err(ClientError::Rpc {
-                        url: url.clone(),
-                        source: Box::new(source),
-                    }),
+                    // Not `e.to_string()`: that formats the eyre report (and resolves its
+                    // backtrace under RUST_BACKTRACE) for every lookup of a pending tx.
+                    Err(e) if rpc_error_text(&e).contains("not found") => Ok(None),
+                    Err(e) => Err(ClientError::rpc(url, e)),
                 }
             }
         }

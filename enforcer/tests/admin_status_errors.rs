@@ -207,6 +207,21 @@ fn admin_status_of_a_daemon_without_chain_stays_small() {
             .any(|e| e.contains("CometBFT RPC http://127.0.0.1:1")),
         "{errors:?}"
     );
+    // The error says why (the client's one-line text of tendermint-rpc's error, not only
+    // the admin API's trimming), and the daemon's own log has it as one line too: no
+    // eyre report (Caused by, Location with a library path, backtrace).
+    assert!(
+        errors.iter().any(|e| e.contains("Connection refused")),
+        "{errors:?}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("enforcer.log")).unwrap();
+    assert!(log.contains("Connection refused"), "{log}");
+    for marker in ["Caused by", "Location:", "Stack backtrace", "eyre.rs"] {
+        assert!(
+            !log.contains(marker),
+            "{marker:?} in the daemon's log:\n{log}"
+        );
+    }
 
     // Repeated failing polls: memory stays flat and far below the ~220 MB that resolving
     // backtraces cost.
