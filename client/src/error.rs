@@ -47,6 +47,10 @@ pub enum ClientError {
     AccountNotFound(String),
     #[error("tx {hash} was not included within {timeout:?}")]
     Timeout { hash: String, timeout: Duration },
+    #[error(
+        "CometBFT RPC {url}: malformed answer to {call} (the RPC library could not decode it)"
+    )]
+    MalformedRpcAnswer { url: String, call: &'static str },
     #[error("cannot decode {what}: {source}")]
     Decode {
         what: String,

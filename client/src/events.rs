@@ -56,6 +56,24 @@ fn rpc_err(url: &str) -> impl Fn(tendermint_rpc::Error) -> ClientError + '_ {
     move |e| ClientError::rpc(url, e)
 }
 
+/// Runs one RPC call in a task of its own, so an answer that panics the RPC library's
+/// decoder (tendermint's base64 app-hash parser does on some malformed hashes, see
+/// fuzz/regressions/block_events) is an error of this call, not the end of the caller:
+/// the node the enforcer follows is not trusted to answer well.
+async fn isolated<T, F>(url: &str, call: &'static str, request: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = std::result::Result<T, tendermint_rpc::Error>> + Send + 'static,
+{
+    match tokio::spawn(request).await {
+        Ok(answer) => answer.map_err(rpc_err(url)),
+        Err(_) => Err(ClientError::MalformedRpcAnswer {
+            url: url.to_string(),
+            call,
+        }),
+    }
+}
+
 /// Reads blocks in order from `next_height`, waiting for new ones.
 pub struct BlockFollower {
     rpc: HttpClient,
@@ -104,13 +122,15 @@ impl BlockFollower {
     /// The first block the node still serves (later than 1 on a pruned node or one
     /// restored from a snapshot).
     pub async fn earliest_height(&self) -> Result<u64> {
-        let status = self.rpc.status().await.map_err(rpc_err(&self.url))?;
+        let rpc = self.rpc.clone();
+        let status = isolated(&self.url, "status", async move { rpc.status().await }).await?;
         Ok(status.sync_info.earliest_block_height.value().max(1))
     }
 
     /// The latest height the application committed, and that block's time.
     pub async fn head(&self) -> Result<ChainHead> {
-        let info = self.rpc.abci_info().await.map_err(rpc_err(&self.url))?;
+        let rpc = self.rpc.clone();
+        let info = isolated(&self.url, "abci_info", async move { rpc.abci_info().await }).await?;
         let height = info.last_block_height.value();
         if height == 0 {
             return Ok(ChainHead {
@@ -124,7 +144,9 @@ impl BlockFollower {
     async fn header(&self, height: u64) -> Result<tendermint::block::Header> {
         let h = tendermint::block::Height::try_from(height)
             .map_err(|e| ClientError::invalid("height", e))?;
-        Ok(self.rpc.header(h).await.map_err(rpc_err(&self.url))?.header)
+        let rpc = self.rpc.clone();
+        let answer = isolated(&self.url, "header", async move { rpc.header(h).await }).await?;
+        Ok(answer.header)
     }
 
     async fn block_head(&self, height: u64) -> Result<ChainHead> {
@@ -181,11 +203,11 @@ impl BlockFollower {
     async fn read(&self, height: u64) -> Result<BlockEvents> {
         let h = tendermint::block::Height::try_from(height)
             .map_err(|e| ClientError::invalid("height", e))?;
-        let results = self
-            .rpc
-            .block_results(h)
-            .await
-            .map_err(rpc_err(&self.url))?;
+        let rpc = self.rpc.clone();
+        let results = isolated(&self.url, "block_results", async move {
+            rpc.block_results(h).await
+        })
+        .await?;
         let head = self.block_head(height).await?;
         let mut events = Vec::new();
         for (tx_index, tx) in results

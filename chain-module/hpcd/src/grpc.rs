@@ -34,7 +34,7 @@ pub const HEIGHT_HEADER: &str = "x-cosmos-block-height";
 /// Largest gRPC request: a BroadcastTx of the largest tx, with room for its envelope.
 pub const MAX_REQUEST_BYTES: usize = 2 << 20;
 /// Largest gRPC response: a page of at most `MAX_PAGE_LIMIT` records; larger answers are
-/// refused (ResourceExhausted) rather than built without bound.
+/// refused (tonic answers OutOfRange) rather than sent without bound.
 pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
 
 /// Passes message bytes through unchanged; the router decodes per method.

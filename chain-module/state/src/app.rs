@@ -169,14 +169,15 @@ impl App {
 
         // Ante checks in an overlay: kept only if they all pass within the gas limit.
         let mut ctx = ExecCtx::new(block, &meter);
-        let ante_changes = {
+        let (ante, ante_changes) = {
             let mut ante_state = Metered::new(Delta::new(&*state), &meter);
             let ante = guarded("ante", || {
                 run_ante(&mut ante_state, &mut ctx, &tx, mode, &self.min_gas_prices)
             });
-            if let Err(e) = ante {
-                return TxOutcome::failed(e, gas_wanted, meter.consumed(), Vec::new());
-            }
+            let ante = match ante {
+                Ok(ante) => ante,
+                Err(e) => return TxOutcome::failed(e, gas_wanted, meter.consumed(), Vec::new()),
+            };
             if meter.out_of_gas() {
                 return TxOutcome::failed(
                     out_of_gas(&meter, "ante"),
@@ -185,7 +186,7 @@ impl App {
                     Vec::new(),
                 );
             }
-            ante_state.into_inner().into_changes()
+            (ante, ante_state.into_inner().into_changes())
         };
         apply(state, ante_changes);
         let ante_events = std::mem::take(&mut ctx.events);
@@ -203,15 +204,14 @@ impl App {
 
         // Messages in a second overlay: all or nothing.
         let mut msg_state = Metered::new(Delta::new(&*state), &meter);
-        let mut responses = Vec::with_capacity(tx.msgs.len());
+        let mut responses = Vec::with_capacity(ante.msgs.len());
         let mut msg_events = Vec::new();
-        for (index, msg) in tx.msgs.iter().enumerate() {
-            let signer = msg.signer().expect("checked by the ante handler");
+        for (index, msg) in ante.msgs.iter().enumerate() {
             msg_events.push(
                 Event::new("message")
-                    .attr("action", msg.type_url())
-                    .attr("sender", signer)
-                    .attr("module", msg.module())
+                    .attr("action", msg.msg().type_url())
+                    .attr("sender", msg.signer())
+                    .attr("module", msg.msg().module())
                     .attr("msg_index", index),
             );
             let result = guarded(&format!("messages[{index}]"), || {

@@ -7,6 +7,10 @@ use crate::address::Address;
 use crate::serde_util::{u64_string, GenesisError};
 
 /// `app_state.auth` in the Cosmos SDK's JSON shape.
+/// Account numbers genesis may assign: below 2^63, so numbering new accounts upwards
+/// from the largest can never overflow.
+pub const MAX_GENESIS_ACCOUNT_NUMBER: u64 = 1 << 63;
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthGenesis {
@@ -107,6 +111,13 @@ impl AuthGenesis {
                 return Err(GenesisError::new(
                     format!("{field}.address"),
                     format!("duplicate account {address}"),
+                ));
+            }
+            // New accounts are numbered upwards from the largest: leave them room.
+            if acct.account_number >= MAX_GENESIS_ACCOUNT_NUMBER {
+                return Err(GenesisError::new(
+                    format!("{field}.account_number"),
+                    format!("must be below {MAX_GENESIS_ACCOUNT_NUMBER}"),
                 ));
             }
             if !numbers.insert(acct.account_number) {

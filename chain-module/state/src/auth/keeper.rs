@@ -71,7 +71,11 @@ impl AuthKeeper {
     pub fn import_account(state: &mut impl StateWrite, address: &Address, account: &BaseAccount) {
         let next = get_u64(state, NEXT_NUMBER).unwrap_or(0);
         if account.account_number >= next {
-            put_u64(state, NEXT_NUMBER.to_vec(), account.account_number + 1);
+            put_u64(
+                state,
+                NEXT_NUMBER.to_vec(),
+                account.account_number.saturating_add(1),
+            );
         }
         Self::set_account(state, address, account);
     }

@@ -10,7 +10,7 @@ use k256::ecdsa::signature::Verifier;
 use k256::ecdsa::{Signature, VerifyingKey};
 use prost::Message;
 
-use super::{DecodedTx, Mode};
+use super::{DecodedTx, Mode, ValidatedMsg};
 use crate::address::Address;
 use crate::auth::{pack_pubkey, unpack_pubkey};
 use crate::auth::{AuthKeeper, AuthParams};
@@ -27,6 +27,9 @@ pub const MAX_MSGS_PER_TX: usize = 64;
 /// What the ante handler established about a tx.
 #[derive(Debug)]
 pub struct AnteOutcome {
+    /// The tx's messages, in order, each having passed its stateless checks: what the
+    /// message loop executes.
+    pub msgs: Vec<ValidatedMsg>,
     pub signers: Vec<Address>,
     pub fee_payer: Address,
     pub fee: Coins,
@@ -45,11 +48,11 @@ pub fn run_ante(
     let params = AuthKeeper::params(state);
     let limits = ConsensusKeeper::limits(state);
     let fee = set_up_gas(tx, mode, &limits)?;
-    validate_basic(tx, mode, &params)?;
+    let msgs = validate_basic(tx, mode, &params)?;
     check_timeout_height(tx, ctx)?;
     validate_memo(tx, &params)?;
     consume_gas_for_size(tx, ctx, &params, &limits)?;
-    let signers = signers_of(tx, mode)?;
+    let signers = signers_of(tx, &msgs, mode)?;
     let fee_payer = fee_payer_of(fee, &signers)?;
     let fee_coins = fee_coins(fee)?;
     if matches!(mode, Mode::Check | Mode::Recheck) {
@@ -64,6 +67,7 @@ pub fn run_ante(
     }
     ctx.events.splice(0..0, events);
     Ok(AnteOutcome {
+        msgs,
         signers,
         fee_payer,
         fee: fee_coins,
@@ -101,20 +105,30 @@ fn set_up_gas<'t>(tx: &'t DecodedTx, mode: Mode, limits: &BlockLimits) -> Result
     Ok(fee)
 }
 
-/// ValidateBasic of the tx and of every message; signature counts.
-fn validate_basic(tx: &DecodedTx, mode: Mode, params: &AuthParams) -> Result<(), TxError> {
+/// ValidateBasic of the tx and of every message (which yields the validated messages and
+/// their signers); signature counts.
+fn validate_basic(
+    tx: &DecodedTx,
+    mode: Mode,
+    params: &AuthParams,
+) -> Result<Vec<ValidatedMsg>, TxError> {
     if tx.msgs.len() > MAX_MSGS_PER_TX {
         return Err(TxError::invalid_request(format!(
             "messages: {} exceeds the limit of {MAX_MSGS_PER_TX} per tx",
             tx.msgs.len()
         )));
     }
-    for (i, msg) in tx.msgs.iter().enumerate() {
-        msg.validate_basic().map_err(|e| TxError {
-            log: format!("messages[{i}]: {}", e.log),
-            ..e
-        })?;
-    }
+    let msgs = tx
+        .msgs
+        .iter()
+        .enumerate()
+        .map(|(i, msg)| {
+            msg.clone().validate().map_err(|e| TxError {
+                log: format!("messages[{i}]: {}", e.log),
+                ..e
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     if mode != Mode::Simulate && tx.raw.signatures.is_empty() {
         return Err(TxError::no_signatures("no signatures supplied"));
     }
@@ -125,7 +139,7 @@ fn validate_basic(tx: &DecodedTx, mode: Mode, params: &AuthParams) -> Result<(),
             params.tx_sig_limit
         )));
     }
-    Ok(())
+    Ok(msgs)
 }
 
 fn check_timeout_height(tx: &DecodedTx, ctx: &ExecCtx) -> Result<(), TxError> {
@@ -173,10 +187,10 @@ fn consume_gas_for_size(
 
 /// One signer per distinct message signer, in message order, each with a signer info
 /// (and, except in simulation, a signature).
-fn signers_of(tx: &DecodedTx, mode: Mode) -> Result<Vec<Address>, TxError> {
+fn signers_of(tx: &DecodedTx, msgs: &[ValidatedMsg], mode: Mode) -> Result<Vec<Address>, TxError> {
     let mut signers: Vec<Address> = Vec::new();
-    for msg in &tx.msgs {
-        let signer = msg.signer()?;
+    for msg in msgs {
+        let signer = msg.signer();
         if !signers.contains(&signer) {
             signers.push(signer);
         }

@@ -7,7 +7,7 @@ pub mod unknown_fields;
 
 pub use ante::{run_ante, AnteOutcome, MAX_MSGS_PER_TX};
 pub use decode::{decode_tx, gas_limit_of, DecodedTx};
-pub use msg::{to_any, Msg};
+pub use msg::{to_any, Msg, Validated, ValidatedMsg};
 
 /// Why a tx is being executed; decides which checks run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -74,11 +74,76 @@ impl Msg {
         }
     }
 
+    /// Runs the stateless checks and the signer rule: the only way to a [`ValidatedMsg`].
+    pub fn validate(self) -> Result<ValidatedMsg, TxError> {
+        Validated::check(self, Msg::validate_basic, Msg::signer)
+    }
+}
+
+impl HpcMsg {
+    /// Runs the stateless checks and the signer rule: the only way to a validated x/hpc
+    /// message, which is all [`crate::hpc::execute`] accepts.
+    pub fn validate(self) -> Result<Validated<HpcMsg>, TxError> {
+        Validated::check(self, HpcMsg::validate_basic, HpcMsg::signer)
+    }
+}
+
+/// A message whose stateless checks (`ValidateBasic`) passed, with the address that must
+/// sign it. The field is private and only [`Msg::validate`] and [`HpcMsg::validate`] make
+/// one, so execution can rely on what the checks established (known enum values, set
+/// fields, parseable addresses) whatever path the message took to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Validated<M> {
+    msg: M,
+    signer: Address,
+}
+
+/// A validated message of any module, as the ante handler hands them to execution.
+pub type ValidatedMsg = Validated<Msg>;
+
+impl<M> Validated<M> {
+    fn check(
+        msg: M,
+        validate_basic: impl FnOnce(&M) -> Result<(), TxError>,
+        signer: impl FnOnce(&M) -> Result<Address, TxError>,
+    ) -> Result<Self, TxError> {
+        validate_basic(&msg)?;
+        let signer = signer(&msg)?;
+        Ok(Self { msg, signer })
+    }
+
+    pub fn msg(&self) -> &M {
+        &self.msg
+    }
+
+    /// The address that must sign the message (the `cosmos.msg.v1.signer` field).
+    pub fn signer(&self) -> Address {
+        self.signer
+    }
+
+    /// The same validated message, borrowed.
+    pub fn borrowed(&self) -> Validated<&M> {
+        Validated {
+            msg: &self.msg,
+            signer: self.signer,
+        }
+    }
+}
+
+impl ValidatedMsg {
     /// Executes the message, returning its packed response.
     pub fn execute(&self, state: &mut impl StateWrite, ctx: &mut ExecCtx) -> Result<Any, TxError> {
-        match self {
+        match &self.msg {
             Msg::BankSend(m) => bank::handle_send(state, ctx, m).map(|r| to_any(&r)),
-            Msg::Hpc(m) => crate::hpc::execute(state, ctx, m),
+            // `Msg::validate_basic` of an x/hpc message is the message's own.
+            Msg::Hpc(m) => crate::hpc::execute(
+                state,
+                ctx,
+                Validated {
+                    msg: m,
+                    signer: self.signer,
+                },
+            ),
         }
     }
 }
