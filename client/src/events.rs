@@ -39,6 +39,38 @@ pub struct BlockEvents {
 }
 
 impl BlockEvents {
+    /// The events of a block's successful txs, from its `/block_results` answer.
+    pub fn from_block_results(
+        head: ChainHead,
+        results: tendermint_rpc::endpoint::block_results::Response,
+    ) -> Self {
+        let mut events = Vec::new();
+        let txs = results.txs_results.unwrap_or_default();
+        for (tx_index, tx) in txs.into_iter().enumerate() {
+            if tx.code.is_err() {
+                continue;
+            }
+            for e in tx.events {
+                let attributes = e
+                    .attributes
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.key_str().unwrap_or_default().to_string(),
+                            a.value_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect();
+                events.push(TxEventRecord {
+                    tx_index,
+                    kind: e.kind,
+                    attributes,
+                });
+            }
+        }
+        Self { head, events }
+    }
+
     /// Events of `kind` whose `attribute` equals `value`.
     pub fn matching<'a>(
         &'a self,
@@ -209,35 +241,7 @@ impl BlockFollower {
         })
         .await?;
         let head = self.block_head(height).await?;
-        let mut events = Vec::new();
-        for (tx_index, tx) in results
-            .txs_results
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-        {
-            if tx.code.is_err() {
-                continue;
-            }
-            for e in tx.events {
-                let attributes = e
-                    .attributes
-                    .iter()
-                    .map(|a| {
-                        (
-                            a.key_str().unwrap_or_default().to_string(),
-                            a.value_str().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect();
-                events.push(TxEventRecord {
-                    tx_index,
-                    kind: e.kind,
-                    attributes,
-                });
-            }
-        }
-        Ok(BlockEvents { head, events })
+        Ok(BlockEvents::from_block_results(head, results))
     }
 }
 

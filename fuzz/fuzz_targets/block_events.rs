@@ -2,7 +2,7 @@
 //! CometBFT RPC answers (client/src/events.rs `BlockFollower`, CompatMode V0_38):
 //! - `/block_results` → `tendermint_rpc::endpoint::block_results::Response` (the exact
 //!   `Response::from_string` the HTTP client calls), then the conversion into
-//!   `hpc_client::events::BlockEvents` (a copy of the private `BlockFollower::read`: txs
+//!   `hpc_client::events::BlockEvents::from_block_results` (what `BlockFollower::read` uses: txs
 //!   with a non-zero code skipped, attributes as strings), then the enforcer's matching of
 //!   `hpc_job_scheduled` / `hpc_job_rescheduled` by provider (enforcer/src/daemon/follow.rs);
 //! - `/header`, `/abci_info` and `/status` answers, and what the follower reads of them
@@ -24,48 +24,14 @@
 #![no_main]
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::OnceLock;
 
-use hpc_client::events::{BlockEvents, ChainHead, TxEventRecord};
+use hpc_client::events::{BlockEvents, ChainHead};
 use hpc_client::ClientError;
 use libfuzzer_sys::fuzz_target;
 use tendermint_rpc::endpoint::{abci_info, block_results, header, status};
 use tendermint_rpc::Response as _;
-
-/// `BlockFollower::read` without the network.
-fn to_block_events(results: block_results::Response, head: ChainHead) -> BlockEvents {
-    let mut events = Vec::new();
-    for (tx_index, tx) in results
-        .txs_results
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-    {
-        if tx.code.is_err() {
-            continue;
-        }
-        for e in tx.events {
-            let attributes: BTreeMap<String, String> = e
-                .attributes
-                .iter()
-                .map(|a| {
-                    (
-                        a.key_str().unwrap_or_default().to_string(),
-                        a.value_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect();
-            events.push(TxEventRecord {
-                tx_index,
-                kind: e.kind,
-                attributes,
-            });
-        }
-    }
-    BlockEvents { head, events }
-}
 
 /// What follow.rs takes out of a block for provider `me`.
 fn work_for(block: &BlockEvents, me: &str) -> Vec<(String, String)> {
@@ -163,7 +129,7 @@ fn parse_rpc_answers(data: &[u8]) {
             "result": serde_json::to_value(&results).expect("a parsed response serializes"),
         })
         .to_string();
-        let block = to_block_events(results, head);
+        let block = BlockEvents::from_block_results(head, results);
         for e in &block.events {
             for (k, v) in &e.attributes {
                 assert!(
@@ -178,7 +144,7 @@ fn parse_rpc_answers(data: &[u8]) {
         }
         match block_results::Response::from_string(reserialized.as_bytes()) {
             Ok(again) => assert_eq!(
-                to_block_events(again, head),
+                BlockEvents::from_block_results(head, again),
                 block,
                 "re-serialized block results parse to other events"
             ),
