@@ -363,6 +363,9 @@ pub struct AuditDraft {
     /// local audit log. The chain clears this field and sets it only for violations it
     /// detects itself.
     pub violation_id: String,
+    /// Machine-readable reason (`hpc_primitives::contract::reason_codes`): the first
+    /// violation's type, or the workload refusal; empty when none applies.
+    pub reason_code: String,
 }
 
 impl AuditDraft {
@@ -385,6 +388,7 @@ impl AuditDraft {
             fallback_reason: self.fallback_reason.clone(),
             violation_id: self.violation_id.clone(),
             created_height: 0,
+            reason_code: self.reason_code.clone(),
         }
     }
 }
@@ -437,6 +441,41 @@ pub struct Evaluation {
     pub violations: Vec<ViolationDraft>,
     /// The audit-log event name ([`events`]).
     pub log_event: &'static str,
+}
+
+impl Evaluation {
+    /// This evaluation with its run refused because of the job's workload (digest mismatch,
+    /// unreachable URI, the provider's policy): the attempt ends in a REJECTED record with
+    /// `code`, in every mode, since running what the owner did not submit (or what this
+    /// provider does not run) is never a routing choice. Other outcomes are unchanged.
+    pub fn refuse_workload(self, code: &str, reason: &str) -> Evaluation {
+        let Evaluation {
+            outcome,
+            audit,
+            violations,
+            log_event,
+        } = self;
+        let (Outcome::Run { .. }, Some(mut audit)) = (&outcome, audit.clone()) else {
+            return Evaluation {
+                outcome,
+                audit,
+                violations,
+                log_event,
+            };
+        };
+        let reason = clip(format!("workload refused: {reason}"));
+        audit.status = AuditStatus::Rejected;
+        audit.is_fallback = false;
+        audit.fallback_reason.clear();
+        audit.reason = reason.clone();
+        audit.reason_code = code.to_string();
+        Evaluation {
+            outcome: Outcome::Reject { reason },
+            audit: Some(audit),
+            violations,
+            log_event: events::ROUTING_ENFORCEMENT_FAILED,
+        }
+    }
 }
 
 /// The seed's severity table (the chain's `default_severity`).
@@ -603,6 +642,10 @@ impl Ctx<'_> {
             violation_id: violations
                 .first()
                 .map(|v| v.violation_id.clone())
+                .unwrap_or_default(),
+            reason_code: violations
+                .first()
+                .map(|v| violation_type_name(v.violation_type).to_string())
                 .unwrap_or_default(),
         }
     }

@@ -161,6 +161,8 @@ fn main() {
                 job_id: w.job1.clone(),
                 status: JobState::Running as i32,
                 message: "started".into(),
+                exit_code: None,
+                local_job_id: String::new(),
             }),
         ),
         ("update_params", authority, {

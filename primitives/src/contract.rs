@@ -121,6 +121,12 @@ pub mod attrs {
     pub const UNRESOLVED_COUNT: &str = "unresolved_count";
     pub const THRESHOLD: &str = "threshold";
     pub const RESOLUTION: &str = "resolution";
+    /// `hpc_job_status`: the workload's exit code (empty when none was reported).
+    pub const EXIT_CODE: &str = "exit_code";
+    /// `hpc_job_status`: the provider's local scheduler id of the job.
+    pub const LOCAL_JOB_ID: &str = "local_job_id";
+    /// `hpc_routing_audit_recorded` / `hpc_job_routed`: the record's reason code.
+    pub const REASON_CODE: &str = "reason_code";
 }
 
 /// Limits of the free-text fields.
@@ -207,6 +213,7 @@ pub mod submission {
             && stored.is_fallback == submitted.is_fallback
             && stored.enforcement_mode == submitted.enforcement_mode
             && stored.fallback_reason == submitted.fallback_reason
+            && stored.reason_code == submitted.reason_code
     }
 
     /// Whether `stored` is `submitted` as reported by `signer` (x/hpc code 13 on chain).
@@ -305,6 +312,299 @@ pub mod reschedule {
             RequesterRole::Owner => "owner",
             RequesterRole::Provider => "provider",
         }
+    }
+}
+
+/// Machine-readable reasons of audit records (`RoutingAuditRecord.reason_code`): the
+/// enforcer writes them, clients filter on them.
+pub mod reason_codes {
+    /// Longest reason code the chain accepts.
+    pub const MAX_LEN: usize = 64;
+    pub const CLUSTER_UNAVAILABLE: &str = "cluster_unavailable";
+    pub const CAPACITY_EXCEEDED: &str = "capacity_exceeded";
+    pub const STALE_DECISION: &str = "stale_decision";
+    pub const CLUSTER_MISMATCH: &str = "cluster_mismatch";
+    pub const MISSING_DECISION: &str = "missing_decision";
+    pub const UNAUTHORIZED_FALLBACK: &str = "unauthorized_fallback";
+    /// The fetched script's size or sha256 differs from the job's content address.
+    pub const WORKLOAD_DIGEST_MISMATCH: &str = "workload_digest_mismatch";
+    /// The script's URI could not be fetched.
+    pub const WORKLOAD_FETCH_FAILED: &str = "workload_fetch_failed";
+    /// The provider's policy refuses the workload (partition, runtime, size, image, scheme).
+    pub const WORKLOAD_POLICY_REFUSED: &str = "workload_policy_refused";
+    /// The local scheduler refused the job.
+    pub const LOCAL_SUBMIT_FAILED: &str = "local_submit_failed";
+    /// The job was moved to another provider (owner reschedule or fallback) and given up here.
+    pub const MOVED_ELSEWHERE: &str = "moved_elsewhere";
+
+    /// `[a-z0-9_]{0,64}`: codes are free to extend, but stay short identifiers.
+    pub fn is_valid(code: &str) -> bool {
+        code.len() <= MAX_LEN
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    }
+}
+
+/// What a job runs ([`JobWorkload`]): the rules every field must satisfy. The chain checks
+/// them in a tx (with the params' limits) and the enforcer again before it runs anything.
+pub mod workload {
+    use hpc_proto::virtengine::hpc::v1::{job_workload::Source, JobWorkload};
+
+    /// Longest `ContentAddress.uri`.
+    pub const MAX_URI_LEN: usize = 2_048;
+    /// Longest container image reference.
+    pub const MAX_IMAGE_LEN: usize = 256;
+    /// Longest env var name, partition and output name.
+    pub const MAX_NAME_LEN: usize = 64;
+    /// Longest single container argument.
+    pub const MAX_ARG_LEN: usize = 4_096;
+    /// Upper bounds of the params that size a workload (what one tx may carry).
+    pub const MAX_INLINE_SCRIPT_BYTES_CAP: u32 = 262_144;
+    pub const MAX_ENV_VARS_CAP: u32 = 256;
+    pub const MAX_ENV_BYTES_CAP: u32 = 65_536;
+    pub const MAX_ARGS_CAP: u32 = 256;
+    /// Env names a job may not set: the enforcer and Slurm own them.
+    pub const RESERVED_ENV_PREFIXES: &[&str] = &["HPC_", "SLURM_"];
+    /// Output base name when `output_name` is empty.
+    pub const DEFAULT_OUTPUT_NAME: &str = "job";
+
+    /// The largest workload any params allow (what ValidateBasic checks without state).
+    pub const HARD_CAPS: Limits = Limits {
+        max_inline_script_bytes: MAX_INLINE_SCRIPT_BYTES_CAP,
+        max_env_vars: MAX_ENV_VARS_CAP,
+        max_env_bytes: MAX_ENV_BYTES_CAP,
+        max_args: MAX_ARGS_CAP,
+    };
+
+    /// Sizes a workload may have (from the module params).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Limits {
+        pub max_inline_script_bytes: u32,
+        pub max_env_vars: u32,
+        pub max_env_bytes: u32,
+        pub max_args: u32,
+    }
+
+    /// A broken rule: the field (`workload.env[2].name`) and why.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    #[error("{field}: {reason}")]
+    pub struct WorkloadError {
+        pub field: String,
+        pub reason: String,
+    }
+
+    fn err(field: impl Into<String>, reason: impl Into<String>) -> WorkloadError {
+        WorkloadError {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// `[A-Za-z0-9._-]{1,64}`, not `.` or `..` (partition and output names).
+    pub fn is_plain_name(name: &str) -> bool {
+        !name.is_empty()
+            && name.len() <= MAX_NAME_LEN
+            && name != "."
+            && name != ".."
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    }
+
+    /// `[A-Za-z_][A-Za-z0-9_]{0,63}`.
+    pub fn is_env_name(name: &str) -> bool {
+        let mut bytes = name.bytes();
+        name.len() <= MAX_NAME_LEN
+            && bytes
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    }
+
+    /// The SHA-256 of `bytes` as `ContentAddress.sha256` writes it (lowercase hex).
+    pub fn sha256_hex(bytes: &[u8]) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// 64 lowercase hex characters.
+    pub fn is_sha256_hex(digest: &str) -> bool {
+        digest.len() == 64
+            && digest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
+
+    /// Every rule of a workload; the error names the first field that breaks one.
+    pub fn validate(w: &JobWorkload, limits: &Limits) -> Result<(), WorkloadError> {
+        match &w.source {
+            None => {
+                return Err(err(
+                    "workload.source",
+                    "set inline_script, script_ref or container",
+                ))
+            }
+            Some(Source::InlineScript(script)) => validate_script(script, limits)?,
+            Some(Source::ScriptRef(r)) => {
+                if r.uri.is_empty()
+                    || r.uri.len() > MAX_URI_LEN
+                    || r.uri.chars().any(|c| c.is_control() || c.is_whitespace())
+                {
+                    return Err(err(
+                        "workload.script_ref.uri",
+                        format!(
+                            "must be 1-{MAX_URI_LEN} bytes without spaces or control characters"
+                        ),
+                    ));
+                }
+                if !r.uri.contains("://") {
+                    return Err(err(
+                        "workload.script_ref.uri",
+                        "must be an absolute URI (scheme://...)",
+                    ));
+                }
+                if !is_sha256_hex(&r.sha256) {
+                    return Err(err(
+                        "workload.script_ref.sha256",
+                        "must be 64 lowercase hex characters",
+                    ));
+                }
+                if r.size_bytes == 0 {
+                    return Err(err("workload.script_ref.size_bytes", "must be at least 1"));
+                }
+            }
+            Some(Source::Container(c)) => {
+                if c.image.is_empty()
+                    || c.image.len() > MAX_IMAGE_LEN
+                    || c.image
+                        .chars()
+                        .any(|ch| ch.is_control() || ch.is_whitespace())
+                {
+                    return Err(err(
+                        "workload.container.image",
+                        format!(
+                            "must be 1-{MAX_IMAGE_LEN} bytes without spaces or control characters"
+                        ),
+                    ));
+                }
+                if c.command.len() > limits.max_args as usize {
+                    return Err(err(
+                        "workload.container.command",
+                        format!(
+                            "{} arguments exceed max_workload_args {}",
+                            c.command.len(),
+                            limits.max_args
+                        ),
+                    ));
+                }
+                for (i, arg) in c.command.iter().enumerate() {
+                    if arg.len() > MAX_ARG_LEN || arg.contains('\0') {
+                        return Err(err(
+                            format!("workload.container.command[{i}]"),
+                            format!("must be at most {MAX_ARG_LEN} bytes without NUL"),
+                        ));
+                    }
+                }
+            }
+        }
+        validate_env(w, limits)?;
+        if !w.partition.is_empty() && !is_plain_name(&w.partition) {
+            return Err(err(
+                "workload.partition",
+                "must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+            ));
+        }
+        if !w.output_name.is_empty() && !is_plain_name(&w.output_name) {
+            return Err(err(
+                "workload.output_name",
+                "must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-', not '.' or '..'",
+            ));
+        }
+        Ok(())
+    }
+
+    /// An inline or fetched batch script: `#!` first, within the size limit, no NUL.
+    pub fn validate_script(script: &[u8], limits: &Limits) -> Result<(), WorkloadError> {
+        const FIELD: &str = "workload.inline_script";
+        if script.len() > limits.max_inline_script_bytes as usize {
+            return Err(err(
+                FIELD,
+                format!(
+                    "{} bytes exceed max_inline_script_bytes {}",
+                    script.len(),
+                    limits.max_inline_script_bytes
+                ),
+            ));
+        }
+        if !script.starts_with(b"#!") {
+            return Err(err(FIELD, "must start with \"#!\" (an interpreter line)"));
+        }
+        if script.contains(&0) {
+            return Err(err(FIELD, "must not contain NUL bytes"));
+        }
+        Ok(())
+    }
+
+    fn validate_env(w: &JobWorkload, limits: &Limits) -> Result<(), WorkloadError> {
+        if w.env.len() > limits.max_env_vars as usize {
+            return Err(err(
+                "workload.env",
+                format!(
+                    "{} variables exceed max_workload_env_vars {}",
+                    w.env.len(),
+                    limits.max_env_vars
+                ),
+            ));
+        }
+        let mut total = 0usize;
+        for (i, var) in w.env.iter().enumerate() {
+            if !is_env_name(&var.name) {
+                return Err(err(
+                    format!("workload.env[{i}].name"),
+                    "must match [A-Za-z_][A-Za-z0-9_]* and be at most 64 characters",
+                ));
+            }
+            if RESERVED_ENV_PREFIXES
+                .iter()
+                .any(|p| var.name.starts_with(p))
+            {
+                return Err(err(
+                    format!("workload.env[{i}].name"),
+                    format!(
+                        "{} uses a reserved prefix ({})",
+                        var.name,
+                        RESERVED_ENV_PREFIXES.join(", ")
+                    ),
+                ));
+            }
+            if w.env[..i].iter().any(|other| other.name == var.name) {
+                return Err(err(
+                    format!("workload.env[{i}].name"),
+                    format!("{} is set twice", var.name),
+                ));
+            }
+            if var.value.contains('\0') {
+                return Err(err(
+                    format!("workload.env[{i}].value"),
+                    "must not contain NUL",
+                ));
+            }
+            total += var.name.len() + var.value.len();
+        }
+        if total > limits.max_env_bytes as usize {
+            return Err(err(
+                "workload.env",
+                format!(
+                    "{total} bytes exceed max_workload_env_bytes {}",
+                    limits.max_env_bytes
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -479,6 +479,8 @@ fn every_msg_binary_roundtrip() {
         job_id: "hpc-job-456".into(),
         status: JobState::Failed as i32,
         message: "node failure".into(),
+        exit_code: None,
+        local_job_id: String::new(),
     });
     assert_binary_roundtrip(&MsgUpdateParams {
         authority: AUTHORITY.into(),

@@ -736,6 +736,14 @@ fn section_d(args: &Args) {
                     max_runtime_seconds: 3_600,
                     ..Default::default()
                 }),
+                workload: Some(hpc_proto::virtengine::hpc::v1::JobWorkload {
+                    source: Some(
+                        hpc_proto::virtengine::hpc::v1::job_workload::Source::InlineScript(
+                            b"#!/bin/sh\necho bench\n".to_vec(),
+                        ),
+                    ),
+                    ..Default::default()
+                }),
                 ..Default::default()
             });
             let account = SignerAccount {

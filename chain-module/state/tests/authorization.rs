@@ -196,6 +196,8 @@ fn rows() -> Vec<Row> {
                     job_id: s.routed_job.clone(),
                     status: JobState::Running as i32,
                     message: String::new(),
+                    exit_code: None,
+                    local_job_id: String::new(),
                 })
             }),
         ),

@@ -587,6 +587,8 @@ fn reschedule_job_status_and_reservations() {
             job_id: job.clone(),
             status: s as i32,
             message: String::new(),
+            exit_code: None,
+            local_job_id: String::new(),
         })
     };
     chain.fails(
@@ -686,6 +688,8 @@ fn stateless_checks_name_the_field() {
                 job_id: "j".into(),
                 status: JobState::Routed as i32,
                 message: String::new(),
+                exit_code: None,
+                local_job_id: String::new(),
             }),
             "status",
         ),
@@ -867,6 +871,8 @@ fn routing_needs_the_current_decision_and_a_scheduled_job() {
             job_id: job.clone(),
             status: s as i32,
             message: String::new(),
+            exit_code: None,
+            local_job_id: String::new(),
         })
     };
     chain.ok(&p2, vec![status(JobState::Running)]);

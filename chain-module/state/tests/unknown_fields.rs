@@ -167,6 +167,14 @@ impl Chain {
                 max_runtime_seconds: 3_600,
                 ..Default::default()
             }),
+            workload: Some(hpc_proto::virtengine::hpc::v1::JobWorkload {
+                source: Some(
+                    hpc_proto::virtengine::hpc::v1::job_workload::Source::InlineScript(
+                        b"#!/bin/sh\ntrue\n".to_vec(),
+                    ),
+                ),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }

@@ -218,6 +218,105 @@ impl JobSpec {
     }
 }
 
+/// What a submitted job runs: an inline script, a content-addressed script, or a
+/// container image (exactly one).
+#[derive(Args, Clone, Debug)]
+#[group(id = "workload_source", required = true, multiple = true, args = ["script", "script_uri", "image"])]
+pub struct WorkloadArgs {
+    /// A batch script file (starting with "#!"). Alone: stored on chain (paid per byte).
+    /// With --script-uri: only its sha256 and size go on chain.
+    #[arg(long)]
+    pub script: Option<PathBuf>,
+    /// Where the provider fetches the script (http, https or file URI).
+    #[arg(long)]
+    pub script_uri: Option<String>,
+    /// SHA-256 of the script at --script-uri (computed from --script when given).
+    #[arg(long, requires = "script_uri", conflicts_with = "script")]
+    pub script_sha256: Option<String>,
+    /// Size in bytes of the script at --script-uri (computed from --script when given).
+    #[arg(long, requires = "script_sha256")]
+    pub script_size: Option<u64>,
+    /// A container image to run (providers must enable containers).
+    #[arg(long, conflicts_with_all = ["script", "script_uri"])]
+    pub image: Option<String>,
+    /// The container's command and arguments (repeat, in order).
+    #[arg(long = "arg", requires = "image", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// An environment variable NAME=VALUE (repeatable).
+    #[arg(long = "env", value_parser = parse_env_var)]
+    pub env: Vec<(String, String)>,
+    /// Partition / queue hint for the provider's scheduler.
+    #[arg(long, default_value = "")]
+    pub partition: String,
+    /// Base name of the job's output files (<name>.out, <name>.err).
+    #[arg(long, default_value = "")]
+    pub output_name: String,
+}
+
+fn parse_env_var(text: &str) -> std::result::Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))
+}
+
+impl WorkloadArgs {
+    fn workload(&self) -> Result<hpc::JobWorkload> {
+        use hpc::job_workload::Source;
+        let script = self
+            .script
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path).map_err(|e| {
+                    ClientError::invalid("--script", format!("{}: {e}", path.display()))
+                })
+            })
+            .transpose()?;
+        let source = match (script, &self.script_uri, &self.image) {
+            (Some(bytes), None, _) => Source::InlineScript(bytes),
+            (Some(bytes), Some(uri), _) => Source::ScriptRef(hpc::ContentAddress {
+                uri: uri.clone(),
+                sha256: hpc_primitives::contract::workload::sha256_hex(&bytes),
+                size_bytes: bytes.len() as u64,
+            }),
+            (None, Some(uri), _) => Source::ScriptRef(hpc::ContentAddress {
+                uri: uri.clone(),
+                sha256: self.script_sha256.clone().ok_or_else(|| {
+                    ClientError::invalid(
+                        "--script-sha256",
+                        "required with --script-uri unless --script is given",
+                    )
+                })?,
+                size_bytes: self.script_size.ok_or_else(|| {
+                    ClientError::invalid("--script-size", "required with --script-sha256")
+                })?,
+            }),
+            (None, None, Some(image)) => Source::Container(hpc::ContainerWorkload {
+                image: image.clone(),
+                command: self.args.clone(),
+            }),
+            (None, None, None) => {
+                return Err(ClientError::invalid(
+                    "--script",
+                    "give --script, --script-uri or --image",
+                ))
+            }
+        };
+        Ok(hpc::JobWorkload {
+            source: Some(source),
+            env: self
+                .env
+                .iter()
+                .map(|(name, value)| hpc::EnvVar {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+            partition: self.partition.clone(),
+            output_name: self.output_name.clone(),
+        })
+    }
+}
+
 #[derive(Subcommand, Clone, Debug)]
 pub enum HpcTx {
     /// Register a cluster operated by the signing provider.
@@ -262,6 +361,8 @@ pub enum HpcTx {
     SubmitJob {
         #[command(flatten)]
         spec: JobSpec,
+        #[command(flatten)]
+        workload: WorkloadArgs,
         /// Client-chosen id that follows the job through every event.
         #[arg(long, default_value = "")]
         correlation_id: String,
@@ -301,6 +402,12 @@ pub enum HpcTx {
         status: ReportedStatusArg,
         #[arg(long, default_value = "")]
         message: String,
+        /// The workload's exit code (with completed or failed).
+        #[arg(long, allow_hyphen_values = true)]
+        exit_code: Option<i32>,
+        /// The local scheduler's id of the job (e.g. the Slurm job id).
+        #[arg(long, default_value = "")]
+        local_job_id: String,
     },
     /// Change module params (authority only): FILE is a JSON object of `Params` fields;
     /// fields it leaves out keep their current values.
@@ -474,12 +581,14 @@ pub async fn run_hpc_tx(
         }),
         HpcTx::SubmitJob {
             spec,
+            workload,
             correlation_id,
         } => to_any(&hpc::MsgSubmitJob {
             owner: me,
             requirements: Some(spec.requirements()),
             policy: spec.policy()?,
             correlation_id,
+            workload: Some(workload.workload()?),
         }),
         HpcTx::CancelJob { job_id } => to_any(&hpc::MsgCancelJob { owner: me, job_id }),
         HpcTx::RequestReschedule {
@@ -514,11 +623,15 @@ pub async fn run_hpc_tx(
             job_id,
             status,
             message,
+            exit_code,
+            local_job_id,
         } => to_any(&hpc::MsgReportJobStatus {
             provider: me,
             job_id,
             status: hpc::JobState::from(status) as i32,
             message,
+            exit_code,
+            local_job_id,
         }),
         HpcTx::UpdateParams { file } => {
             // UpdateParams replaces every field: lay the file over the params in force.

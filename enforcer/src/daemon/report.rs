@@ -59,6 +59,8 @@ pub(super) async fn report_jobs(
                     job_id: job.job_id.clone(),
                     status: next as i32,
                     message,
+                    exit_code: None,
+                    local_job_id: job.local_id.clone(),
                 });
                 match shared
                     .gateway

@@ -12,7 +12,7 @@ use hpc_store::{StateRead, StateWrite};
 
 use super::keeper::{self as keys, Keeper};
 use super::msgs::{validate_cluster_id, validate_id, validate_own_id};
-use super::params::{default_params, validate_params, HpcKeeper};
+use super::params::{default_params, validate_params, workload_limits, HpcKeeper};
 use crate::address::Address;
 use crate::serde_util::GenesisError;
 
@@ -111,6 +111,10 @@ pub fn import_genesis(state: &mut impl StateWrite, g: &GenesisState) -> Result<(
                 format!("hpc.jobs[{i}].provider_address"),
                 &j.provider_address,
             )?;
+        }
+        if let Some(w) = &j.workload {
+            hpc_primitives::contract::workload::validate(w, &workload_limits(&params))
+                .map_err(|e| GenesisError::new(format!("hpc.jobs[{i}].{}", e.field), e.reason))?;
         }
         Keeper::set_job(state, j);
     }
@@ -219,7 +223,10 @@ pub fn export_genesis(state: &impl StateRead) -> GenesisState {
         params: Some(HpcKeeper::params(state)),
         authority: HpcKeeper::authority(state),
         clusters: Keeper::all::<Cluster>(state, keys::CLUSTER),
-        jobs: Keeper::all::<Job>(state, keys::JOB),
+        jobs: Keeper::all::<Job>(state, keys::JOB)
+            .into_iter()
+            .map(|job| Keeper::attach_workload(state, job))
+            .collect(),
         decisions: Keeper::all::<SchedulingDecision>(state, keys::DECISION),
         audit_records: Keeper::all::<RoutingAuditRecord>(state, keys::AUDIT),
         violations: Keeper::all::<RoutingViolation>(state, keys::VIOLATION),

@@ -44,6 +44,9 @@ const ACTIVE_BY_REGION: &[u8] = b"hpc/car/";
 const ACTIVE_BY_GPU: &[u8] = b"hpc/cag/";
 pub const JOB: &[u8] = b"hpc/j/";
 pub const JOBS_BY_OWNER: &[u8] = b"hpc/jo/";
+/// A job's workload, written once at submission: status updates rewrite the job record
+/// without paying again for the script's bytes.
+const JOB_WORKLOAD: &[u8] = b"hpc/jw/";
 pub const JOBS_BY_PROVIDER_STATE: &[u8] = b"hpc/jp/";
 pub const DECISION: &[u8] = b"hpc/d/";
 pub const DECISIONS_BY_JOB: &[u8] = b"hpc/dj/";
@@ -252,8 +255,19 @@ impl Keeper {
 
     // ----- jobs
 
+    /// A job's record without its workload (what state transitions need).
     pub fn job(state: &impl StateRead, id: &str) -> Option<Job> {
         get_proto(state, &k(&[JOB, id.as_bytes()]))
+    }
+
+    /// A job with its workload attached (queries, genesis export).
+    pub fn job_with_workload(state: &impl StateRead, id: &str) -> Option<Job> {
+        Self::job(state, id).map(|job| Self::attach_workload(state, job))
+    }
+
+    pub fn attach_workload(state: &impl StateRead, mut job: Job) -> Job {
+        job.workload = get_proto(state, &k(&[JOB_WORKLOAD, job.job_id.as_bytes()]));
+        job
     }
 
     fn provider_state_key(job: &Job) -> Option<Vec<u8>> {
@@ -286,7 +300,21 @@ impl Keeper {
             ]),
             Vec::new(),
         );
-        put_proto(state, k(&[JOB, job.job_id.as_bytes()]), job);
+        let key = k(&[JOB, job.job_id.as_bytes()]);
+        match &job.workload {
+            None => put_proto(state, key, job),
+            Some(workload) => {
+                put_proto(state, k(&[JOB_WORKLOAD, job.job_id.as_bytes()]), workload);
+                put_proto(
+                    state,
+                    key,
+                    &Job {
+                        workload: None,
+                        ..job.clone()
+                    },
+                );
+            }
+        }
     }
 
     // ----- decisions

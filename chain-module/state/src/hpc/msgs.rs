@@ -3,6 +3,7 @@
 
 use cosmos_sdk_proto::Any;
 use hpc_primitives::contract::ids::{self, MAX_ID_LEN};
+use hpc_primitives::contract::{reason_codes, workload};
 use hpc_proto::virtengine::hpc::v1::{
     AuditStatus, ClusterHealth, ClusterState, EnforcementMode, JobState, MsgCancelJob,
     MsgDeregisterCluster, MsgRecordRoutingAudit, MsgRegisterCluster, MsgReportJobStatus,
@@ -160,6 +161,16 @@ fn batch(field: &str, len: usize) -> Result<(), TxError> {
         ));
     }
     Ok(())
+}
+
+/// A job's workload against `limits` (the hard caps in ValidateBasic, the params' limits
+/// when the message executes).
+pub fn validate_workload(
+    w: Option<&hpc_proto::virtengine::hpc::v1::JobWorkload>,
+    limits: &workload::Limits,
+) -> Result<(), TxError> {
+    let w = w.ok_or_else(|| invalid("workload", "must be set"))?;
+    workload::validate(w, limits).map_err(|e| invalid(&e.field, e.reason))
 }
 
 /// Policy checks shared by SubmitJob and SimulateSchedule.
@@ -348,7 +359,7 @@ impl HpcMsg {
                 if !m.correlation_id.is_empty() {
                     validate_id("correlation_id", &m.correlation_id)?;
                 }
-                Ok(())
+                validate_workload(m.workload.as_ref(), &workload::HARD_CAPS)
             }
             HpcMsg::CancelJob(m) => validate_id("job_id", &m.job_id),
             HpcMsg::RequestReschedule(m) => {
@@ -395,6 +406,15 @@ impl HpcMsg {
                     }
                     text(&f("reason"), &r.reason, false)?;
                     text(&f("fallback_reason"), &r.fallback_reason, false)?;
+                    if !reason_codes::is_valid(&r.reason_code) {
+                        return Err(invalid(
+                            &f("reason_code"),
+                            format!(
+                                "must be 0-{} characters of a-z, 0-9 and '_'",
+                                reason_codes::MAX_LEN
+                            ),
+                        ));
+                    }
                     if r.is_fallback != (r.status == AuditStatus::Fallback as i32)
                         && r.status != AuditStatus::Rescheduled as i32
                     {
@@ -485,6 +505,16 @@ impl HpcMsg {
                 match JobState::try_from(m.status) {
                     Ok(JobState::Running | JobState::Completed | JobState::Failed) => {}
                     _ => return Err(invalid("status", "must be RUNNING, COMPLETED or FAILED")),
+                }
+                if m.exit_code.is_some() && m.status == JobState::Running as i32 {
+                    return Err(invalid("exit_code", "only with COMPLETED or FAILED"));
+                }
+                if m.local_job_id.len() > MAX_ID_LEN || m.local_job_id.chars().any(char::is_control)
+                {
+                    return Err(invalid(
+                        "local_job_id",
+                        format!("must be at most {MAX_ID_LEN} bytes without control characters"),
+                    ));
                 }
                 text("message", &m.message, false)
             }

@@ -38,6 +38,10 @@ pub fn default_params() -> Params {
         reputation_prior_bps: 7_000,
         reputation_window_blocks: 100_000,
         max_clusters_evaluated: 256,
+        max_inline_script_bytes: 16_384,
+        max_workload_env_vars: 32,
+        max_workload_env_bytes: 8_192,
+        max_workload_args: 64,
     }
 }
 
@@ -107,6 +111,7 @@ pub fn validate_params(p: &Params) -> Result<(), GenesisError> {
             format!("must be 1-{MAX_CLUSTERS_EVALUATED}"),
         ));
     }
+    validate_workload_limits(p)?;
     if p.max_batch_size == 0 {
         return Err(GenesisError::new(field("max_batch_size"), "must be >= 1"));
     }
@@ -123,6 +128,47 @@ pub fn validate_params(p: &Params) -> Result<(), GenesisError> {
         ));
     }
     Ok(())
+}
+
+/// The workload size params: each at least 1 and at most what one tx may carry.
+fn validate_workload_limits(p: &Params) -> Result<(), GenesisError> {
+    use hpc_primitives::contract::workload as w;
+    for (name, value, cap) in [
+        (
+            "max_inline_script_bytes",
+            p.max_inline_script_bytes,
+            w::MAX_INLINE_SCRIPT_BYTES_CAP,
+        ),
+        (
+            "max_workload_env_vars",
+            p.max_workload_env_vars,
+            w::MAX_ENV_VARS_CAP,
+        ),
+        (
+            "max_workload_env_bytes",
+            p.max_workload_env_bytes,
+            w::MAX_ENV_BYTES_CAP,
+        ),
+        ("max_workload_args", p.max_workload_args, w::MAX_ARGS_CAP),
+    ] {
+        if !(1..=cap).contains(&value) {
+            return Err(GenesisError::new(
+                format!("params.{name}"),
+                format!("must be 1-{cap}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The workload limits the params set.
+pub fn workload_limits(p: &Params) -> hpc_primitives::contract::workload::Limits {
+    hpc_primitives::contract::workload::Limits {
+        max_inline_script_bytes: p.max_inline_script_bytes,
+        max_env_vars: p.max_workload_env_vars,
+        max_env_bytes: p.max_workload_env_bytes,
+        max_args: p.max_workload_args,
+    }
 }
 
 /// Typed access to x/hpc's params and authority.

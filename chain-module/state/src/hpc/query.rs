@@ -185,7 +185,9 @@ pub fn route(
         "Job" => handle(data, |req: QueryJobRequest| {
             let id = required("job_id", &req.job_id)?;
             Ok(QueryJobResponse {
-                job: Some(Keeper::job(&state, id).ok_or_else(|| not_found("job", id))?),
+                job: Some(
+                    Keeper::job_with_workload(&state, id).ok_or_else(|| not_found("job", id))?,
+                ),
             })
         }),
         "Jobs" => handle(data, |req: QueryJobsRequest| {

@@ -225,6 +225,14 @@ pub fn submit(owner: &Key, nodes: u32) -> Any {
         }),
         policy: None,
         correlation_id: String::new(),
+        workload: Some(hpc_proto::virtengine::hpc::v1::JobWorkload {
+            source: Some(
+                hpc_proto::virtengine::hpc::v1::job_workload::Source::InlineScript(
+                    b"#!/bin/sh\necho hello\n".to_vec(),
+                ),
+            ),
+            ..Default::default()
+        }),
     })
 }
 

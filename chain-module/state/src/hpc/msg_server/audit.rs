@@ -334,7 +334,8 @@ fn store_record(
             .attr(attrs::JOB_ID, &record.job_id)
             .attr(attrs::STATUS, audit_status_name(status))
             .attr(attrs::PROVIDER, provider)
-            .attr(attrs::CORRELATION_ID, &job.correlation_id),
+            .attr(attrs::CORRELATION_ID, &job.correlation_id)
+            .attr(attrs::REASON_CODE, &record.reason_code),
     );
     Ok((record.record_id, violation_id))
 }

@@ -16,7 +16,8 @@ use crate::context::ExecCtx;
 use crate::errors::{hpc_codes as code, TxError};
 use crate::events::Event;
 use crate::hpc::keeper::Keeper;
-use crate::hpc::params::HpcKeeper;
+use crate::hpc::msgs::validate_workload;
+use crate::hpc::params::{workload_limits, HpcKeeper};
 use crate::hpc::scheduler::{self, ScheduleOutcome, ScheduleRequest, Selected};
 
 pub(super) fn submit_job(
@@ -24,6 +25,8 @@ pub(super) fn submit_job(
     ctx: &mut ExecCtx,
     m: &MsgSubmitJob,
 ) -> Result<MsgSubmitJobResponse, TxError> {
+    let params = HpcKeeper::params(state);
+    validate_workload(m.workload.as_ref(), &workload_limits(&params))?;
     let seq = Keeper::next_seq(state, "job");
     let mut job = new_job(m, format!("hpc-job-{seq}"), ctx);
     let decision = schedule_job(state, ctx, &job, &[], None, "")?;
@@ -64,6 +67,7 @@ fn new_job(m: &MsgSubmitJob, job_id: String, ctx: &ExecCtx) -> Job {
         owner: m.owner.clone(),
         requirements: m.requirements.clone(),
         policy: m.policy,
+        workload: m.workload.clone(),
         state: JobState::Scheduled as i32,
         correlation_id,
         created_height: ctx.block.height,
@@ -233,6 +237,12 @@ pub(super) fn report_job_status(
     }
     let next = reported_state(m, &job)?;
     job.status_message = m.message.clone();
+    if m.exit_code.is_some() {
+        job.exit_code = m.exit_code;
+    }
+    if !m.local_job_id.is_empty() {
+        job.local_job_id = m.local_job_id.clone();
+    }
     let cluster_id = Keeper::decision(state, &job.current_decision_id)
         .map(|d| d.selected_cluster_id)
         .unwrap_or_default();
@@ -250,7 +260,12 @@ pub(super) fn report_job_status(
             .attr("job_id", &job.job_id)
             .attr("status", next.as_str_name())
             .attr("cluster_id", &cluster_id)
-            .attr("correlation_id", &job.correlation_id),
+            .attr("correlation_id", &job.correlation_id)
+            .attr(
+                attrs::EXIT_CODE,
+                m.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+            )
+            .attr(attrs::LOCAL_JOB_ID, &m.local_job_id),
     );
     Ok(MsgReportJobStatusResponse {})
 }
