@@ -86,6 +86,20 @@ fn cluster() -> Cluster {
     }
 }
 
+fn workload() -> JobWorkload {
+    JobWorkload {
+        source: Some(job_workload::Source::InlineScript(
+            b"#!/bin/sh\necho hello\n".to_vec(),
+        )),
+        env: vec![EnvVar {
+            name: "STEPS".into(),
+            value: "100".into(),
+        }],
+        partition: "gpu".into(),
+        output_name: "train".into(),
+    }
+}
+
 fn job() -> Job {
     Job {
         job_id: "hpc-job-456".into(),
@@ -102,6 +116,9 @@ fn job() -> Job {
         provider_address: PROVIDER.into(),
         status_message: "routed by enforcer".into(),
         updated_time: Some(ts(1_705_314_600, 0)),
+        workload: Some(workload()),
+        exit_code: Some(-1),
+        local_job_id: "4711".into(),
     }
 }
 
@@ -176,6 +193,7 @@ fn audit_record() -> RoutingAuditRecord {
         fallback_reason: "scheduled cluster unavailable".into(),
         violation_id: "hpc-violation-7".into(),
         created_height: 1_201,
+        reason_code: "stale_decision".into(),
     }
 }
 
@@ -219,6 +237,10 @@ fn params() -> Params {
         reputation_prior_bps: 7_000,
         reputation_window_blocks: 100_000,
         max_clusters_evaluated: 256,
+        max_inline_script_bytes: 16_384,
+        max_workload_env_vars: 32,
+        max_workload_env_bytes: 8_192,
+        max_workload_args: 64,
     }
 }
 
@@ -353,11 +375,20 @@ fn assert_fully_populated<T: Name + Serialize>(msg: &T) {
     assert!(messages.contains_key(&root), "{root} is a package message");
     collect_coverage(&messages, &root, &json, &mut covered);
     for (type_name, fields) in &covered {
-        let missing: Vec<&str> = messages[type_name]
-            .field
+        let all = &messages[type_name].field;
+        // A oneof holds one member per message: one set member covers the oneof.
+        let oneof_covered = |index: i32| {
+            all.iter()
+                .any(|f| f.oneof_index == Some(index) && fields.contains(f.name()))
+        };
+        let missing: Vec<&str> = all
             .iter()
+            .filter(|f| !fields.contains(f.name()))
+            .filter(|f| {
+                !f.oneof_index
+                    .is_some_and(|i| !f.proto3_optional() && oneof_covered(i))
+            })
             .map(|f| f.name())
-            .filter(|name| !fields.contains(*name))
             .collect();
         assert!(
             missing.is_empty(),
@@ -449,7 +480,24 @@ fn every_msg_binary_roundtrip() {
         requirements: Some(requirements()),
         policy: Some(policy()),
         correlation_id: "corr-0001".into(),
+        workload: Some(workload()),
     });
+    for source in [
+        job_workload::Source::ScriptRef(ContentAddress {
+            uri: "https://scripts.example/run.sh".into(),
+            sha256: "ab".repeat(32),
+            size_bytes: 120,
+        }),
+        job_workload::Source::Container(ContainerWorkload {
+            image: "registry.example/app@sha256:00".into(),
+            command: vec!["python3".into(), "train.py".into()],
+        }),
+    ] {
+        assert_binary_roundtrip(&JobWorkload {
+            source: Some(source),
+            ..workload()
+        });
+    }
     assert_binary_roundtrip(&MsgCancelJob {
         owner: OWNER.into(),
         job_id: "hpc-job-456".into(),
@@ -479,8 +527,8 @@ fn every_msg_binary_roundtrip() {
         job_id: "hpc-job-456".into(),
         status: JobState::Failed as i32,
         message: "node failure".into(),
-        exit_code: None,
-        local_job_id: String::new(),
+        exit_code: Some(137),
+        local_job_id: "4711".into(),
     });
     assert_binary_roundtrip(&MsgUpdateParams {
         authority: AUTHORITY.into(),
@@ -743,7 +791,8 @@ fn routing_audit_record_json_matches_seed() {
             "enforcement_mode",
             "fallback_reason",
             "violation_id",
-            "created_height"
+            "created_height",
+            "reason_code"
         ])
     );
     for key in &seed_keys {
@@ -780,6 +829,7 @@ fn any_type_urls() {
         requirements: Some(requirements()),
         policy: None,
         correlation_id: "corr-1".into(),
+        workload: None,
     };
     assert_eq!(MsgSubmitJob::type_url(), "/virtengine.hpc.v1.MsgSubmitJob");
     assert_eq!(
