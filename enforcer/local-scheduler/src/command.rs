@@ -12,8 +12,6 @@ use crate::SchedulerError;
 pub(crate) struct Invocation<'a> {
     pub program: &'a Path,
     pub args: Vec<String>,
-    /// Variables added to the child's environment.
-    pub env: Vec<(&'static str, String)>,
     /// Prefixes of inherited variables removed from the child's environment (for
     /// example `SQUEUE_` so that `SQUEUE_FORMAT` / `SQUEUE_STATES` set for the
     /// enforcer's user cannot change the output we parse).
@@ -73,9 +71,6 @@ impl Invocation<'_> {
                 }
             }
         }
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
         tracing::debug!(%command, "running scheduler command");
         let child = cmd.spawn().map_err(|e| spawn_error(self.program, e))?;
         let output = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
@@ -120,8 +115,9 @@ pub(crate) fn describe_status(status: ExitStatus) -> String {
     }
 }
 
-/// Quote one word for a POSIX shell (`sh`), leaving plain words untouched.
-pub fn shell_quote(word: &str) -> String {
+/// Quote one word for a POSIX shell (`sh`): plain words stay as they are, anything else
+/// goes in single quotes with embedded quotes escaped (`'\''`).
+pub(crate) fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .bytes()
@@ -131,15 +127,6 @@ pub fn shell_quote(word: &str) -> String {
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
     }
-}
-
-/// Join a command into one shell command line (for `sbatch --wrap`).
-pub fn shell_join(words: &[String]) -> String {
-    words
-        .iter()
-        .map(|w| shell_quote(w))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]
@@ -155,14 +142,11 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote("$HOME;rm"), "'$HOME;rm'");
-        assert_eq!(
-            shell_join(&["sh".into(), "-c".into(), "echo $X; exit 3".into()]),
-            "sh -c 'echo $X; exit 3'"
-        );
+        assert_eq!(shell_quote("a\nb"), "'a\nb'");
     }
 
     #[tokio::test]
-    async fn shell_join_round_trips_through_sh() {
+    async fn quoted_words_round_trip_through_sh() {
         let words: Vec<String> = vec![
             "printf".into(),
             "%s|".into(),
@@ -172,8 +156,10 @@ mod tests {
             "".into(),
             "\"q\"".into(),
             "back\\slash".into(),
+            "new\nline".into(),
         ];
-        let line = shell_join(&words);
+        let line: Vec<String> = words.iter().map(|w| shell_quote(w)).collect();
+        let line = line.join(" ");
         let out = Command::new("sh")
             .arg("-c")
             .arg(&line)
@@ -182,7 +168,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             String::from_utf8(out.stdout).unwrap(),
-            "a b|it's|$HOME||\"q\"|back\\slash|"
+            "a b|it's|$HOME||\"q\"|back\\slash|new\nline|"
         );
     }
 }

@@ -1,31 +1,43 @@
 //! The embedded local scheduler: every job is a local process.
 //!
 //! * Capacity: the scheduler has `EmbeddedConfig::nodes` nodes; a job occupies
-//!   `spec.nodes` of them from submit until its process exits. A submit that does not fit
-//!   fails with [`SchedulerError::CapacityExceeded`]; nothing is queued (`queue_depth` is
+//!   `spec.nodes` of them from submit until it ends. A submit that does not fit fails
+//!   with [`SchedulerError::CapacityExceeded`]; nothing is queued (`queue_depth` is
 //!   always 0).
-//! * Process: `spec.command` (or `default_command` when empty) is started directly (no
-//!   shell) in `workdir`, in its own process group, stdin from `/dev/null`, stdout and
-//!   stderr to `<workdir>/<job_id>.log`, with `HPC_JOB_ID`, `HPC_CORRELATION_ID`,
-//!   `HPC_NODES` and `HPC_GPUS_PER_NODE` added to the enforcer's environment.
-//! * End of a job: exit 0 → `Completed`; non-zero → `Failed { "exit code N" }`; killed by
-//!   a signal → `Failed { "killed by signal N" }`; over `max_runtime_seconds` (0 = no
-//!   limit) → the process group gets SIGTERM, then SIGKILL after [`KILL_GRACE`], and the
-//!   job is `Failed { "max runtime exceeded" }`; [`LocalScheduler::cancel`] does the same
-//!   and the job is `Cancelled`. When the main process ends, whatever it left running in
-//!   its process group is killed (as Slurm does).
+//! * Process: the job directory `<workdir>/jobs/<job_id>/` is prepared as described in
+//!   [`crate::jobdir`] and its wrapper is started detached (`/bin/sh <dir>/run.sh`): in
+//!   a session of its own (`setsid`), cwd = the job directory, stdin from `/dev/null`,
+//!   its own stdout/stderr to `run.log`, and an environment holding only `PATH`, `HOME`
+//!   and `LANG` from the enforcer's (which may hold key material that must not reach
+//!   tenant jobs). A session rather than a process group because `timeout` moves the
+//!   workload into a process group of its own: the session holds every process of the
+//!   job (unless one calls `setsid` itself).
+//! * Container workloads need `EmbeddedConfig::container_runtime`; without it they are
+//!   refused (`InvalidSpec { field: "workload.container" }`).
+//! * End of a job: the outcome the wrapper recorded in `exit_code` (exit 0 →
+//!   `Completed`, N → `Failed { exit_code: Some(N) }`, time limit → `Failed { "time
+//!   limit of N s exceeded" }`). The time limit is enforced by the wrapper, so it holds
+//!   while the enforcer is down. Whatever the job left running in its session is killed
+//!   when the wrapper ends (as Slurm does).
+//! * [`LocalScheduler::cancel`]: SIGTERM to every process of the job's session, SIGKILL
+//!   to those still alive after [`KILL_GRACE`]; the job is `Cancelled` once they are
+//!   gone.
 //!
 //! # Restarts
 //!
 //! The job table is persisted as JSON in `<workdir>/embedded-jobs.json` (written
-//! atomically: temp file, fsync, rename) *before* a job's process is started and after
-//! every state change. A scheduler opened on the same work directory after an enforcer
-//! restart therefore:
+//! atomically) *before* a job's process is started and after every state change; it
+//! records the wrapper's pid and process group (= session) id. The job directory is
+//! `<workdir>/jobs/<job_id>`, derived rather than stored. A scheduler opened on the same
+//! work directory (which needs a Tokio runtime when jobs were running):
 //!
 //! * reports `Completed` / `Failed` / `Cancelled` for jobs that finished before;
-//! * reports `Unknown` for jobs that were pending or running (their processes are no
-//!   longer supervised: they may still be running as orphans or may have died with the
-//!   enforcer), does not count their nodes as occupied, and refuses to cancel them;
+//! * re-attaches to jobs that were running: if the recorded pid is still the job's
+//!   wrapper (`/proc/<pid>/cmdline` names its `run.sh`) the job is `Running`, counts
+//!   against capacity, can be cancelled, and is watched every [`POLL_INTERVAL`] until the
+//!   wrapper ends; else the job's `exit_code` gives its outcome; else it is
+//!   `Failed { "process lost while the enforcer was down" }`. The wrapper is checked
+//!   first: a running workload could write an `exit_code` file itself;
 //! * keeps idempotency: submitting a job id that is in the index returns the existing
 //!   handle and never starts the job again, whatever its state.
 //!
@@ -34,6 +46,7 @@
 //! schedulers on the same directory would overwrite each other's index.
 
 use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -43,38 +56,61 @@ use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
 use tokio::sync::{watch, Notify};
 
-use crate::command::spawn_error;
-use crate::{ClusterStatus, JobSpec, LocalJobId, LocalJobState, LocalScheduler, SchedulerError};
+use crate::command::{describe_status, spawn_error};
+use crate::jobdir::{self, WRAPPER_FILE};
+use crate::{
+    ClusterStatus, JobSpec, LocalJobId, LocalJobInfo, LocalJobState, LocalScheduler, SchedulerError,
+};
 
 /// File name of the persisted job index inside the work directory.
 pub const INDEX_FILE: &str = "embedded-jobs.json";
 
-/// Time between SIGTERM and SIGKILL when a job is cancelled or runs out of time.
+/// Directory of the job directories inside the work directory.
+pub const JOBS_DIR: &str = "jobs";
+
+/// Time between SIGTERM and SIGKILL when a job is cancelled.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
 
-/// Reason of a job killed for running longer than `max_runtime_seconds`.
-pub const MAX_RUNTIME_EXCEEDED: &str = "max runtime exceeded";
+/// How often a re-attached job's wrapper is checked.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-const INDEX_VERSION: u32 = 1;
+/// How often a signalled job's processes are checked.
+const SESSION_POLL: Duration = Duration::from_millis(50);
+
+/// How long processes may take to die of SIGKILL.
+const KILL_WAIT: Duration = Duration::from_secs(2);
+
+/// Reason of a job whose process ended, without an exit status, while no scheduler
+/// watched it.
+pub const PROCESS_LOST: &str = "process lost while the enforcer was down";
+
+/// The only variables of the enforcer's environment a job's wrapper gets.
+const INHERITED_ENV: [&str; 3] = ["PATH", "HOME", "LANG"];
+
+/// Version 1 (before job directories) is still read: its running jobs come back as lost.
+const INDEX_VERSION: u32 = 2;
 
 /// Configuration of the [`EmbeddedScheduler`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmbeddedConfig {
     /// Node capacity of this "cluster" (at least 1).
     pub nodes: u32,
-    /// Directory for job logs and the job index (created if missing).
+    /// Directory for the job index and the job directories (created if missing).
     pub workdir: PathBuf,
-    /// Command of jobs whose `spec.command` is empty (must not be empty).
-    pub default_command: Vec<String>,
+    /// Command that runs a container image, e.g. `["docker", "run", "--rm"]` (the
+    /// image and its command are appended, after `--env NAME=VALUE` pairs). `None`:
+    /// container workloads are refused.
+    #[serde(default)]
+    pub container_runtime: Option<Vec<String>>,
 }
 
 impl EmbeddedConfig {
-    /// `nodes` nodes, `workdir`, default command `sh -c "sleep 1"`.
+    /// `nodes` nodes in `workdir`, no container runtime.
     pub fn new(nodes: u32, workdir: impl Into<PathBuf>) -> Self {
         EmbeddedConfig {
             nodes,
             workdir: workdir.into(),
-            default_command: vec!["sh".into(), "-c".into(), "sleep 1".into()],
+            container_runtime: None,
         }
     }
 }
@@ -87,6 +123,8 @@ pub struct EmbeddedScheduler {
 
 struct Inner {
     config: EmbeddedConfig,
+    /// Absolute `<workdir>/jobs`.
+    jobs_dir: PathBuf,
     index_path: PathBuf,
     jobs: Mutex<BTreeMap<String, Entry>>,
     /// Serialises index writes; the snapshot is taken while holding it, so the last
@@ -96,7 +134,7 @@ struct Inner {
 
 struct Entry {
     record: JobRecord,
-    /// Present while a supervisor task owns the job's process.
+    /// Present while a supervisor task watches the job's wrapper.
     control: Option<Control>,
 }
 
@@ -111,8 +149,11 @@ struct JobRecord {
     correlation_id: String,
     nodes: u32,
     state: LocalJobState,
+    /// The wrapper's pid, once started.
     pid: Option<u32>,
-    log: PathBuf,
+    /// The wrapper's process group (and session) id: equal to `pid`.
+    #[serde(default)]
+    pgid: Option<u32>,
     submitted_at_ms: u64,
     finished_at_ms: Option<u64>,
 }
@@ -125,7 +166,9 @@ struct IndexFile {
 
 impl EmbeddedScheduler {
     /// Open the scheduler on `config.workdir` (created if missing), loading the job index
-    /// left by a previous run. Jobs that were pending or running become `Unknown`.
+    /// left by a previous run and re-attaching to its running jobs (see the [module
+    /// documentation](self)). Must be called within a Tokio runtime when the index holds
+    /// running jobs.
     pub fn new(config: EmbeddedConfig) -> Result<Self, SchedulerError> {
         if config.nodes == 0 {
             return Err(SchedulerError::InvalidConfig {
@@ -133,155 +176,402 @@ impl EmbeddedScheduler {
                 reason: "must be at least 1".into(),
             });
         }
-        if config.default_command.is_empty() || config.default_command[0].is_empty() {
-            return Err(SchedulerError::InvalidConfig {
-                field: "default_command",
-                reason: "must name a program".into(),
-            });
-        }
-        std::fs::create_dir_all(&config.workdir).map_err(|e| {
-            SchedulerError::io(
-                format!("cannot create work directory {}", config.workdir.display()),
-                e,
-            )
-        })?;
-        let index_path = config.workdir.join(INDEX_FILE);
+        jobdir::validate_runtime(config.container_runtime.as_deref())?;
+        let workdir = jobdir::jobs_root(&config.workdir, "workdir")?;
+        let jobs_dir = jobdir::jobs_root(&workdir.join(JOBS_DIR), "workdir")?;
+        let index_path = workdir.join(INDEX_FILE);
         let mut jobs = BTreeMap::new();
-        let mut orphaned = 0usize;
-        match std::fs::read(&index_path) {
-            Ok(bytes) => {
-                let index: IndexFile = serde_json::from_slice(&bytes).map_err(|e| {
-                    SchedulerError::io(
-                        format!("corrupt job index {}", index_path.display()),
-                        std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-                    )
-                })?;
-                for mut record in index.jobs {
-                    if record.state.is_active() {
-                        tracing::warn!(
-                            job_id = %record.job_id,
-                            pid = ?record.pid,
-                            "embedded job was {} when the scheduler stopped; its state is now unknown",
-                            record.state
-                        );
-                        record.state = LocalJobState::Unknown;
-                        orphaned += 1;
+        let mut changed = false;
+        let mut adopted = Vec::new();
+        for mut record in load_index(&index_path)? {
+            let mut control = None;
+            if record.state.is_active() {
+                let dir = jobs_dir.join(&record.job_id);
+                match reattach(&mut record, &dir) {
+                    Some(wrapper) => {
+                        let (c, supervision) = Supervision::new(&record.job_id, dir, wrapper);
+                        control = Some(c);
+                        adopted.push(supervision);
                     }
-                    jobs.insert(
-                        record.job_id.clone(),
-                        Entry {
-                            record,
-                            control: None,
-                        },
-                    );
+                    None => changed = true,
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(SchedulerError::io(
-                    format!("cannot read job index {}", index_path.display()),
-                    e,
-                ))
+            jobs.insert(record.job_id.clone(), Entry { record, control });
+        }
+        let scheduler = EmbeddedScheduler {
+            inner: Arc::new(Inner {
+                config,
+                jobs_dir,
+                index_path,
+                jobs: Mutex::new(jobs),
+                persist_lock: tokio::sync::Mutex::new(()),
+            }),
+        };
+        if changed {
+            jobdir::write_atomic(&scheduler.inner.index_path, &scheduler.inner.snapshot()?)?;
+        }
+        if !adopted.is_empty() {
+            let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+                SchedulerError::InvalidConfig {
+                    field: "runtime",
+                    reason: "re-attaching to running jobs needs a Tokio runtime".into(),
+                }
+            })?;
+            for supervision in adopted {
+                runtime.spawn(supervise(scheduler.inner.clone(), supervision));
             }
         }
-        let inner = Inner {
-            config,
-            index_path,
-            jobs: Mutex::new(jobs),
-            persist_lock: tokio::sync::Mutex::new(()),
-        };
-        if orphaned > 0 {
-            write_index_sync(&inner.index_path, &inner.snapshot()?)?;
-        }
-        Ok(EmbeddedScheduler {
-            inner: Arc::new(inner),
-        })
+        Ok(scheduler)
     }
 
     pub fn config(&self) -> &EmbeddedConfig {
         &self.inner.config
     }
 
-    /// Where the output of a job goes (`<workdir>/<job_id>.log`).
-    pub fn log_path(&self, id: &LocalJobId) -> PathBuf {
-        self.inner.log_path(id.as_str())
-    }
-
-    /// Start a reserved job (called with the reservation persisted). Returns `None` if
-    /// the job was cancelled before it could start.
-    fn start(&self, spec: &JobSpec) -> Result<Option<Started>, SchedulerError> {
+    /// Prepare the job directory and start the wrapper of a reserved job (the reservation
+    /// is persisted). `None` if the job was cancelled before it could start.
+    fn start(&self, spec: &JobSpec) -> Result<Option<Supervision>, SchedulerError> {
         let inner = &self.inner;
+        let script = jobdir::script_bytes(spec, inner.config.container_runtime.as_deref())?;
+        let dir = inner.jobs_dir.join(&spec.job_id);
+        jobdir::prepare(&dir, spec, &script)?;
         let mut jobs = inner.lock();
         let Some(entry) = jobs.get_mut(&spec.job_id) else {
             return Ok(None);
         };
-        if entry.record.state != LocalJobState::Pending || entry.control.is_some() {
+        if entry.record.state != LocalJobState::Pending {
             return Ok(None);
         }
-        let command = if spec.command.is_empty() {
-            &inner.config.default_command
-        } else {
-            &spec.command
-        };
-        let log_path = inner.log_path(&spec.job_id);
-        let log = std::fs::File::create(&log_path).map_err(|e| {
-            SchedulerError::io(format!("cannot create job log {}", log_path.display()), e)
+        let child = spawn_wrapper(&dir)?;
+        let pid = child.id().ok_or_else(|| {
+            SchedulerError::io(
+                format!("job {} exited before its pid was read", spec.job_id),
+                std::io::Error::other("no pid"),
+            )
         })?;
-        let log_err = log.try_clone().map_err(|e| {
-            SchedulerError::io(format!("cannot open job log {}", log_path.display()), e)
-        })?;
-        let mut cmd = Command::new(&command[0]);
-        cmd.args(&command[1..])
-            .current_dir(&inner.config.workdir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err))
-            .env("HPC_JOB_ID", &spec.job_id)
-            .env("HPC_CORRELATION_ID", &spec.correlation_id)
-            .env("HPC_NODES", spec.nodes.to_string())
-            .env("HPC_GPUS_PER_NODE", spec.gpus_per_node.to_string())
-            // Own process group, so cancel / timeout reach the job's children too.
-            .process_group(0)
-            .kill_on_drop(false);
-        let child = cmd
-            .spawn()
-            .map_err(|e| spawn_error(Path::new(&command[0]), e))?;
-        let cancel = Arc::new(Notify::new());
-        let (done_tx, done_rx) = watch::channel(false);
         entry.record.state = LocalJobState::Running;
-        entry.record.pid = child.id();
-        entry.control = Some(Control {
-            cancel: cancel.clone(),
-            done: done_rx,
-        });
+        entry.record.pid = Some(pid);
+        entry.record.pgid = Some(pid);
         tracing::info!(
             job_id = %spec.job_id,
             correlation_id = %spec.correlation_id,
-            pid = ?entry.record.pid,
+            pid,
             nodes = spec.nodes,
             "embedded job started"
         );
-        Ok(Some(Started {
-            child,
-            cancel,
-            done: done_tx,
-        }))
+        let wrapper = Wrapper {
+            pid,
+            run_sh: dir.join(WRAPPER_FILE),
+            child: Some(child),
+        };
+        // Under the lock, so a cancel arriving now finds the control.
+        let (control, supervision) = Supervision::new(&spec.job_id, dir, wrapper);
+        entry.control = Some(control);
+        Ok(Some(supervision))
     }
 }
 
-struct Started {
-    child: Child,
+fn load_index(path: &Path) -> Result<Vec<JobRecord>, SchedulerError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(SchedulerError::io(
+                format!("cannot read job index {}", path.display()),
+                e,
+            ))
+        }
+    };
+    let corrupt = |reason: String| {
+        SchedulerError::io(
+            format!("corrupt job index {}", path.display()),
+            std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
+        )
+    };
+    let index: IndexFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    if index.version > INDEX_VERSION {
+        return Err(corrupt(format!(
+            "version {} is newer than this scheduler ({INDEX_VERSION})",
+            index.version
+        )));
+    }
+    // Job ids become paths: only well-formed ones are accepted.
+    if let Some(bad) = index
+        .jobs
+        .iter()
+        .find(|r| crate::validate_job_id(&r.job_id).is_err())
+    {
+        return Err(corrupt(format!("invalid job id {:?}", bad.job_id)));
+    }
+    Ok(index.jobs)
+}
+
+/// Decide what became of a job that was active when the previous scheduler stopped.
+/// Returns the wrapper to watch when it still runs; otherwise sets the final state.
+fn reattach(record: &mut JobRecord, dir: &Path) -> Option<Wrapper> {
+    let run_sh = dir.join(WRAPPER_FILE);
+    if let Some(pid) = record.pid.filter(|pid| is_wrapper_alive(*pid, &run_sh)) {
+        tracing::info!(job_id = %record.job_id, pid, "re-attached to running embedded job");
+        record.state = LocalJobState::Running;
+        return Some(Wrapper {
+            pid,
+            run_sh,
+            child: None,
+        });
+    }
+    record.state = match jobdir::read_outcome(dir) {
+        Ok(Some(state)) => state,
+        Ok(None) => LocalJobState::failed(PROCESS_LOST, None),
+        Err(e) => LocalJobState::failed(format!("{PROCESS_LOST}; {e}"), None),
+    };
+    record.finished_at_ms = Some(now_ms());
+    tracing::warn!(job_id = %record.job_id, state = %record.state, "embedded job ended while the enforcer was down");
+    None
+}
+
+/// Start `<dir>/run.sh` detached, in its own session, with a scrubbed environment.
+fn spawn_wrapper(dir: &Path) -> Result<Child, SchedulerError> {
+    let run_sh = dir.join(WRAPPER_FILE);
+    let log = |what: &str| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("run.log"))
+            .map_err(|e| {
+                SchedulerError::io(format!("cannot open {what} of {}", run_sh.display()), e)
+            })
+    };
+    // Through sh rather than exec'ing the file just written: another thread's fork may
+    // still hold it open for writing (ETXTBSY).
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg(&run_sh)
+        .current_dir(dir)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(log("stdout")?)
+        .stderr(log("stderr")?)
+        .kill_on_drop(false);
+    for name in INHERITED_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2),
+    // which is async-signal-safe; it touches no memory of the parent.
+    #[allow(unsafe_code)] // new session through libc, see SAFETY
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .map_err(|e| spawn_error(Path::new("/bin/sh"), e))
+}
+
+/// A job's wrapper process: our child, or adopted after a restart (then only its pid).
+struct Wrapper {
+    pid: u32,
+    run_sh: PathBuf,
+    child: Option<Child>,
+}
+
+impl Wrapper {
+    /// Wait until the wrapper has ended; its exit status when it was our child.
+    async fn exited(&mut self) -> Option<ExitStatus> {
+        if let Some(child) = &mut self.child {
+            match child.wait().await {
+                Ok(status) => return Some(status),
+                // Never take a failed wait for the end of the job (it would be killed
+                // and reported failed): watch the pid instead.
+                Err(e) => {
+                    tracing::warn!(pid = self.pid, error = %e, "cannot wait for an embedded job's wrapper; watching its pid")
+                }
+            }
+        }
+        while is_wrapper_alive(self.pid, &self.run_sh) {
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+        None
+    }
+
+    fn has_exited(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => !matches!(child.try_wait(), Ok(None)),
+            None => !is_wrapper_alive(self.pid, &self.run_sh),
+        }
+    }
+}
+
+/// Whether `pid` is alive and runs the wrapper `run_sh` (not a reused pid). A zombie
+/// has an empty command line, so it counts as ended.
+fn is_wrapper_alive(pid: u32, run_sh: &Path) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+        cmdline
+            .split(|b| *b == 0)
+            .any(|arg| arg == run_sh.as_os_str().as_bytes())
+    })
+}
+
+/// Pids of the live (not zombie) processes in session `sid`, from `/proc/<pid>/stat`.
+fn session_members(sid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // `pid (comm) state ppid pgrp session ...`; comm may contain spaces and ')'.
+            let fields: Vec<&str> = stat
+                .rfind(')')
+                .map(|i| stat[i + 1..].split_whitespace().collect())
+                .unwrap_or_default();
+            fields.first() != Some(&"Z")
+                && fields.get(3).and_then(|s| s.parse::<i32>().ok()) == Some(sid)
+        })
+        .collect()
+}
+
+/// Send `sig` to every process of the session led by `sid` (the wrapper's pid).
+fn signal_session(sid: u32, sig: libc::c_int) {
+    let Ok(sid) = libc::pid_t::try_from(sid) else {
+        return;
+    };
+    // Never signal pid 0 / 1 groups or "every process" (-1).
+    if sid <= 1 {
+        return;
+    }
+    // The wrapper's own group first (one atomic call), then processes that moved to
+    // other groups of the session (timeout's, or the workload's own).
+    for target in std::iter::once(-sid).chain(session_members(sid)) {
+        // SAFETY: kill(2) has no memory-safety preconditions; the targets are the
+        // session's process group and members, found just above.
+        #[allow(unsafe_code)] // process control through libc, see SAFETY
+        unsafe {
+            libc::kill(target, sig);
+        }
+    }
+}
+
+/// Send `sig` to the job's session and wait up to `patience` until none of its
+/// processes is alive. Returns whether they are all gone.
+async fn signal_and_wait(sid: u32, sig: libc::c_int, patience: Duration) -> bool {
+    signal_session(sid, sig);
+    let deadline = tokio::time::Instant::now() + patience;
+    let Ok(sid) = i32::try_from(sid) else {
+        return true;
+    };
+    loop {
+        if session_members(sid).is_empty() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(SESSION_POLL).await;
+    }
+}
+
+/// The final state of a job whose wrapper ended (with `status`, when known).
+fn ended_state(dir: &Path, status: Option<ExitStatus>) -> LocalJobState {
+    match jobdir::read_outcome(dir) {
+        Ok(Some(state)) => state,
+        Ok(None) => LocalJobState::failed(
+            match status {
+                Some(s) => format!(
+                    "the job wrapper ended without recording an exit status ({})",
+                    describe_status(s)
+                ),
+                None => "the job wrapper ended without recording an exit status".into(),
+            },
+            None,
+        ),
+        Err(e) => LocalJobState::failed(e.to_string(), None),
+    }
+}
+
+/// What a supervisor task owns: the job's wrapper and its end of the [`Control`].
+struct Supervision {
+    job_id: String,
+    dir: PathBuf,
+    wrapper: Wrapper,
     cancel: Arc<Notify>,
     done: watch::Sender<bool>,
+}
+
+impl Supervision {
+    /// The supervision of `wrapper` and the control to store in the job's entry.
+    fn new(job_id: &str, dir: PathBuf, wrapper: Wrapper) -> (Control, Self) {
+        let cancel = Arc::new(Notify::new());
+        let (done, done_rx) = watch::channel(false);
+        let control = Control {
+            cancel: cancel.clone(),
+            done: done_rx,
+        };
+        let supervision = Supervision {
+            job_id: job_id.to_string(),
+            dir,
+            wrapper,
+            cancel,
+            done,
+        };
+        (control, supervision)
+    }
+}
+
+/// Watches a job's wrapper until it ends or the job is cancelled, then records the final
+/// state.
+async fn supervise(inner: Arc<Inner>, supervision: Supervision) {
+    let Supervision {
+        job_id,
+        dir,
+        mut wrapper,
+        cancel,
+        done,
+    } = supervision;
+    let exited = tokio::select! {
+        status = wrapper.exited() => Some(status),
+        _ = cancel.notified() => None,
+    };
+    let state = match exited {
+        Some(status) => ended_state(&dir, status),
+        // The wrapper ended on its own at the same moment: report what it did.
+        None if wrapper.has_exited() => ended_state(&dir, None),
+        None => {
+            // The grace is for the workload (which may save its work on SIGTERM), not
+            // for the wrapper, which dies at once.
+            signal_and_wait(wrapper.pid, libc::SIGTERM, KILL_GRACE).await;
+            LocalJobState::Cancelled
+        }
+    };
+    // Whatever the job left behind in its session goes with it (as Slurm does), and so
+    // does a cancelled job that outlived its grace.
+    if !signal_and_wait(wrapper.pid, libc::SIGKILL, KILL_WAIT).await {
+        tracing::warn!(%job_id, "processes of the embedded job survive SIGKILL");
+    }
+    // Reap our child (or see the adopted wrapper gone).
+    wrapper.exited().await;
+    tracing::info!(%job_id, state = %state, "embedded job ended");
+    {
+        let mut jobs = inner.lock();
+        if let Some(entry) = jobs.get_mut(&job_id) {
+            entry.record.state = state;
+            entry.record.finished_at_ms = Some(now_ms());
+            entry.control = None;
+        }
+    }
+    inner.persist_or_warn(&job_id).await;
+    done.send_replace(true);
 }
 
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn log_path(&self, job_id: &str) -> PathBuf {
-        self.config.workdir.join(format!("{job_id}.log"))
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, SchedulerError> {
@@ -302,20 +592,10 @@ impl Inner {
     async fn persist(&self) -> Result<(), SchedulerError> {
         let _guard = self.persist_lock.lock().await;
         let bytes = self.snapshot()?;
-        let tmp = self.index_path.with_extension("json.tmp");
-        let ctx = |what: &str| format!("cannot {what} job index {}", self.index_path.display());
-        tokio::fs::write(&tmp, &bytes)
+        let path = self.index_path.clone();
+        tokio::task::spawn_blocking(move || jobdir::write_atomic(&path, &bytes))
             .await
-            .map_err(|e| SchedulerError::io(ctx("write"), e))?;
-        tokio::fs::File::open(&tmp)
-            .await
-            .map_err(|e| SchedulerError::io(ctx("reopen"), e))?
-            .sync_all()
-            .await
-            .map_err(|e| SchedulerError::io(ctx("sync"), e))?;
-        tokio::fs::rename(&tmp, &self.index_path)
-            .await
-            .map_err(|e| SchedulerError::io(ctx("replace"), e))
+            .map_err(|e| SchedulerError::io("job index writer", std::io::Error::other(e)))?
     }
 
     async fn persist_or_warn(&self, job_id: &str) {
@@ -323,16 +603,6 @@ impl Inner {
             tracing::warn!(%job_id, error = %e, "cannot persist embedded job index");
         }
     }
-}
-
-fn write_index_sync(path: &Path, bytes: &[u8]) -> Result<(), SchedulerError> {
-    let ctx = |what: &str| format!("cannot {what} job index {}", path.display());
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| SchedulerError::io(ctx("write"), e))?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| SchedulerError::io(ctx("sync"), e))?;
-    std::fs::rename(&tmp, path).map_err(|e| SchedulerError::io(ctx("replace"), e))
 }
 
 fn used_nodes(jobs: &BTreeMap<String, Entry>) -> u32 {
@@ -349,113 +619,6 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn state_from_exit(status: ExitStatus) -> LocalJobState {
-    use std::os::unix::process::ExitStatusExt;
-    if status.success() {
-        LocalJobState::Completed
-    } else if let Some(code) = status.code() {
-        LocalJobState::Failed {
-            reason: format!("exit code {code}"),
-        }
-    } else if let Some(sig) = status.signal() {
-        LocalJobState::Failed {
-            reason: format!("killed by signal {sig}"),
-        }
-    } else {
-        LocalJobState::Failed {
-            reason: "unknown exit status".into(),
-        }
-    }
-}
-
-/// Send `sig` to the process group led by `pid`.
-fn signal_group(pid: Option<u32>, sig: libc::c_int) {
-    let Some(pid) = pid.and_then(|p| libc::pid_t::try_from(p).ok()) else {
-        return;
-    };
-    // Never signal pid 0 / 1 groups or "every process" (-1).
-    if pid <= 1 {
-        return;
-    }
-    // SAFETY: kill(2) has no memory-safety preconditions; the group id is the pid of a
-    // child we spawned with process_group(0) and have not reaped yet (or just reaped).
-    #[allow(unsafe_code)] // process control through libc, see SAFETY
-    unsafe {
-        libc::kill(-pid, sig);
-    }
-}
-
-/// SIGTERM the job's process group, SIGKILL it after [`KILL_GRACE`], reap the leader.
-async fn terminate(pid: Option<u32>, child: &mut Child) {
-    signal_group(pid, libc::SIGTERM);
-    if tokio::time::timeout(KILL_GRACE, child.wait())
-        .await
-        .is_err()
-    {
-        signal_group(pid, libc::SIGKILL);
-        let _ = child.wait().await;
-    }
-}
-
-enum Ended {
-    Exited(std::io::Result<ExitStatus>),
-    Cancelled,
-    TimedOut,
-}
-
-/// Owns a job's process until it ends, then records the final state.
-async fn supervise(inner: Arc<Inner>, job_id: String, limit: Option<Duration>, started: Started) {
-    let Started {
-        mut child,
-        cancel,
-        done,
-    } = started;
-    let pid = child.id();
-    let ended = tokio::select! {
-        r = child.wait() => Ended::Exited(r),
-        _ = cancel.notified() => Ended::Cancelled,
-        _ = async {
-            match limit {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending::<()>().await,
-            }
-        } => Ended::TimedOut,
-    };
-    let state = match ended {
-        Ended::Exited(Ok(status)) => state_from_exit(status),
-        Ended::Exited(Err(e)) => LocalJobState::Failed {
-            reason: format!("cannot wait for the job process: {e}"),
-        },
-        ended => match child.try_wait() {
-            // The process ended on its own at the same moment: report what it did.
-            Ok(Some(status)) => state_from_exit(status),
-            _ => {
-                terminate(pid, &mut child).await;
-                if matches!(ended, Ended::Cancelled) {
-                    LocalJobState::Cancelled
-                } else {
-                    LocalJobState::Failed {
-                        reason: MAX_RUNTIME_EXCEEDED.into(),
-                    }
-                }
-            }
-        },
-    };
-    // Whatever the job left behind in its process group goes with it.
-    signal_group(pid, libc::SIGKILL);
-    tracing::info!(%job_id, state = %state, "embedded job ended");
-    {
-        let mut jobs = inner.lock();
-        if let Some(entry) = jobs.get_mut(&job_id) {
-            entry.record.state = state;
-            entry.record.finished_at_ms = Some(now_ms());
-            entry.control = None;
-        }
-    }
-    inner.persist_or_warn(&job_id).await;
-    done.send_replace(true);
-}
-
 #[async_trait::async_trait]
 impl LocalScheduler for EmbeddedScheduler {
     fn name(&self) -> &'static str {
@@ -470,16 +633,16 @@ impl LocalScheduler for EmbeddedScheduler {
             (used_nodes(&jobs), running)
         };
         let free = total.saturating_sub(used);
-        let workdir = &self.inner.config.workdir;
-        let workdir_ok = tokio::fs::metadata(workdir)
+        let jobs_dir = &self.inner.jobs_dir;
+        let dir_ok = tokio::fs::metadata(jobs_dir)
             .await
             .map(|m| m.is_dir())
             .unwrap_or(false);
         let mut detail = format!("embedded: {free}/{total} nodes free, {running} job(s) running");
-        if !workdir_ok {
+        if !dir_ok {
             detail.push_str(&format!(
-                "; work directory {} is missing",
-                workdir.display()
+                "; jobs directory {} is missing",
+                jobs_dir.display()
             ));
         }
         Ok(ClusterStatus {
@@ -487,13 +650,15 @@ impl LocalScheduler for EmbeddedScheduler {
             total_nodes: total,
             free_nodes: free,
             queue_depth: 0,
-            healthy: workdir_ok,
+            healthy: dir_ok,
             detail,
         })
     }
 
     async fn submit(&self, spec: &JobSpec) -> Result<LocalJobId, SchedulerError> {
         spec.validate()?;
+        // Refuse a container workload before anything is recorded.
+        jobdir::script_bytes(spec, self.inner.config.container_runtime.as_deref())?;
         let id = LocalJobId::new(&spec.job_id);
         // 1. Reserve the nodes (or return the existing handle).
         {
@@ -520,7 +685,7 @@ impl LocalScheduler for EmbeddedScheduler {
                         nodes: spec.nodes,
                         state: LocalJobState::Pending,
                         pid: None,
-                        log: self.inner.log_path(&spec.job_id),
+                        pgid: None,
                         submitted_at_ms: now_ms(),
                         finished_at_ms: None,
                     },
@@ -534,17 +699,10 @@ impl LocalScheduler for EmbeddedScheduler {
             self.inner.lock().remove(&spec.job_id);
             return Err(e);
         }
-        // 3. Start the process and hand it to a supervisor task.
+        // 3. Start the wrapper and hand it to a supervisor task.
         match self.start(spec) {
-            Ok(Some(started)) => {
-                let limit = (spec.max_runtime_seconds > 0)
-                    .then(|| Duration::from_secs(spec.max_runtime_seconds));
-                tokio::spawn(supervise(
-                    self.inner.clone(),
-                    spec.job_id.clone(),
-                    limit,
-                    started,
-                ));
+            Ok(Some(supervision)) => {
+                tokio::spawn(supervise(self.inner.clone(), supervision));
                 self.inner.persist_or_warn(&spec.job_id).await;
                 Ok(id)
             }
@@ -573,16 +731,8 @@ impl LocalScheduler for EmbeddedScheduler {
             let entry = jobs
                 .get_mut(id.as_str())
                 .ok_or_else(|| SchedulerError::JobNotFound { id: id.0.clone() })?;
-            if entry.record.state.is_terminal() {
+            if !entry.record.state.is_active() {
                 return Ok(());
-            }
-            if entry.record.state == LocalJobState::Unknown {
-                return Err(SchedulerError::NotCancellable {
-                    id: id.0.clone(),
-                    reason:
-                        "it was running when the enforcer restarted and is no longer supervised"
-                            .into(),
-                });
             }
             match &entry.control {
                 Some(control) => {
@@ -607,5 +757,26 @@ impl LocalScheduler for EmbeddedScheduler {
             None => self.inner.persist_or_warn(id.as_str()).await,
         }
         Ok(())
+    }
+
+    async fn jobs(&self) -> Result<Vec<LocalJobInfo>, SchedulerError> {
+        Ok(self
+            .inner
+            .lock()
+            .values()
+            .map(|e| LocalJobInfo {
+                local_id: LocalJobId::new(&e.record.job_id),
+                name: e.record.job_id.clone(),
+                comment: e.record.correlation_id.clone(),
+                state: e.record.state.clone(),
+            })
+            .collect())
+    }
+
+    fn job_dir(&self, job_id: &str) -> Option<PathBuf> {
+        self.inner
+            .lock()
+            .contains_key(job_id)
+            .then(|| self.inner.jobs_dir.join(job_id))
     }
 }

@@ -46,9 +46,11 @@ pub enum SchedulerError {
         total: u32,
     },
 
-    /// The job spec cannot be submitted as given.
+    /// The job spec cannot be submitted as given (also: a container workload on an
+    /// adapter without a container runtime, `field` = `workload.container`). `field`
+    /// names the offending field, with its index for list entries (`env[3].name`).
     #[error("invalid job spec: {field}: {reason}")]
-    InvalidSpec { field: &'static str, reason: String },
+    InvalidSpec { field: String, reason: String },
 
     /// The adapter configuration is unusable.
     #[error("invalid local scheduler configuration: {field}: {reason}")]
@@ -58,11 +60,7 @@ pub enum SchedulerError {
     #[error("no such local job: {id}")]
     JobNotFound { id: String },
 
-    /// The job exists but cannot be cancelled by this adapter.
-    #[error("cannot cancel local job {id}: {reason}")]
-    NotCancellable { id: String, reason: String },
-
-    /// Local file-system failure (work directory, job log, job index).
+    /// Local file-system failure (work directory, job directory, job index).
     #[error("{context}: {source}")]
     Io {
         context: String,

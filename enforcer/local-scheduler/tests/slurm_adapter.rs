@@ -1,14 +1,17 @@
 //! The whole Slurm adapter against fake `sbatch`/`squeue`/`sinfo`/`sacct`/`scancel`/
 //! `scontrol` shell scripts that log their argv and replay recorded outputs from
-//! tests/fixtures.
+//! tests/fixtures. The fake sbatch runs nothing: tests write a job directory's
+//! `exit_code` themselves where the wrapper would.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hpc_local_scheduler::slurm::parse::TIME_LIMIT_EXCEEDED;
+use hpc_local_scheduler::slurm::INDEX_FILE;
 use hpc_local_scheduler::{
-    ClusterStatus, JobSpec, LocalJobId, LocalJobState, LocalScheduler, SchedulerError, SlurmConfig,
-    SlurmScheduler,
+    ClusterStatus, JobSpec, LocalJobId, LocalJobInfo, LocalJobState, LocalScheduler,
+    SchedulerError, SlurmConfig, SlurmScheduler, Workload,
 };
 
 /// Writing an executable while another test thread forks can make exec fail with
@@ -16,8 +19,6 @@ use hpc_local_scheduler::{
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const TOOLS: [&str; 6] = ["sbatch", "squeue", "sinfo", "sacct", "scancel", "scontrol"];
-
-const EXPORT: &str = "--export=HPC_JOB_ID,HPC_CORRELATION_ID,HPC_NODES,HPC_GPUS_PER_NODE";
 
 struct FakeSlurm {
     dir: tempfile::TempDir,
@@ -39,16 +40,13 @@ tool='{tool}'
 }} >> "$dir/calls.log"
 key="$tool"
 case "$tool:$*" in
+  squeue:*%k*) key=squeue_all ;;
   squeue:*--name=*) key=squeue_name ;;
   squeue:*--job=*) key=squeue_job ;;
   squeue:*--states=PENDING*) key=squeue_pending ;;
   sacct:*--name=*) key=sacct_name ;;
   sacct:*--jobs=*) key=sacct_job ;;
 esac
-if [ "$tool" = sbatch ]; then
-  printf 'HPC_JOB_ID=%s HPC_CORRELATION_ID=%s HPC_NODES=%s HPC_GPUS_PER_NODE=%s\n' \
-    "$HPC_JOB_ID" "$HPC_CORRELATION_ID" "$HPC_NODES" "$HPC_GPUS_PER_NODE" >> "$dir/sbatch_env.log"
-fi
 # A hanging command (replaced by sleep so the timeout kill reaches it).
 if [ -f "$dir/$key.sleep" ]; then exec sleep "$(cat "$dir/$key.sleep")"; fi
 if [ -f "$dir/$key.out" ]; then cat "$dir/$key.out"; fi
@@ -104,15 +102,16 @@ exit 0
         let _ = std::fs::remove_file(self.path("calls.log"));
     }
 
-    fn sbatch_env(&self) -> String {
-        std::fs::read_to_string(self.path("sbatch_env.log")).unwrap_or_default()
+    /// The jobs directory of [`FakeSlurm::config`] and [`FakeSlurm::minimal_config`].
+    fn jobs_dir(&self) -> PathBuf {
+        self.dir.path().canonicalize().unwrap().join("jobs")
     }
 
     /// All tools, partition `gpu`.
     fn config(&self) -> SlurmConfig {
         SlurmConfig {
             partition: Some("gpu".into()),
-            ..SlurmConfig::in_dir(self.dir.path())
+            ..SlurmConfig::in_dir(self.dir.path(), self.jobs_dir())
         }
     }
 
@@ -127,6 +126,8 @@ exit 0
             scancel: self.path("scancel"),
             sacct: None,
             command_timeout: Duration::from_secs(10),
+            jobs_dir: self.jobs_dir(),
+            container_runtime: None,
         }
     }
 }
@@ -137,23 +138,42 @@ fn call(words: &[&str]) -> Vec<String> {
 
 fn spec() -> JobSpec {
     JobSpec {
-        job_id: "hpc-job-456".into(),
         nodes: 2,
         gpus_per_node: 4,
         max_runtime_seconds: 90,
-        command: vec![
-            "python3".into(),
-            "/opt/train.py".into(),
-            "--epochs".into(),
-            "3".into(),
-            "a b".into(),
-        ],
+        env: vec![("EPOCHS".into(), "3 'quick'".into())],
+        output_name: "train".into(),
         correlation_id: "corr-789".into(),
+        ..JobSpec::new(
+            "hpc-job-456",
+            Workload::Script {
+                bytes: b"#!/usr/bin/env python3\nprint('hi')\n".to_vec(),
+            },
+        )
     }
 }
 
+/// The sbatch call for job `job_id` in `jobs_dir`, with `options` between the fixed
+/// leading and trailing ones.
+fn sbatch_call(jobs_dir: &Path, job_id: &str, options: &[&str]) -> Vec<String> {
+    let dir = jobs_dir.join(job_id).display().to_string();
+    let mut words = vec![
+        "sbatch".to_string(),
+        "--parsable".into(),
+        format!("--job-name={job_id}"),
+    ];
+    words.extend(options.iter().map(|o| o.to_string()));
+    words.extend([
+        format!("--chdir={dir}"),
+        format!("--output={dir}/slurm-%j.log"),
+        "--export=NONE".into(),
+        format!("{dir}/run.sh"),
+    ]);
+    words
+}
+
 #[tokio::test]
-async fn submit_new_job_passes_exact_arguments_and_environment() {
+async fn submit_new_job_writes_the_job_dir_and_passes_exact_arguments() {
     let _serial = SERIAL.lock().await;
     let fake = FakeSlurm::new();
     fake.replay("sbatch", "sbatch_parsable.out");
@@ -182,45 +202,75 @@ async fn submit_new_job_passes_exact_arguments_and_environment() {
                 "--starttime=now-7days",
                 "--format=JobID,JobName"
             ]),
-            call(&[
-                "sbatch",
-                "--parsable",
-                "--job-name=hpc-job-456",
-                "--nodes=2",
-                "--time=2",
-                "--gres=gpu:4",
-                "--partition=gpu",
-                "--comment=corr-789",
-                EXPORT,
-                "--wrap=python3 /opt/train.py --epochs 3 'a b'",
-            ]),
+            sbatch_call(
+                &fake.jobs_dir(),
+                "hpc-job-456",
+                &[
+                    "--nodes=2",
+                    "--time=2",
+                    "--gres=gpu:4",
+                    "--partition=gpu",
+                    "--comment=corr-789"
+                ]
+            ),
         ]
     );
+
+    // The job directory: the verified script, the environment, the wrapper.
+    let dir = slurm.job_dir("hpc-job-456").unwrap();
+    assert_eq!(dir, fake.jobs_dir().join("hpc-job-456"));
     assert_eq!(
-        fake.sbatch_env(),
-        "HPC_JOB_ID=hpc-job-456 HPC_CORRELATION_ID=corr-789 HPC_NODES=2 HPC_GPUS_PER_NODE=4\n"
+        std::fs::read(dir.join("script")).unwrap(),
+        b"#!/usr/bin/env python3\nprint('hi')\n"
     );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("environment")).unwrap(),
+        "# Environment of job hpc-job-456 (sourced by the shell that runs ./script).\n\
+         export HPC_JOB_ID=hpc-job-456\nexport HPC_CORRELATION_ID=corr-789\n\
+         export HPC_NODES=2\nexport HPC_GPUS_PER_NODE=4\nexport EPOCHS='3 '\\''quick'\\'''\n"
+    );
+    let wrapper = std::fs::read_to_string(dir.join("run.sh")).unwrap();
+    assert!(
+        wrapper.contains("timeout --kill-after=10s 90s /bin/sh -c")
+            && wrapper.contains(">train.out 2>train.err"),
+        "{wrapper}"
+    );
+    assert_eq!(
+        std::fs::metadata(dir.join("run.sh"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    // The Slurm id is recorded for restarts.
+    let index = std::fs::read_to_string(fake.jobs_dir().join(INDEX_FILE)).unwrap();
+    assert!(index.contains(r#""4829173": "hpc-job-456""#), "{index}");
 
     // Idempotent: the second submit returns the same handle without touching Slurm.
     fake.clear_calls();
     assert_eq!(slurm.submit(&spec()).await.unwrap(), id);
     assert!(fake.calls().is_empty());
+    // So does a restarted adapter on the same jobs directory.
+    let restarted = SlurmScheduler::new(fake.config()).unwrap();
+    assert_eq!(restarted.submit(&spec()).await.unwrap(), id);
+    assert!(fake.calls().is_empty());
+    assert_eq!(restarted.job_dir("hpc-job-456"), Some(dir));
+    assert_eq!(restarted.job_dir("other"), None);
 }
 
 #[tokio::test]
-async fn submit_minimal_config_and_cluster_suffix() {
+async fn submit_minimal_config_partition_hint_and_cluster_suffix() {
     let _serial = SERIAL.lock().await;
     let fake = FakeSlurm::new();
     fake.replay("sbatch", "sbatch_parsable_cluster.out");
     let slurm = SlurmScheduler::new(fake.minimal_config()).unwrap();
-    let spec = JobSpec {
-        job_id: "job-1".into(),
-        nodes: 1,
-        gpus_per_node: 0,
-        max_runtime_seconds: 0,
-        command: vec!["sh".into(), "-c".into(), "echo $HPC_JOB_ID; exit 0".into()],
-        correlation_id: String::new(),
-    };
+    let spec = JobSpec::new(
+        "job-1",
+        Workload::Script {
+            bytes: b"#!/bin/sh\necho $HPC_JOB_ID\n".to_vec(),
+        },
+    );
     assert_eq!(
         slurm.submit(&spec).await.unwrap(),
         LocalJobId::new("4829174")
@@ -236,26 +286,47 @@ async fn submit_minimal_config_and_cluster_suffix() {
                 "--name=job-1",
                 "--format=%i|%j"
             ]),
-            call(&[
-                "sbatch",
-                "--parsable",
-                "--job-name=job-1",
-                "--nodes=1",
-                EXPORT,
-                "--wrap=sh -c 'echo $HPC_JOB_ID; exit 0'",
-            ]),
+            sbatch_call(&fake.jobs_dir(), "job-1", &["--nodes=1"]),
         ]
     );
+    let wrapper = std::fs::read_to_string(fake.jobs_dir().join("job-1/run.sh")).unwrap();
+    assert!(!wrapper.contains("timeout --kill-after"), "{wrapper}");
 
-    // 61 s rounds up to 2 minutes.
+    // 61 s rounds up to 2 minutes; the job's partition hint is passed.
     fake.clear_calls();
     let spec = JobSpec {
         job_id: "job-2".into(),
         max_runtime_seconds: 61,
+        partition: Some("a100".into()),
         ..spec
     };
     slurm.submit(&spec).await.unwrap();
-    assert!(fake.calls()[1].contains(&"--time=2".to_string()));
+    assert_eq!(
+        fake.calls()[1],
+        sbatch_call(
+            &fake.jobs_dir(),
+            "job-2",
+            &["--nodes=1", "--time=2", "--partition=a100"]
+        )
+    );
+
+    // ... and overrides the configured partition.
+    fake.clear_calls();
+    let configured = SlurmScheduler::new(fake.config()).unwrap();
+    let spec = JobSpec {
+        job_id: "job-3".into(),
+        ..spec
+    };
+    configured.submit(&spec).await.unwrap();
+    let sbatch = fake.calls().pop().unwrap();
+    assert!(
+        sbatch.contains(&"--partition=a100".to_string()),
+        "{sbatch:?}"
+    );
+    assert!(
+        !sbatch.contains(&"--partition=gpu".to_string()),
+        "{sbatch:?}"
+    );
 }
 
 #[tokio::test]
@@ -263,21 +334,27 @@ async fn submit_finds_job_already_in_slurm() {
     let _serial = SERIAL.lock().await;
     let fake = FakeSlurm::new();
     fake.replay("sbatch", "sbatch_parsable.out");
+    // Restarted enforcers that lost their jobs directory: only Slurm knows the job.
+    let fresh = |name: &str| SlurmConfig {
+        jobs_dir: fake.path(name),
+        ..fake.config()
+    };
 
-    // A restarted enforcer: fresh adapter, but squeue knows the job name.
     fake.replay("squeue_name", "squeue_name_found.out");
-    let slurm = SlurmScheduler::new(fake.config()).unwrap();
+    let slurm = SlurmScheduler::new(fresh("jobs-a")).unwrap();
     assert_eq!(
         slurm.submit(&spec()).await.unwrap(),
         LocalJobId::new("4829173")
     );
     assert!(fake.calls().iter().all(|c| c[0] != "sbatch"));
+    // Found jobs are recorded too.
+    assert!(slurm.job_dir("hpc-job-456").is_some());
 
     // Purged from slurmctld, still in accounting.
     fake.reset("squeue_name");
     fake.replay("sacct_name", "sacct_name_found.out");
     fake.clear_calls();
-    let slurm = SlurmScheduler::new(fake.config()).unwrap();
+    let slurm = SlurmScheduler::new(fresh("jobs-b")).unwrap();
     assert_eq!(
         slurm.submit(&spec()).await.unwrap(),
         LocalJobId::new("4829173")
@@ -314,7 +391,7 @@ async fn submit_fails_closed_when_lookup_fails() {
 }
 
 #[tokio::test]
-async fn sbatch_errors_are_typed() {
+async fn sbatch_errors_are_typed_and_containers_need_a_runtime() {
     let _serial = SERIAL.lock().await;
     let fake = FakeSlurm::new();
     fake.replay("sbatch", "sbatch_rejected.err");
@@ -330,6 +407,8 @@ async fn sbatch_errors_are_typed() {
         }
         other => panic!("{other:?}"),
     }
+    // Nothing recorded: a later submit tries again.
+    assert_eq!(slurm.job_dir("hpc-job-456"), None);
 
     fake.reset("sbatch");
     fake.replay("sbatch", "sbatch_not_parsable.out");
@@ -341,18 +420,42 @@ async fn sbatch_errors_are_typed() {
         other => panic!("{other:?}"),
     }
 
-    // The Slurm adapter has no default command.
-    let empty = JobSpec {
-        command: vec![],
+    // A container workload needs a configured runtime.
+    let container = JobSpec {
+        workload: Workload::Container {
+            image: "ghcr.io/acme/train:1".into(),
+            command: vec!["python3".into(), "train.py".into()],
+        },
         ..spec()
     };
-    assert!(matches!(
-        slurm.submit(&empty).await,
-        Err(SchedulerError::InvalidSpec {
-            field: "command",
-            ..
-        })
-    ));
+    match slurm.submit(&container).await {
+        Err(SchedulerError::InvalidSpec { field, .. }) => {
+            assert_eq!(field, "workload.container")
+        }
+        other => panic!("{other:?}"),
+    }
+
+    fake.reset("sbatch");
+    fake.replay("sbatch", "sbatch_parsable.out");
+    let with_runtime = SlurmScheduler::new(SlurmConfig {
+        container_runtime: Some(vec!["apptainer".into(), "exec".into()]),
+        ..fake.minimal_config()
+    })
+    .unwrap();
+    with_runtime.submit(&container).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(fake.jobs_dir().join("hpc-job-456/script")).unwrap(),
+        "#!/bin/sh\n# Container workload of job hpc-job-456 (generated by hpc-local-scheduler).\n\
+         exec apptainer exec --env HPC_JOB_ID=hpc-job-456 --env HPC_CORRELATION_ID=corr-789 \
+         --env HPC_NODES=2 --env HPC_GPUS_PER_NODE=4 --env 'EPOCHS=3 '\\''quick'\\''' \
+         ghcr.io/acme/train:1 python3 train.py\n"
+    );
+    // The job's variables reach the container only, not the runtime's environment.
+    assert!(
+        !std::fs::read_to_string(fake.jobs_dir().join("hpc-job-456/environment"))
+            .unwrap()
+            .contains("EPOCHS")
+    );
 }
 
 #[tokio::test]
@@ -379,9 +482,7 @@ async fn job_state_from_squeue_then_sacct() {
     fake.replay("squeue_job", "squeue_T_timeout.out");
     assert_eq!(
         slurm.job_state(&id).await.unwrap(),
-        LocalJobState::Failed {
-            reason: "max runtime exceeded (slurm state TIMEOUT)".into()
-        }
+        LocalJobState::failed(TIME_LIMIT_EXCEEDED, None)
     );
 
     // Purged from slurmctld: squeue fails with "Invalid job id specified" -> sacct.
@@ -392,9 +493,7 @@ async fn job_state_from_squeue_then_sacct() {
     fake.clear_calls();
     assert_eq!(
         slurm.job_state(&id).await.unwrap(),
-        LocalJobState::Failed {
-            reason: "slurm state FAILED, exit code 3".into()
-        }
+        LocalJobState::failed("slurm state FAILED, exit code 3", Some(3))
     );
     assert_eq!(
         fake.calls()[1],
@@ -417,7 +516,8 @@ async fn job_state_from_squeue_then_sacct() {
         LocalJobState::Completed
     );
 
-    // Nothing anywhere -> Unknown.
+    // Nothing anywhere (and no job directory: not submitted through this adapter)
+    // -> Unknown.
     fake.reset("sacct_job");
     assert_eq!(slurm.job_state(&id).await.unwrap(), LocalJobState::Unknown);
 
@@ -445,6 +545,115 @@ async fn job_state_from_squeue_then_sacct() {
     assert!(matches!(
         slurm.job_state(&LocalJobId::new("4829173;x")).await,
         Err(SchedulerError::InvalidSpec { .. })
+    ));
+}
+
+#[tokio::test]
+async fn job_state_uses_the_recorded_exit_status() {
+    let _serial = SERIAL.lock().await;
+    let fake = FakeSlurm::new();
+    fake.replay("sbatch", "sbatch_parsable.out");
+    let slurm = SlurmScheduler::new(fake.config()).unwrap();
+    let id = slurm.submit(&spec()).await.unwrap();
+    let dir = slurm.job_dir("hpc-job-456").unwrap();
+    let record = |text: &str| std::fs::write(dir.join("exit_code"), text).unwrap();
+    let squeue_says = |fixture: &str| {
+        fake.reset("squeue_job");
+        fake.replay("squeue_job", fixture);
+    };
+
+    // Slurm's word while the job holds its allocation, even with a status written.
+    squeue_says("squeue_T_completing.out");
+    record("0\n");
+    assert_eq!(slurm.job_state(&id).await.unwrap(), LocalJobState::Running);
+
+    squeue_says("squeue_T_completed.out");
+    assert_eq!(
+        slurm.job_state(&id).await.unwrap(),
+        LocalJobState::Completed
+    );
+
+    // FAILED: the workload's own exit code.
+    squeue_says("squeue_T_failed.out");
+    record("3\n");
+    assert_eq!(
+        slurm.job_state(&id).await.unwrap(),
+        LocalJobState::failed("exit code 3", Some(3))
+    );
+    // The wrapper's time limit fired before Slurm's.
+    record("timeout 90\n");
+    assert_eq!(
+        slurm.job_state(&id).await.unwrap(),
+        LocalJobState::failed("time limit of 90 s exceeded", None)
+    );
+    // A cancel stays a cancel.
+    squeue_says("squeue_T_cancelled.out");
+    assert_eq!(
+        slurm.job_state(&id).await.unwrap(),
+        LocalJobState::Cancelled
+    );
+
+    // Purged from slurmctld: the recorded status, without asking sacct, also after a
+    // restart.
+    squeue_says("squeue_invalid_job.err");
+    fake.exit("squeue_job", 1);
+    record("0\n");
+    fake.clear_calls();
+    let restarted = SlurmScheduler::new(fake.config()).unwrap();
+    assert_eq!(
+        restarted.job_state(&id).await.unwrap(),
+        LocalJobState::Completed
+    );
+    assert_eq!(fake.calls().len(), 1);
+
+    // No status (killed before the wrapper could write one): Slurm's state.
+    std::fs::remove_file(dir.join("exit_code")).unwrap();
+    fake.replay("sacct_job", "sacct_timeout.out");
+    assert_eq!(
+        restarted.job_state(&id).await.unwrap(),
+        LocalJobState::failed(TIME_LIMIT_EXCEEDED, None)
+    );
+    squeue_says("squeue_T_failed.out");
+    assert_eq!(
+        restarted.job_state(&id).await.unwrap(),
+        LocalJobState::failed("slurm state FAILED", None)
+    );
+}
+
+#[tokio::test]
+async fn jobs_lists_every_job_in_slurm() {
+    let _serial = SERIAL.lock().await;
+    let fake = FakeSlurm::new();
+    fake.replay("squeue_all", "squeue_all_jobs.out");
+    let slurm = SlurmScheduler::new(fake.minimal_config()).unwrap();
+    let jobs = slurm.jobs().await.unwrap();
+    assert_eq!(
+        fake.calls(),
+        vec![call(&[
+            "squeue",
+            "--noheader",
+            "--all",
+            "--states=all",
+            "--format=%i|%j|%T|%k"
+        ])]
+    );
+    assert_eq!(jobs.len(), 7);
+    assert_eq!(
+        jobs[0],
+        LocalJobInfo {
+            local_id: LocalJobId::new("4829173"),
+            name: "hpc-job-456".into(),
+            comment: "corr-789".into(),
+            state: LocalJobState::Running,
+        }
+    );
+
+    fake.reset("squeue_all");
+    fake.replay("squeue_all", "squeue_socket_timeout.err");
+    fake.exit("squeue_all", 1);
+    assert!(matches!(
+        slurm.jobs().await,
+        Err(SchedulerError::CommandFailed { .. })
     ));
 }
 
@@ -614,20 +823,63 @@ async fn missing_binaries_are_named() {
 
 #[test]
 fn config_validation() {
-    assert!(SlurmScheduler::new(SlurmConfig::default()).is_ok());
-    assert!(matches!(
-        SlurmScheduler::new(SlurmConfig {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = dir.path().join("jobs");
+    assert!(SlurmScheduler::new(SlurmConfig::new(&jobs)).is_ok());
+    assert!(jobs.is_dir());
+    let refused = |config: SlurmConfig| match SlurmScheduler::new(config) {
+        Err(SchedulerError::InvalidConfig { field, .. }) => field,
+        other => panic!("{:?}", other.map(|_| ())),
+    };
+    assert_eq!(
+        refused(SlurmConfig {
             partition: Some("a b".into()),
-            ..SlurmConfig::default()
+            ..SlurmConfig::new(&jobs)
         }),
-        Err(SchedulerError::InvalidConfig {
-            field: "partition",
-            ..
-        })
-    ));
-    assert!(SlurmScheduler::new(SlurmConfig {
-        command_timeout: Duration::ZERO,
-        ..SlurmConfig::default()
-    })
-    .is_err());
+        "partition"
+    );
+    assert_eq!(
+        refused(SlurmConfig {
+            command_timeout: Duration::ZERO,
+            ..SlurmConfig::new(&jobs)
+        }),
+        "command_timeout"
+    );
+    assert_eq!(
+        refused(SlurmConfig {
+            container_runtime: Some(vec![String::new()]),
+            ..SlurmConfig::new(&jobs)
+        }),
+        "container_runtime"
+    );
+    // `%` would be expanded by Slurm in --output.
+    assert_eq!(
+        refused(SlurmConfig::new(dir.path().join("100%"))),
+        "jobs_dir"
+    );
+    // A corrupt job index is refused rather than forgotten.
+    for content in [
+        "{}",
+        r#"{"version": 1, "jobs": {"12": "../escape"}}"#,
+        r#"{"version": 1, "jobs": {"12;x": "job"}}"#,
+    ] {
+        std::fs::write(jobs.join(INDEX_FILE), content).unwrap();
+        assert!(
+            matches!(
+                SlurmScheduler::new(SlurmConfig::new(&jobs)),
+                Err(SchedulerError::Io { .. })
+            ),
+            "{content}"
+        );
+    }
+    std::fs::write(
+        jobs.join(INDEX_FILE),
+        r#"{"version": 1, "jobs": {"12": "job-1"}}"#,
+    )
+    .unwrap();
+    let s = SlurmScheduler::new(SlurmConfig::new(&jobs)).unwrap();
+    assert_eq!(
+        s.job_dir("job-1"),
+        Some(jobs.canonicalize().unwrap().join("job-1"))
+    );
 }

@@ -1,10 +1,12 @@
 //! The Slurm output parsers against recorded outputs (tests/fixtures).
 
+use hpc_local_scheduler::jobdir::outcome_from_exit_file;
 use hpc_local_scheduler::slurm::parse::{
     count_records, map_slurm_state, parse_named_job_ids, parse_sacct_state, parse_sbatch_parsable,
-    parse_scontrol_ping, parse_sinfo_aiot, parse_squeue_state, NodeCounts,
+    parse_scontrol_ping, parse_sinfo_aiot, parse_squeue_jobs, parse_squeue_state, resolve_state,
+    NodeCounts, TIME_LIMIT_EXCEEDED,
 };
-use hpc_local_scheduler::{LocalJobState, SchedulerError};
+use hpc_local_scheduler::{LocalJobId, LocalJobInfo, LocalJobState, SchedulerError};
 
 fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -12,9 +14,7 @@ fn fixture(name: &str) -> String {
 }
 
 fn failed(reason: &str) -> LocalJobState {
-    LocalJobState::Failed {
-        reason: reason.into(),
-    }
+    LocalJobState::failed(reason, None)
 }
 
 #[test]
@@ -113,10 +113,7 @@ fn squeue_states() {
         ("squeue_T_pending.out", LocalJobState::Pending),
         ("squeue_T_completing.out", LocalJobState::Running),
         ("squeue_T_completed.out", LocalJobState::Completed),
-        (
-            "squeue_T_timeout.out",
-            failed("max runtime exceeded (slurm state TIMEOUT)"),
-        ),
+        ("squeue_T_timeout.out", failed(TIME_LIMIT_EXCEEDED)),
         (
             "squeue_T_out_of_memory.out",
             failed("slurm state OUT_OF_MEMORY"),
@@ -167,10 +164,7 @@ fn every_documented_job_state_maps() {
         ("PREEMPTED", failed("slurm state PREEMPTED")),
         ("REVOKED", failed("slurm state REVOKED")),
         ("OUT_OF_MEMORY", failed("slurm state OUT_OF_MEMORY")),
-        (
-            "TIMEOUT",
-            failed("max runtime exceeded (slurm state TIMEOUT)"),
-        ),
+        ("TIMEOUT", failed(TIME_LIMIT_EXCEEDED)),
     ];
     for (slurm, want) in table {
         assert_eq!(map_slurm_state(slurm, None), Some(want), "{slurm}");
@@ -187,7 +181,10 @@ fn sacct_states() {
     );
     assert_eq!(
         parse_sacct_state(&fixture("sacct_failed.out")).unwrap(),
-        Some(failed("slurm state FAILED, exit code 3"))
+        Some(LocalJobState::failed(
+            "slurm state FAILED, exit code 3",
+            Some(3)
+        ))
     );
     assert_eq!(
         parse_sacct_state(&fixture("sacct_cancelled.out")).unwrap(),
@@ -199,7 +196,7 @@ fn sacct_states() {
     );
     assert_eq!(
         parse_sacct_state(&fixture("sacct_timeout.out")).unwrap(),
-        Some(failed("max runtime exceeded (slurm state TIMEOUT)"))
+        Some(failed(TIME_LIMIT_EXCEEDED))
     );
     assert_eq!(
         parse_sacct_state(&fixture("sacct_fixed_width.out")).unwrap(),
@@ -207,7 +204,10 @@ fn sacct_states() {
     );
     assert_eq!(
         parse_sacct_state("    FAILED      2:0 \n").unwrap(),
-        Some(failed("slurm state FAILED, exit code 2"))
+        Some(LocalJobState::failed(
+            "slurm state FAILED, exit code 2",
+            Some(2)
+        ))
     );
     assert_eq!(parse_sacct_state("").unwrap(), None);
     let err = parse_sacct_state("sacct: error: Problem talking to the database\n").unwrap_err();
@@ -222,4 +222,97 @@ fn scontrol_ping() {
     assert!(parse_scontrol_ping("").is_err());
     let err = parse_scontrol_ping("Slurmctld(primary) at x is MAYBE\n").unwrap_err();
     assert_eq!(err.line, "Slurmctld(primary) at x is MAYBE");
+}
+
+#[test]
+fn squeue_job_list() {
+    let info = |id: &str, name: &str, comment: &str, state: LocalJobState| LocalJobInfo {
+        local_id: LocalJobId::new(id),
+        name: name.into(),
+        comment: comment.into(),
+        state,
+    };
+    assert_eq!(
+        parse_squeue_jobs(&fixture("squeue_all_jobs.out")).unwrap(),
+        vec![
+            info("4829173", "hpc-job-456", "corr-789", LocalJobState::Running),
+            // squeue prints `(null)` for a job without a comment.
+            info("4829170", "HPC-JOB-456", "", LocalJobState::Completed),
+            info("4829174", "interactive", "", LocalJobState::Pending),
+            // The comment is the rest of the line.
+            info(
+                "4829175",
+                "hpc-job-457",
+                "corr|with|pipes",
+                failed("slurm state FAILED")
+            ),
+            info("4829180_3", "array-task", "", LocalJobState::Running),
+            info("4829181_[4-10%2]", "array-task", "", LocalJobState::Pending),
+            // A name with `|` ends at the state field.
+            info("4829190+0", "name|with|pipes", "", LocalJobState::Cancelled),
+        ]
+    );
+    assert!(parse_squeue_jobs("").unwrap().is_empty());
+    // A state name from a newer Slurm is Unknown.
+    assert_eq!(
+        parse_squeue_jobs("12|x|SOME_NEW_STATE|c\n").unwrap()[0].state,
+        LocalJobState::Unknown
+    );
+    for bad in [
+        "JOBID|NAME|STATE|COMMENT",
+        "12|x|RUNNING",
+        "12 x RUNNING c",
+        "x12|x|RUNNING|c",
+        "12|x|no state|c",
+    ] {
+        let err = parse_squeue_jobs(&format!("12|ok|PENDING|c\n{bad}\n")).unwrap_err();
+        assert_eq!(err.line, bad);
+    }
+}
+
+#[test]
+fn recorded_exit_status_and_slurm_state_combine() {
+    use LocalJobState::*;
+    let exit3 = || outcome_from_exit_file("3\n");
+    let timeout = || outcome_from_exit_file("timeout 90\n");
+    assert_eq!(exit3(), LocalJobState::failed("exit code 3", Some(3)));
+    assert_eq!(
+        timeout(),
+        LocalJobState::failed("time limit of 90 s exceeded", None)
+    );
+    let slurm_failed = || LocalJobState::failed("slurm state FAILED", None);
+    let cases = [
+        // Slurm still holds the allocation: its word, whatever is recorded.
+        (Some(Running), Some(Completed), Running),
+        (Some(Pending), None, Pending),
+        // Cancelled stays cancelled.
+        (Some(Cancelled), Some(exit3()), Cancelled),
+        // Terminal: the recorded outcome is the workload's own.
+        (Some(Completed), Some(Completed), Completed),
+        (Some(slurm_failed()), Some(exit3()), exit3()),
+        (
+            Some(failed(TIME_LIMIT_EXCEEDED)),
+            Some(timeout()),
+            timeout(),
+        ),
+        (Some(Unknown), Some(exit3()), exit3()),
+        // Purged: recorded, else unknown.
+        (None, Some(exit3()), exit3()),
+        (None, None, Unknown),
+        // Nothing recorded (the wrapper was killed): Slurm's terminal state.
+        (Some(slurm_failed()), None, slurm_failed()),
+        (
+            Some(failed(TIME_LIMIT_EXCEEDED)),
+            None,
+            failed(TIME_LIMIT_EXCEEDED),
+        ),
+        (Some(Completed), None, Completed),
+    ];
+    for (slurm, recorded, want) in cases {
+        assert_eq!(
+            resolve_state(slurm.clone(), recorded.clone()),
+            want,
+            "{slurm:?} {recorded:?}"
+        );
+    }
 }

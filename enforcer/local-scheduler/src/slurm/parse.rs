@@ -2,8 +2,7 @@
 //!
 //! They are public so they can be tested directly against recorded outputs.
 
-use crate::embedded::MAX_RUNTIME_EXCEEDED;
-use crate::{LocalJobState, SchedulerError};
+use crate::{LocalJobId, LocalJobInfo, LocalJobState, SchedulerError};
 
 /// Output a parser rejected: the offending line and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,8 +154,8 @@ fn known_states() -> impl Iterator<Item = &'static str> {
 /// Map a Slurm job state (long form, as printed by `squeue %T` or `sacct State`) to a
 /// [`LocalJobState`]. Accepts `CANCELLED by 1000` (sacct) and names truncated by a
 /// fixed-width sacct column (`OUT_OF_ME+`). `exit_code` is sacct's `ExitCode`
-/// (`code:signal`), used in failure reasons. Returns `None` for a state this adapter
-/// does not know.
+/// (`code:signal`), used in failure reasons and as the failure's exit code (when
+/// non-zero and not a signal). Returns `None` for a state this adapter does not know.
 ///
 /// | Slurm | local |
 /// |---|---|
@@ -164,8 +163,8 @@ fn known_states() -> impl Iterator<Item = &'static str> {
 /// | RUNNING, COMPLETING, SIGNALING, STAGE_OUT, RESIZING, SUSPENDED, STOPPED | Running |
 /// | COMPLETED | Completed |
 /// | CANCELLED | Cancelled |
-/// | TIMEOUT | Failed { "max runtime exceeded (slurm state TIMEOUT)" } |
-/// | FAILED, NODE_FAIL, OUT_OF_MEMORY, BOOT_FAIL, DEADLINE, PREEMPTED, REVOKED | Failed { "slurm state X[, exit code N / signal N]" } |
+/// | TIMEOUT | Failed { "time limit exceeded (slurm state TIMEOUT)" } |
+/// | FAILED, NODE_FAIL, OUT_OF_MEMORY, BOOT_FAIL, DEADLINE, PREEMPTED, REVOKED | Failed { "slurm state X[, exit code N][, signal N]", exit_code: N if non-zero } |
 pub fn map_slurm_state(state: &str, exit_code: Option<&str>) -> Option<LocalJobState> {
     let word = state.split_whitespace().next()?.to_ascii_uppercase();
     let name: &str = match word.strip_suffix('+') {
@@ -187,25 +186,29 @@ pub fn map_slurm_state(state: &str, exit_code: Option<&str>) -> Option<LocalJobS
     } else if name == "CANCELLED" {
         LocalJobState::Cancelled
     } else if name == "TIMEOUT" {
-        LocalJobState::Failed {
-            reason: format!("{MAX_RUNTIME_EXCEEDED} (slurm state TIMEOUT)"),
-        }
+        LocalJobState::failed(TIME_LIMIT_EXCEEDED, None)
     } else {
         let mut reason = format!("slurm state {name}");
+        let mut code_of_exit = None;
         if let Some((code, signal)) = exit_code.and_then(parse_exit_code) {
             if code != 0 {
                 reason.push_str(&format!(", exit code {code}"));
+                code_of_exit = Some(code);
             }
             if signal != 0 {
                 reason.push_str(&format!(", signal {signal}"));
             }
         }
-        LocalJobState::Failed { reason }
+        LocalJobState::failed(reason, code_of_exit)
     })
 }
 
+/// Reason of a job Slurm stopped at its time limit (the wrapper's own limit, which fires
+/// first, records the exact number of seconds instead).
+pub const TIME_LIMIT_EXCEEDED: &str = "time limit exceeded (slurm state TIMEOUT)";
+
 /// sacct's `ExitCode` field: `code:signal`.
-fn parse_exit_code(s: &str) -> Option<(u32, u32)> {
+fn parse_exit_code(s: &str) -> Option<(i32, i32)> {
     let (code, signal) = s.trim().split_once(':')?;
     Some((code.parse().ok()?, signal.parse().ok()?))
 }
@@ -258,6 +261,75 @@ pub fn parse_sacct_state(stdout: &str) -> Result<Option<LocalJobState>, ParseErr
     map_state_line(line, state, exit).map(Some)
 }
 
+/// The state of a Slurm job from what Slurm says (`slurm`: squeue's state, or sacct's
+/// when squeue no longer knows the job) and what the wrapper recorded in the job
+/// directory (`recorded`: [`crate::jobdir::outcome_from_exit_file`]):
+///
+/// 1. Pending / Running as Slurm says (the wrapper may have written its status while
+///    Slurm still holds the allocation), and Cancelled as Slurm says (cancelling kills
+///    the wrapper; a status it wrote on the way does not undo the cancel);
+/// 2. else the recorded outcome: the workload's own exit code, or its time limit;
+/// 3. else Slurm's terminal state (Completed, Failed with sacct's exit code, TIMEOUT);
+/// 4. else Unknown.
+pub fn resolve_state(
+    slurm: Option<LocalJobState>,
+    recorded: Option<LocalJobState>,
+) -> LocalJobState {
+    match (slurm, recorded) {
+        (Some(s), _) if s.is_active() || s == LocalJobState::Cancelled => s,
+        (_, Some(recorded)) => recorded,
+        (Some(s), None) => s,
+        (None, None) => LocalJobState::Unknown,
+    }
+}
+
+/// Parse `squeue --noheader --all --states=all --format=%i|%j|%T|%k`: one job per line,
+/// `<jobid>|<name>|<state>|<comment>`. The comment (`%k`, free text) is the rest of the
+/// line and may contain `|`; squeue prints `(null)` for none, which becomes empty. A job
+/// name containing `|` is split at the first field that is a known Slurm state name.
+/// Job ids of array and heterogeneous jobs (`123_4`, `123_[5-9%2]`, `124+0`) are kept as
+/// printed.
+pub fn parse_squeue_jobs(stdout: &str) -> Result<Vec<LocalJobInfo>, ParseError> {
+    lines(stdout).map(parse_squeue_job_line).collect()
+}
+
+fn parse_squeue_job_line(line: &str) -> Result<LocalJobInfo, ParseError> {
+    let fields: Vec<&str> = line.split('|').collect();
+    if fields.len() < 4 {
+        return Err(ParseError::new(
+            line,
+            "expected `<jobid>|<name>|<state>|<comment>`",
+        ));
+    }
+    let id = fields[0];
+    let id_ok = id.len() <= 64
+        && id.starts_with(|c: char| c.is_ascii_digit())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"_[]-,+%".contains(&b));
+    if !id_ok {
+        return Err(ParseError::new(line, "expected a Slurm job id"));
+    }
+    // The state is the first field (after the name's first part) that names a known
+    // state; without one, the third field (a state of a newer Slurm, or an error below).
+    let last_state = fields.len() - 2;
+    let at = (2..=last_state)
+        .find(|&i| known_states().any(|k| k == fields[i]))
+        .unwrap_or(2);
+    let state = map_state_line(line, fields[at], None)?;
+    let comment = fields[at + 1..].join("|");
+    Ok(LocalJobInfo {
+        local_id: LocalJobId::new(id),
+        name: fields[1..at].join("|"),
+        comment: if comment == "(null)" {
+            String::new()
+        } else {
+            comment
+        },
+        state,
+    })
+}
+
 /// Parse `scontrol ping`: `Slurmctld(primary) at ctl01 is UP`, one line per controller
 /// (older releases: `Slurmctld(primary/backup) at ctl01/ctl02 are UP/DOWN`). True when
 /// a controller is up.
@@ -300,9 +372,10 @@ mod tests {
         );
         assert_eq!(
             map_slurm_state("OUT_OF_ME+", Some("0:125")),
-            Some(LocalJobState::Failed {
-                reason: "slurm state OUT_OF_MEMORY, signal 125".into()
-            })
+            Some(LocalJobState::failed(
+                "slurm state OUT_OF_MEMORY, signal 125",
+                None
+            ))
         );
         // Ambiguous prefix.
         assert_eq!(map_slurm_state("RE+", None), None);
