@@ -440,8 +440,9 @@ cmd_smoke() { # N
             --gpu-type a100 --price-per-node-hour 1000000 --latency-ms "$latency" --from "$key" --keyring-backend test \
             --home "$(node_home 0)" --grpc-addr "127.0.0.1:$(grpc_port 1)" --yes -o json)" || die "register $cluster failed: $out"
     done
-    out="$("$HPCD" tx hpc submit-job --nodes 2 --gpus-per-node 1 --gpu-type a100 --from alice --keyring-backend test \
-        --home "$(node_home 0)" --grpc-addr "127.0.0.1:$(grpc_port $((n - 1)))" --yes -o json)" || die "submit-job failed: $out"
+    printf '#!/bin/sh\necho hello from localnet\n' >"$(node_home 0)/job.sh"
+    out="$("$HPCD" tx hpc submit-job --nodes 2 --gpus-per-node 1 --gpu-type a100 --script "$(node_home 0)/job.sh" \
+        --from alice --keyring-backend test --home "$(node_home 0)" --grpc-addr "127.0.0.1:$(grpc_port $((n - 1)))" --yes -o json)" || die "submit-job failed: $out"
     ok "job scheduled onto $(python3 -c 'import json,sys; d=json.load(sys.stdin); print([a["value"] for e in d["events"] if e["type"]=="hpc_job_scheduled" for a in e["attributes"] if a["key"]=="cluster_id"][0])' <<<"$out")"
     # Nodes may lag a block behind the one that answered; give them a moment.
     sleep 2

@@ -35,6 +35,7 @@ use sha2::{Digest, Sha256};
 
 use crate::daemon::{Shared, StatusInfo};
 use crate::decision::{self, ChainHead, Outcome, Placement};
+use hpc_proto::virtengine::hpc::v1::Job;
 
 /// Longest error message an admin response carries (longer ones are cut).
 pub const MAX_ERROR_LEN: usize = 512;
@@ -578,7 +579,49 @@ async fn validate_placement(
         .iter()
         .map(|v| json!({"type": decision::violation_type_name(v.violation_type), "severity": v.severity, "details": v.details}))
         .collect();
+    let job = s.gateway.client.hpc_job(&req.job_id).await.ok().flatten();
+    let verdict = placement_verdict(&eval, job.as_ref(), &s.gateway.provider.to_string());
+    Ok(Json(
+        json!({"job_id": req.job_id, "cluster_id": req.cluster_id, "allowed": verdict.allowed, "fallback": verdict.fallback, "detail": verdict.detail, "violations": violations}),
+    ))
+}
+
+/// The answer of `POST /validate-placement`.
+#[derive(Debug, PartialEq, Eq)]
+struct Verdict {
+    allowed: bool,
+    /// Allowed only as a fallback (off the decision's cluster, permissive mode).
+    fallback: bool,
+    detail: String,
+}
+
+/// The evaluation's answer, with what the job's state adds: a job already routed to (or
+/// running at) another provider may not also run here, and a permissive "allowed" off the
+/// decision's cluster is a fallback.
+fn placement_verdict(eval: &decision::Evaluation, job: Option<&Job>, me: &str) -> Verdict {
+    use hpc_proto::virtengine::hpc::v1::JobState;
+    if let Some(j) = job {
+        let placed = matches!(j.state(), JobState::Routed | JobState::Running);
+        if placed && j.provider_address != me {
+            return Verdict {
+                allowed: false,
+                fallback: false,
+                detail: format!(
+                    "job {} is already {} on cluster {} of provider {}",
+                    j.job_id,
+                    j.state().as_str_name(),
+                    j.routed_cluster_id,
+                    j.provider_address
+                ),
+            };
+        }
+    }
+    let fallback = eval.audit.as_ref().is_some_and(|a| a.is_fallback);
     let (allowed, detail) = match &eval.outcome {
+        Outcome::Run { cluster_id } if fallback => (
+            true,
+            format!("job may run on {cluster_id} only as a fallback (off its decision's cluster)"),
+        ),
         Outcome::Run { cluster_id } => (true, format!("job may run on {cluster_id}")),
         Outcome::Reject { reason } => (false, reason.clone()),
         Outcome::RequestNewDecision { reason, .. } => {
@@ -586,15 +629,48 @@ async fn validate_placement(
         }
         Outcome::NotForUs { reason } => (false, reason.clone()),
     };
-    Ok(Json(
-        json!({"job_id": req.job_id, "cluster_id": req.cluster_id, "allowed": allowed, "detail": detail, "violations": violations}),
-    ))
+    Verdict {
+        allowed,
+        fallback,
+        detail,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_placement_is_judged_with_the_jobs_state() {
+        use hpc_proto::virtengine::hpc::v1::JobState;
+        let run = decision::Evaluation {
+            outcome: Outcome::Run {
+                cluster_id: "mine".into(),
+            },
+            audit: None,
+            violations: Vec::new(),
+            log_event: decision::events::ROUTING_ENFORCED,
+        };
+        let job = |state: JobState, provider: &str| Job {
+            job_id: "hpc-job-1".into(),
+            state: state as i32,
+            provider_address: provider.into(),
+            routed_cluster_id: "theirs".into(),
+            ..Default::default()
+        };
+        let v = placement_verdict(&run, Some(&job(JobState::Running, "other")), "me");
+        assert!(
+            !v.allowed
+                && v.detail
+                    .contains("already JOB_STATE_RUNNING on cluster theirs"),
+            "{v:?}"
+        );
+        let v = placement_verdict(&run, Some(&job(JobState::Scheduled, "other")), "me");
+        assert!(v.allowed && !v.fallback, "{v:?}");
+        let v = placement_verdict(&run, Some(&job(JobState::Routed, "me")), "me");
+        assert!(v.allowed, "{v:?}");
+    }
 
     #[test]
     fn admin_host_must_be_loopback() {

@@ -38,7 +38,16 @@
 //! | `scheduler.embedded.workdir` | `<state_dir>/jobs` |
 //! | `scheduler.slurm.{sbatch,squeue,sinfo}_path` | `sbatch`, `squeue`, `sinfo` (from `PATH`) |
 //! | `scheduler.slurm.{sacct,scontrol}_path` | absent (no accounting, no `scontrol ping`) |
+//! | `scheduler.slurm.scancel_path` | `scancel` (from `PATH`) |
+//! | `scheduler.slurm.slurm_conf` | absent (Slurm's default configuration) |
+//! | `scheduler.slurm.jobs_dir` | `<state_dir>/jobs` |
 //! | `scheduler.slurm.command_timeout_seconds` | `30` |
+//! | `workload.allowed_partitions` | `[]` (any) |
+//! | `workload.max_runtime_seconds` | `86400` |
+//! | `workload.max_script_bytes` | `1048576` |
+//! | `workload.allowed_uri_schemes` | `[https]` |
+//! | `workload.allowed_images` / `container_runtime` | `[]` (container workloads refused) |
+//! | `workload.fetch_timeout_seconds` | `30` |
 //! | `health.probe_interval_seconds` | `30` (seed 002) |
 //! | `health.failure_threshold` | `3` (seed 002) |
 //! | `health.heartbeat_interval_seconds` | `60` (chain default heartbeat timeout is 300 s) |
@@ -219,6 +228,9 @@ pub struct Config {
     /// The local scheduler adapter.
     #[serde(default)]
     pub scheduler: SchedulerConfig,
+    /// What this provider agrees to run (its workload policy).
+    #[serde(default)]
+    pub workload: WorkloadPolicy,
     /// Health probing of the local cluster and heartbeats to the chain.
     #[serde(default)]
     pub health: HealthConfig,
@@ -528,9 +540,138 @@ pub struct SlurmConfig {
     /// scontrol executable (absent = no `scontrol ping` before each status probe).
     #[serde(default)]
     pub scontrol_path: Option<PathBuf>,
+    /// scancel executable (default `scancel` from PATH).
+    #[serde(default = "default_scancel")]
+    pub scancel_path: PathBuf,
+    /// The cluster's slurm.conf, given to every Slurm command as `SLURM_CONF` (absent =
+    /// Slurm's default, `/etc/slurm/slurm.conf`). Lets two providers on one host each
+    /// drive their own cluster.
+    #[serde(default)]
+    pub slurm_conf: Option<PathBuf>,
+    /// Where job directories (script, wrapper, outputs, exit code) are created (default
+    /// `<state_dir>/jobs`). Must be visible at the same path on the compute nodes.
+    #[serde(default)]
+    pub jobs_dir: Option<PathBuf>,
     /// Seconds after which a Slurm command is killed and counts as failed (default 30).
     #[serde(default = "default_slurm_command_timeout")]
     pub command_timeout_seconds: u64,
+}
+
+/// `workload:` — the provider's policy on what jobs may run here. A job outside it is
+/// refused with a REJECTED audit record (`workload_policy_refused`) before anything runs.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadPolicy {
+    /// Partitions a job may name (empty = any). A job without a partition hint goes to
+    /// the adapter's partition.
+    #[serde(default)]
+    pub allowed_partitions: Vec<String>,
+    /// Longest `requirements.max_runtime_seconds` accepted (default 86400).
+    #[serde(default = "default_max_runtime")]
+    pub max_runtime_seconds: u64,
+    /// Largest script, inline or fetched, in bytes (default 1 MiB).
+    #[serde(default = "default_max_script_bytes")]
+    pub max_script_bytes: u64,
+    /// Schemes of content-addressed script URIs this provider fetches: http, https, file
+    /// (default [https]).
+    #[serde(default = "default_uri_schemes")]
+    pub allowed_uri_schemes: Vec<String>,
+    /// Image prefixes accepted for container workloads, e.g. `registry.example/` (empty =
+    /// container workloads refused).
+    #[serde(default)]
+    pub allowed_images: Vec<String>,
+    /// The command that runs an image, e.g. [docker, run, --rm] (required with
+    /// allowed_images); the image and its command are appended.
+    #[serde(default)]
+    pub container_runtime: Vec<String>,
+    /// Seconds a script fetch may take (default 30).
+    #[serde(default = "default_fetch_timeout")]
+    pub fetch_timeout_seconds: u64,
+}
+
+impl Default for WorkloadPolicy {
+    fn default() -> Self {
+        Self {
+            allowed_partitions: Vec::new(),
+            max_runtime_seconds: default_max_runtime(),
+            max_script_bytes: default_max_script_bytes(),
+            allowed_uri_schemes: default_uri_schemes(),
+            allowed_images: Vec::new(),
+            container_runtime: Vec::new(),
+            fetch_timeout_seconds: default_fetch_timeout(),
+        }
+    }
+}
+
+fn default_max_runtime() -> u64 {
+    86_400
+}
+
+fn default_max_script_bytes() -> u64 {
+    1 << 20
+}
+
+fn default_uri_schemes() -> Vec<String> {
+    vec!["https".into()]
+}
+
+fn default_fetch_timeout() -> u64 {
+    30
+}
+
+/// Largest `workload.max_script_bytes` (a fetched script is held in memory).
+const MAX_SCRIPT_BYTES_LIMIT: u64 = 16 << 20;
+
+impl WorkloadPolicy {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (i, p) in self.allowed_partitions.iter().enumerate() {
+            if !hpc_primitives::contract::workload::is_plain_name(p) {
+                return Err(ConfigError::invalid(
+                    &format!("workload.allowed_partitions[{i}]"),
+                    format!("{p:?} must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'"),
+                ));
+            }
+        }
+        positive("workload.max_runtime_seconds", self.max_runtime_seconds)?;
+        if !(1..=MAX_SCRIPT_BYTES_LIMIT).contains(&self.max_script_bytes) {
+            return Err(ConfigError::invalid(
+                "workload.max_script_bytes",
+                format!("must be 1-{MAX_SCRIPT_BYTES_LIMIT}"),
+            ));
+        }
+        for (i, scheme) in self.allowed_uri_schemes.iter().enumerate() {
+            if !["http", "https", "file"].contains(&scheme.as_str()) {
+                return Err(ConfigError::invalid(
+                    &format!("workload.allowed_uri_schemes[{i}]"),
+                    format!("{scheme:?} is not one of http, https, file"),
+                ));
+            }
+        }
+        if let Some(i) = self.allowed_images.iter().position(|p| p.trim().is_empty()) {
+            return Err(ConfigError::invalid(
+                &format!("workload.allowed_images[{i}]"),
+                "must not be empty (an empty prefix would allow every image)",
+            ));
+        }
+        if self.allowed_images.is_empty() != self.container_runtime.is_empty() {
+            return Err(ConfigError::invalid(
+                "workload.container_runtime",
+                "set it together with workload.allowed_images (both or neither)",
+            ));
+        }
+        if !(1..=600).contains(&self.fetch_timeout_seconds) {
+            return Err(ConfigError::invalid(
+                "workload.fetch_timeout_seconds",
+                "must be 1-600",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The container runtime command, when container workloads are enabled.
+    pub fn container_runtime(&self) -> Option<Vec<String>> {
+        (!self.container_runtime.is_empty()).then(|| self.container_runtime.clone())
+    }
 }
 
 /// `health:` — seed 002's periodic probe and the chain heartbeat.
@@ -661,6 +802,10 @@ fn default_squeue() -> PathBuf {
 fn default_sinfo() -> PathBuf {
     "sinfo".into()
 }
+fn default_scancel() -> PathBuf {
+    PathBuf::from("scancel")
+}
+
 fn default_slurm_command_timeout() -> u64 {
     30
 }
@@ -948,6 +1093,13 @@ impl Config {
                 if let Some(p) = &sl.scontrol_path {
                     non_empty_path("scheduler.slurm.scontrol_path", p)?;
                 }
+                non_empty_path("scheduler.slurm.scancel_path", &sl.scancel_path)?;
+                if let Some(p) = &sl.slurm_conf {
+                    non_empty_path("scheduler.slurm.slurm_conf", p)?;
+                }
+                if let Some(p) = &sl.jobs_dir {
+                    non_empty_path("scheduler.slurm.jobs_dir", p)?;
+                }
                 positive(
                     "scheduler.slurm.command_timeout_seconds",
                     sl.command_timeout_seconds,
@@ -955,6 +1107,7 @@ impl Config {
             }
         }
 
+        self.workload.validate()?;
         positive(
             "health.probe_interval_seconds",
             self.health.probe_interval_seconds,
@@ -1027,14 +1180,22 @@ impl Config {
             .unwrap_or_else(|| self.state_dir().join("admin.token"))
     }
 
-    /// The embedded adapter's working directory: `scheduler.embedded.workdir` or
-    /// `<state_dir>/jobs`.
-    pub fn embedded_workdir(&self) -> PathBuf {
-        self.scheduler
-            .embedded
-            .as_ref()
-            .and_then(|e| e.workdir.clone())
-            .unwrap_or_else(|| self.state_dir().join("jobs"))
+    /// Where the adapter keeps job directories: `scheduler.embedded.workdir` /
+    /// `scheduler.slurm.jobs_dir`, or `<state_dir>/jobs`.
+    pub fn jobs_dir(&self) -> PathBuf {
+        let configured = match self.scheduler.adapter {
+            SchedulerAdapter::Embedded => self
+                .scheduler
+                .embedded
+                .as_ref()
+                .and_then(|e| e.workdir.clone()),
+            SchedulerAdapter::Slurm => self
+                .scheduler
+                .slurm
+                .as_ref()
+                .and_then(|s| s.jobs_dir.clone()),
+        };
+        configured.unwrap_or_else(|| self.state_dir().join("jobs"))
     }
 
     /// A short multi-line summary for `hpc-enforcer validate-config`.
@@ -1062,7 +1223,7 @@ impl Config {
             SchedulerAdapter::Embedded => format!(
                 "embedded, {} node(s), workdir {}",
                 self.scheduler.embedded.as_ref().map_or(0, |e| e.nodes),
-                self.embedded_workdir().display()
+                self.jobs_dir().display()
             ),
             SchedulerAdapter::Slurm => {
                 let partition = self
@@ -1215,10 +1376,7 @@ hpc:
         assert_eq!(c.gas.adjustment, 1.3);
         assert_eq!(c.scheduler.adapter, SchedulerAdapter::Embedded);
         assert_eq!(c.scheduler.embedded.as_ref().unwrap().nodes, 1);
-        assert_eq!(
-            c.embedded_workdir(),
-            PathBuf::from("/var/lib/hpc-enforcer/jobs")
-        );
+        assert_eq!(c.jobs_dir(), PathBuf::from("/var/lib/hpc-enforcer/jobs"));
         assert_eq!(c.health.probe_interval_seconds, 30);
         assert_eq!(c.health.failure_threshold, 3);
         assert_eq!(c.health.heartbeat_interval_seconds, 60);

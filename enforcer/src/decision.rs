@@ -122,6 +122,9 @@ pub mod events {
     pub const ROUTING_DECISION_REQUESTED: &str = "routing_decision_requested";
     /// Not a seed name: the job is not for this enforcer; nothing to do.
     pub const ROUTING_NOT_FOR_US: &str = "routing_not_for_us";
+    /// Not a seed name: a job running here was stopped because the chain cancelled it or
+    /// moved it to another provider.
+    pub const ROUTING_JOB_STOPPED: &str = "routing_job_stopped";
 }
 
 /// Longest reason / details text the chain accepts (the x/hpc contract's).
@@ -333,6 +336,18 @@ pub enum Outcome {
     },
     /// The job is not for this enforcer: ignore it (the reason is for debug logs).
     NotForUs { reason: String },
+}
+
+impl Outcome {
+    /// The reason of a refusal, request or skip ("" for a run).
+    pub fn reason(&self) -> &str {
+        match self {
+            Outcome::Run { .. } => "",
+            Outcome::Reject { reason }
+            | Outcome::RequestNewDecision { reason, .. }
+            | Outcome::NotForUs { reason } => reason,
+        }
+    }
 }
 
 /// The fields of a [`RoutingAuditRecord`] the enforcer fills (the chain sets

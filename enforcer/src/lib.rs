@@ -8,6 +8,8 @@
 //! - [`daemon`]: the I/O around it — block follower with a persisted cursor, the durable
 //!   outbox (`hpc-outbox`), local scheduler adapters (`hpc-local-scheduler`), job status
 //!   reporting, health monitor and heartbeats;
+//! - [`workload`]: the provider's workload policy and the fetch + sha256 check of
+//!   content-addressed scripts, before anything runs;
 //! - [`chain`], [`store`], [`audit_log`], [`metrics`], [`admin`]: its parts.
 
 pub mod admin;
@@ -18,6 +20,7 @@ pub mod daemon;
 pub mod decision;
 pub mod metrics;
 pub mod store;
+pub mod workload;
 
 pub use config::{Config, ConfigError};
 pub use decision::{evaluate, Evaluation, EvaluationInput, Outcome};

@@ -38,7 +38,8 @@ pub struct LocalJob {
     pub submit_error: Option<String>,
 }
 
-/// Violations this enforcer recorded against a provider (its own), surviving restarts.
+/// Unresolved violations of a provider: the chain's count at the last sync plus this
+/// enforcer's own reports since; surviving restarts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViolationCount {
     pub total: u64,
@@ -187,12 +188,32 @@ impl EnforcerStore {
         n: u64,
         threshold: u64,
     ) -> Result<(ViolationCount, bool), StoreError> {
+        let count = self.violation_count(provider)?;
+        self.set_violation_count(provider, count.total.saturating_add(n), threshold)
+    }
+
+    /// Takes the chain's unresolved count as the count (it holds violations others
+    /// reported, and drops resolved ones); the alert re-arms once the count is below
+    /// `threshold` again. Returns the count and whether this crossed `threshold`.
+    pub fn sync_violations(
+        &self,
+        provider: &str,
+        unresolved_on_chain: u64,
+        threshold: u64,
+    ) -> Result<(ViolationCount, bool), StoreError> {
+        self.set_violation_count(provider, unresolved_on_chain, threshold)
+    }
+
+    fn set_violation_count(
+        &self,
+        provider: &str,
+        total: u64,
+        threshold: u64,
+    ) -> Result<(ViolationCount, bool), StoreError> {
         let mut count = self.violation_count(provider)?;
-        count.total += n;
-        let crossed = !count.alerted && count.total >= threshold;
-        if crossed {
-            count.alerted = true;
-        }
+        count.total = total;
+        let crossed = !count.alerted && total >= threshold;
+        count.alerted = total >= threshold;
         let bytes = serde_json::to_vec(&count).map_err(err)?;
         let tx = self.db.begin_write().map_err(err)?;
         tx.open_table(VIOLATIONS)
@@ -246,6 +267,21 @@ mod tests {
             Some("sbatch: error: invalid partition")
         );
         assert_eq!(s.chain_anchor().unwrap(), Some((1, "ABCD".to_string())));
+        // The chain's count replaces ours: resolutions re-arm the alert.
+        let (c, crossed) = s.sync_violations("p1", 7, 5).unwrap();
+        assert_eq!(
+            (c.total, crossed),
+            (7, false),
+            "still above: no second alert"
+        );
+        let (_, crossed) = s.sync_violations("p1", 2, 5).unwrap();
+        assert!(!crossed);
+        let (c, crossed) = s.sync_violations("p1", 5, 5).unwrap();
+        assert_eq!(
+            (c.total, crossed),
+            (5, true),
+            "re-armed after falling below"
+        );
         s.remove_local_job("hpc-job-1").unwrap();
         assert!(s.local_jobs().unwrap().is_empty());
     }

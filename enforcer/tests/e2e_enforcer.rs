@@ -140,7 +140,15 @@ async fn permissive_fallback_to_another_provider_and_stale_refresh() {
     let r = hpc_tx(
         &node,
         "alice",
-        &["submit-job", "--nodes", "4", "--max-runtime-seconds", "60"],
+        &[
+            "submit-job",
+            "--nodes",
+            "4",
+            "--max-runtime-seconds",
+            "60",
+            "--script",
+            &node.write_script("big.sh", common::SHORT_JOB),
+        ],
     );
     let big = attr(&r, "hpc_job_scheduled", "job_id").unwrap();
     let first_decision = attr(&r, "hpc_job_scheduled", "decision_id").unwrap();

@@ -293,6 +293,14 @@ impl TestNode {
         self.cli(&full)
     }
 
+    /// Writes a job script `name` with `body` into this node's home; returns its path
+    /// (for `submit-job --script`).
+    pub fn write_script(&self, name: &str, body: &str) -> String {
+        let path = self.home.join(name);
+        std::fs::write(&path, body).unwrap();
+        path.display().to_string()
+    }
+
     /// `hpcd query hpc ARGS -o json` through this node's gRPC.
     pub fn hpc_query(&self, args: &[&str]) -> serde_json::Value {
         let grpc = self.grpc_addr();

@@ -110,6 +110,8 @@ async fn hpc_routing_end_to_end_through_the_cli() {
             policy,
             "--correlation-id",
             "order-42",
+            "--script",
+            &node.write_script("job.sh", "#!/bin/sh\necho hello\n"),
         ],
     );
     assert!(ok, "{r}");

@@ -362,7 +362,7 @@ pub enum HpcTx {
         #[command(flatten)]
         spec: JobSpec,
         #[command(flatten)]
-        workload: WorkloadArgs,
+        workload: Box<WorkloadArgs>,
         /// Client-chosen id that follows the job through every event.
         #[arg(long, default_value = "")]
         correlation_id: String,

@@ -1,5 +1,6 @@
 //! Running scheduler command-line tools.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -16,6 +17,8 @@ pub(crate) struct Invocation<'a> {
     /// example `SQUEUE_` so that `SQUEUE_FORMAT` / `SQUEUE_STATES` set for the
     /// enforcer's user cannot change the output we parse).
     pub scrub_env_prefixes: &'static [&'static str],
+    /// Variables set for the child (after scrubbing).
+    pub env: Vec<(&'static str, &'a OsStr)>,
     pub timeout: Duration,
 }
 
@@ -70,6 +73,9 @@ impl Invocation<'_> {
                     }
                 }
             }
+        }
+        for (key, value) in &self.env {
+            cmd.env(key, value);
         }
         tracing::debug!(%command, "running scheduler command");
         let child = cmd.spawn().map_err(|e| spawn_error(self.program, e))?;

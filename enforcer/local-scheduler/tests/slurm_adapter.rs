@@ -38,6 +38,7 @@ tool='{tool}'
   for a in "$@"; do printf '\037%s' "$a"; done
   printf '\n'
 }} >> "$dir/calls.log"
+printf '%s\n' "${{SLURM_CONF:-unset}}" >> "$dir/slurm_conf.log"
 key="$tool"
 case "$tool:$*" in
   squeue:*%k*) key=squeue_all ;;
@@ -98,6 +99,15 @@ exit 0
             .collect()
     }
 
+    /// `SLURM_CONF` as each invocation saw it (`unset` when absent).
+    fn slurm_confs(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("slurm_conf.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
     fn clear_calls(&self) {
         let _ = std::fs::remove_file(self.path("calls.log"));
     }
@@ -128,6 +138,7 @@ exit 0
             command_timeout: Duration::from_secs(10),
             jobs_dir: self.jobs_dir(),
             container_runtime: None,
+            slurm_conf: None,
         }
     }
 }
@@ -882,4 +893,36 @@ fn config_validation() {
         s.job_dir("job-1"),
         Some(jobs.canonicalize().unwrap().join("job-1"))
     );
+}
+
+#[tokio::test]
+async fn every_command_gets_the_configured_slurm_conf() {
+    let _serial = SERIAL.lock().await;
+    let fake = FakeSlurm::new();
+    fake.replay("scontrol", "scontrol_ping_up.out");
+    fake.replay("sinfo", "sinfo_F.out");
+    fake.replay("squeue_pending", "squeue_pending_ids.out");
+    let conf = fake.path("cluster-a.conf");
+    let slurm = SlurmScheduler::new(SlurmConfig {
+        slurm_conf: Some(conf.clone()),
+        ..fake.config()
+    })
+    .unwrap();
+    slurm.status().await.unwrap();
+    let _ = slurm.cancel(&LocalJobId::new("41")).await;
+
+    let seen = fake.slurm_confs();
+    assert_eq!(seen.len(), fake.calls().len());
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert!(
+        seen.iter().all(|c| c == &conf.display().to_string()),
+        "{seen:?}"
+    );
+
+    // Without the setting, the tools inherit the enforcer's environment unchanged.
+    let before = fake.slurm_confs().len();
+    let plain = SlurmScheduler::new(fake.minimal_config()).unwrap();
+    plain.status().await.unwrap();
+    let inherited = std::env::var("SLURM_CONF").unwrap_or_else(|_| "unset".into());
+    assert!(fake.slurm_confs()[before..].iter().all(|c| c == &inherited));
 }

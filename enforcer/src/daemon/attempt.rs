@@ -1,6 +1,8 @@
 //! One decision attempt: evaluate, record first (outbox, audit log, counts), then act.
 
 use super::*;
+use crate::workload;
+use hpc_proto::virtengine::hpc::v1::Job;
 
 /// Evaluates one decision attempt, once: records first (outbox), then acts.
 pub(super) async fn handle_attempt(
@@ -31,18 +33,22 @@ pub(super) async fn handle_attempt(
     if let Outcome::NotForUs { reason } = &eval.outcome {
         tracing::debug!(job_id, decision_id, reason, "not for this enforcer");
     }
-    record(shared, &eval, &job.correlation_id)?;
-    let outcome = match &eval.outcome {
-        Outcome::Run { cluster_id } => {
-            let requirements = job.requirements.clone().unwrap_or_default();
-            let spec = JobSpec {
-                job_id: job_id.to_string(),
-                nodes: requirements.nodes,
-                gpus_per_node: requirements.gpus_per_node,
-                max_runtime_seconds: requirements.max_runtime_seconds,
-                command: Vec::new(),
-                correlation_id: job.correlation_id.clone(),
-            };
+    // The workload is checked (and a content-addressed script fetched and verified) before
+    // the record: a refusal is the attempt's REJECTED record, and nothing runs.
+    let (eval, prepared) = match &eval.outcome {
+        Outcome::Run { .. } => match workload::prepare(&job, &shared.config.workload).await {
+            Ok(prepared) => (eval, Some(prepared)),
+            Err(refusal) => {
+                tracing::warn!(job_id, code = refusal.code, reason = %refusal.reason, "workload refused");
+                (eval.refuse_workload(refusal.code, &refusal.reason), None)
+            }
+        },
+        _ => (eval, None),
+    };
+    record(shared, &eval, job_id, decision_id, &job.correlation_id)?;
+    let outcome = match (&eval.outcome, prepared) {
+        (Outcome::Run { cluster_id }, Some(prepared)) => {
+            let spec = job_spec(&job, prepared);
             // The routing is recorded already; a job the local scheduler refuses (after a
             // few tries) fails rather than holding up the blocks behind it.
             let (local_id, submit_error) = match submit_with_retries(shared, &spec).await {
@@ -66,13 +72,17 @@ pub(super) async fn handle_attempt(
             })?;
             "run"
         }
-        Outcome::Reject { .. } => "reject",
-        Outcome::NotForUs { .. } => "not_for_us",
-        Outcome::RequestNewDecision {
-            reason,
-            exclude_cluster_ids,
-            kind,
-        } => {
+        (Outcome::Run { .. }, None) => "reject",
+        (Outcome::Reject { .. }, _) => "reject",
+        (Outcome::NotForUs { .. }, _) => "not_for_us",
+        (
+            Outcome::RequestNewDecision {
+                reason,
+                exclude_cluster_ids,
+                kind,
+            },
+            _,
+        ) => {
             let msg = to_any(&MsgRequestReschedule {
                 requester: shared.gateway.provider.to_string(),
                 job_id: job_id.to_string(),
@@ -103,7 +113,7 @@ pub(super) async fn handle_attempt(
                     },
                     placement: Placement::FollowDecision,
                 });
-                record(shared, &failed, &job.correlation_id)?;
+                record(shared, &failed, job_id, decision_id, &job.correlation_id)?;
             }
             "request_new_decision"
         }
@@ -130,6 +140,22 @@ pub(super) async fn handle_attempt(
     Ok(())
 }
 
+/// The local scheduler's job for a chain job and its prepared workload.
+fn job_spec(job: &Job, prepared: workload::Prepared) -> JobSpec {
+    let requirements = job.requirements.clone().unwrap_or_default();
+    JobSpec {
+        job_id: job.job_id.clone(),
+        nodes: requirements.nodes,
+        gpus_per_node: requirements.gpus_per_node,
+        max_runtime_seconds: requirements.max_runtime_seconds,
+        workload: prepared.workload,
+        env: prepared.env,
+        partition: prepared.partition,
+        output_name: prepared.output_name,
+        correlation_id: job.correlation_id.clone(),
+    }
+}
+
 /// Submissions tried before a job is given up as FAILED.
 const SUBMIT_ATTEMPTS: u32 = 3;
 
@@ -152,10 +178,14 @@ async fn submit_with_retries(
 }
 
 /// Writes an evaluation's records to the outbox (durably, before anything else), then the
-/// audit log line, metrics and the local violation count.
-fn record(
+/// audit log line, metrics and the local violation count. Every log line names the job,
+/// decision, cluster and reason: from the record, else the first violation, else the
+/// attempt and the outcome's reason.
+pub(super) fn record(
     shared: &Shared,
     eval: &decision::Evaluation,
+    job_id: &str,
+    decision_id: &str,
     correlation_id: &str,
 ) -> anyhow::Result<()> {
     let mut items: Vec<OutboxItem> = Vec::new();
@@ -169,14 +199,22 @@ fn record(
         shared.outbox.enqueue(items, wall_seconds())?;
     }
     let provider = shared.gateway.provider.to_string();
-    let (job_id, decision_id, cluster_id, reason) = match &eval.audit {
-        Some(a) => (
-            a.job_id.as_str(),
+    let (decision_id, cluster_id, reason) = match (&eval.audit, eval.violations.first()) {
+        (Some(a), _) => (
             a.scheduling_decision_id.as_str(),
             a.actual_cluster_id.as_str(),
             a.reason.as_str(),
         ),
-        None => ("", "", "", ""),
+        (None, Some(v)) => (
+            v.decision_id.as_str(),
+            v.actual_cluster_id.as_str(),
+            v.details.as_str(),
+        ),
+        (None, None) => (
+            decision_id,
+            shared.config.hpc.cluster_id.as_str(),
+            eval.outcome.reason(),
+        ),
     };
     if !matches!(eval.outcome, Outcome::NotForUs { .. }) {
         shared.audit_log.write(&AuditEntry {
@@ -209,26 +247,37 @@ fn record(
                 .store
                 .add_violations(&provider, eval.violations.len() as u64, threshold)?;
         if crossed {
-            tracing::warn!(
-                provider,
-                total = count.total,
+            alert_threshold(
+                shared,
+                count.total,
                 threshold,
-                "violation threshold exceeded"
-            );
-            shared.audit_log.write(&AuditEntry {
-                ts: rfc3339_now(),
-                event: decision::events::ROUTING_VIOLATION_THRESHOLD_EXCEEDED,
-                job_id,
-                decision_id,
-                cluster_id,
-                provider: &provider,
-                correlation_id,
-                reason: &format!(
-                    "{} violations recorded (threshold {threshold})",
-                    count.total
-                ),
-            })?;
+                Some((job_id, decision_id, cluster_id, correlation_id)),
+            )?;
         }
     }
+    Ok(())
+}
+
+/// Seed 001's threshold alert: a warning and an audit log line (naming the job whose
+/// violation crossed it, when one did).
+pub(super) fn alert_threshold(
+    shared: &Shared,
+    total: u64,
+    threshold: u64,
+    job: Option<(&str, &str, &str, &str)>,
+) -> anyhow::Result<()> {
+    let provider = shared.gateway.provider.to_string();
+    tracing::warn!(provider, total, threshold, "violation threshold exceeded");
+    let (job_id, decision_id, cluster_id, correlation_id) = job.unwrap_or_default();
+    shared.audit_log.write(&AuditEntry {
+        ts: rfc3339_now(),
+        event: decision::events::ROUTING_VIOLATION_THRESHOLD_EXCEEDED,
+        job_id,
+        decision_id,
+        cluster_id,
+        provider: &provider,
+        correlation_id,
+        reason: &format!("{total} unresolved violations (threshold {threshold})"),
+    })?;
     Ok(())
 }

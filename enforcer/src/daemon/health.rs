@@ -13,6 +13,7 @@ pub(super) async fn monitor_health(
     let heartbeat_every = Duration::from_secs(health.heartbeat_interval_seconds.max(1));
     let mut failures = 0u32;
     let mut last_heartbeat: Option<Instant> = None;
+    let mut last_sent_healthy = true;
     loop {
         let status = shared.scheduler.status().await;
         let ok = matches!(&status, Ok(s) if s.reachable && s.healthy);
@@ -23,12 +24,18 @@ pub(super) async fn monitor_health(
             s.cluster_healthy = healthy;
             s.consecutive_probe_failures = failures;
         }
-        if last_heartbeat.is_none_or(|t| t.elapsed() >= heartbeat_every) {
+        // A change of health is sent at once, not at the next regular heartbeat.
+        let due = last_heartbeat.is_none_or(|t| t.elapsed() >= heartbeat_every);
+        if due || healthy != last_sent_healthy {
             if let Err(e) = heartbeat(&shared, status.ok(), healthy, failures).await {
                 shared.note_error(format!("heartbeat: {e}"));
             } else {
                 last_heartbeat = Some(Instant::now());
+                last_sent_healthy = healthy;
             }
+        }
+        if let Err(e) = sync_violation_count(&shared).await {
+            shared.note_error(format!("violation count: {e}"));
         }
         if stopped(&mut stop, probe).await {
             return Ok(());
@@ -67,13 +74,24 @@ async fn heartbeat(
         (true, 0) => ClusterHealth::Healthy,
         (true, _) => ClusterHealth::Degraded,
     };
+    let on_chain = current.state();
+    // Seed 002: OFFLINE only after `failure_threshold` consecutive failed probes; before
+    // that the cluster stays ACTIVE, degraded, with the free nodes last reported. DRAINING is the
+    // operator's choice (hpcd tx hpc update-cluster --state draining): kept.
     let (state, free, queue) = match &status {
+        _ if on_chain == ClusterState::Draining => (ClusterState::Draining, 0, current.queue_depth),
+        _ if !healthy => (ClusterState::Offline, 0, current.queue_depth),
         Some(s) if s.reachable => (
             ClusterState::Active,
             s.free_nodes.min(current.total_nodes),
             s.queue_depth,
         ),
-        _ => (ClusterState::Offline, 0, current.queue_depth),
+        // A failed probe below the threshold: keep what the chain last heard.
+        _ => (
+            ClusterState::Active,
+            current.available_nodes,
+            current.queue_depth,
+        ),
     };
     let msg = to_any(&MsgUpdateClusterStatus {
         provider: shared.gateway.provider.to_string(),
@@ -89,5 +107,38 @@ async fn heartbeat(
         total_nodes: None,
     });
     shared.gateway.send(vec![msg]).await?;
+    shared
+        .status
+        .lock()
+        .expect("status lock")
+        .chain_cluster_state = state.as_str_name().to_string();
+    Ok(())
+}
+
+/// The alert follows the chain's count of this provider's unresolved violations (reports
+/// of others included, resolutions re-arm it), not only this enforcer's own reports.
+async fn sync_violation_count(shared: &Shared) -> anyhow::Result<()> {
+    use hpc_proto::virtengine::hpc::v1::{QueryViolationCountRequest, QueryViolationCountResponse};
+    let provider = shared.gateway.provider.to_string();
+    let answer: QueryViolationCountResponse = shared
+        .gateway
+        .client
+        .transport
+        .query(
+            "/virtengine.hpc.v1.Query/ViolationCount",
+            &QueryViolationCountRequest {
+                provider_address: provider.clone(),
+            },
+            0,
+        )
+        .await?;
+    let threshold = u64::from(shared.config.hpc.routing.violation_alert_threshold);
+    let (count, crossed) =
+        shared
+            .store
+            .sync_violations(&provider, answer.unresolved_count, threshold)?;
+    if crossed {
+        super::attempt::alert_threshold(shared, count.total, threshold, None)?;
+    }
     Ok(())
 }

@@ -8,6 +8,8 @@
 //! - the outbox deliverer puts records on chain exactly once; the job reporter tells the
 //!   chain RUNNING / COMPLETED / FAILED once the job's audit record is on chain;
 //! - the health monitor probes the local cluster and sends heartbeats;
+//! - the local scheduler is scanned for jobs placed around the enforcer (placement
+//!   mismatches become violations on chain);
 //! - metrics and the admin API are served on their own listeners.
 
 mod attempt;
@@ -15,6 +17,7 @@ mod deliver;
 mod follow;
 mod health;
 mod report;
+mod scan;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -50,6 +53,7 @@ use deliver::deliver;
 use follow::follow_blocks;
 use health::monitor_health;
 use report::report_jobs;
+use scan::scan_local_jobs;
 
 fn wall_seconds() -> u64 {
     SystemTime::now()
@@ -73,6 +77,8 @@ pub struct StatusInfo {
     pub outbox_dead: u64,
     pub cluster_healthy: bool,
     pub consecutive_probe_failures: u32,
+    /// The cluster's state on chain at the last heartbeat (`CLUSTER_STATE_DRAINING`, ...).
+    pub chain_cluster_state: String,
     pub last_errors: Vec<String>,
     pub chain_reachable: bool,
 }
@@ -119,11 +125,17 @@ impl Shared {
     }
 
     /// The local cluster as the health monitor and the scheduler see it.
+    /// A cluster DRAINING or OFFLINE on chain takes no new jobs, whatever its scheduler says.
     pub async fn cluster_status(&self) -> ClusterStatus {
-        let healthy = self.status.lock().expect("status lock").cluster_healthy;
+        let (healthy, chain_state) = {
+            let s = self.status.lock().expect("status lock");
+            (s.cluster_healthy, s.chain_cluster_state.clone())
+        };
+        let closed_on_chain = chain_state == ClusterState::Draining.as_str_name()
+            || chain_state == ClusterState::Offline.as_str_name();
         match self.scheduler.status().await {
             Ok(s) => ClusterStatus {
-                available: s.reachable,
+                available: s.reachable && !closed_on_chain,
                 free_nodes: s.free_nodes,
                 healthy: healthy && s.healthy,
             },
@@ -209,12 +221,16 @@ fn load_key(config: &Config) -> anyhow::Result<cosmrs::crypto::secp256k1::Signin
 }
 
 fn scheduler_of(config: &Config) -> anyhow::Result<Arc<dyn LocalScheduler>> {
+    let container_runtime = config.workload.container_runtime();
     Ok(match config.scheduler.adapter {
         SchedulerAdapter::Embedded => {
             let nodes = config.scheduler.embedded.as_ref().map_or(1, |e| e.nodes);
             Arc::new(
-                EmbeddedScheduler::new(EmbeddedConfig::new(nodes, config.embedded_workdir()))
-                    .map_err(|e| anyhow!("scheduler.embedded: {e}"))?,
+                EmbeddedScheduler::new(EmbeddedConfig {
+                    container_runtime,
+                    ..EmbeddedConfig::new(nodes, config.jobs_dir())
+                })
+                .map_err(|e| anyhow!("scheduler.embedded: {e}"))?,
             )
         }
         SchedulerAdapter::Slurm => {
@@ -231,8 +247,11 @@ fn scheduler_of(config: &Config) -> anyhow::Result<Arc<dyn LocalScheduler>> {
                     sinfo: s.sinfo_path.clone(),
                     sacct: s.sacct_path.clone(),
                     scontrol: s.scontrol_path.clone(),
+                    scancel: s.scancel_path.clone(),
+                    slurm_conf: s.slurm_conf.clone(),
                     command_timeout: Duration::from_secs(s.command_timeout_seconds),
-                    ..SlurmConfig::default()
+                    container_runtime,
+                    ..SlurmConfig::new(config.jobs_dir())
                 })
                 .map_err(|e| anyhow!("scheduler.slurm: {e}"))?,
             )
@@ -299,6 +318,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tasks.spawn(deliver(shared.clone(), stop_rx.clone()));
     tasks.spawn(report_jobs(shared.clone(), stop_rx.clone()));
     tasks.spawn(monitor_health(shared.clone(), stop_rx.clone()));
+    tasks.spawn(scan_local_jobs(shared.clone(), stop_rx.clone()));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let result = tokio::select! {

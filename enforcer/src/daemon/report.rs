@@ -1,8 +1,10 @@
-//! Local job progress reported to the chain.
+//! Local job progress reported to the chain, and the chain's word on jobs that run here:
+//! a job cancelled on chain, or moved to another provider while it runs here, is stopped.
 
 use super::*;
 use crate::chain::refused_with;
-use hpc_primitives::contract::codes;
+use hpc_primitives::contract::{codes, reason_codes};
+use hpc_proto::virtengine::hpc::v1::Job;
 
 /// Reports local job progress to the chain, once the job's audit record is on chain (the
 /// chain routes a job only while it is SCHEDULED, so status must not overtake it).
@@ -11,85 +13,225 @@ pub(super) async fn report_jobs(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     loop {
-        for mut job in shared.store.local_jobs()? {
-            if let Some(record_id) = job.reported.strip_prefix("after:") {
-                // Our record: the id is in our namespace, and the chain set the signer.
-                let me = shared.gateway.provider.to_string();
-                match shared.gateway.client.hpc_audit_record(record_id).await {
-                    Ok(Some(r)) if r.provider_address == me => job.reported.clear(),
-                    _ => continue,
-                }
-            }
-            let state = match &job.submit_error {
-                Some(reason) => Ok(LocalJobState::Failed {
-                    reason: reason.clone(),
-                }),
-                None => {
-                    shared
-                        .scheduler
-                        .job_state(&LocalJobId::new(job.local_id.clone()))
-                        .await
-                }
-            };
-            let state = match state {
-                Ok(s) => s,
-                Err(e) => {
-                    shared.note_error(format!("local job {}: {e}", job.job_id));
-                    continue;
-                }
-            };
-            let (next, message, done) = match &state {
-                LocalJobState::Running if job.reported.is_empty() => {
-                    (Some(JobState::Running), String::new(), false)
-                }
-                LocalJobState::Completed => {
-                    (Some(JobState::Completed), "completed".to_string(), true)
-                }
-                LocalJobState::Failed { reason } => (Some(JobState::Failed), reason.clone(), true),
-                LocalJobState::Cancelled | LocalJobState::Unknown => (
-                    Some(JobState::Failed),
-                    format!("local scheduler: {state:?}"),
-                    true,
-                ),
-                _ => (None, String::new(), false),
-            };
-            if let Some(next) = next {
-                let msg = to_any(&MsgReportJobStatus {
-                    provider: shared.gateway.provider.to_string(),
-                    job_id: job.job_id.clone(),
-                    status: next as i32,
-                    message,
-                    exit_code: None,
-                    local_job_id: job.local_id.clone(),
-                });
-                match shared
-                    .gateway
-                    .send_and_wait(vec![msg], Duration::from_secs(60))
-                    .await
-                {
-                    Ok(_) => {}
-                    // The chain is already past this state (reported before a crash, or
-                    // cancelled): by code, in a block or in simulation.
-                    Err(e) if refused_with(&e, codes::CODESPACE, codes::INVALID_JOB_STATE) => {}
-                    Err(e) => {
-                        shared.note_error(format!(
-                            "reporting {} for {}: {e}",
-                            next.as_str_name(),
-                            job.job_id
-                        ));
-                        continue;
-                    }
-                }
-                if done {
-                    shared.store.remove_local_job(&job.job_id)?;
-                } else {
-                    job.reported = next.as_str_name().to_string();
-                    shared.store.put_local_job(&job)?;
-                }
+        for job in shared.store.local_jobs()? {
+            if let Err(e) = follow_job(&shared, job).await {
+                shared.note_error(e);
             }
         }
         if stopped(&mut stop, Duration::from_secs(1)).await {
             return Ok(());
+        }
+    }
+}
+
+/// One round for one local job: stop it if the chain no longer wants it here, else report
+/// a state change.
+async fn follow_job(shared: &Shared, mut job: LocalJob) -> anyhow::Result<()> {
+    if let Some(record_id) = job.reported.strip_prefix("after:") {
+        // Our record: the id is in our namespace, and the chain set the signer.
+        let me = shared.gateway.provider.to_string();
+        match shared.gateway.client.hpc_audit_record(record_id).await {
+            Ok(Some(r)) if r.provider_address == me => job.reported.clear(),
+            _ => return Ok(()),
+        }
+    }
+    let on_chain = shared.gateway.client.hpc_job(&job.job_id).await?;
+    if let Some(why) = on_chain.as_ref().and_then(|c| unwanted_here(c, &job)) {
+        return stop_job(shared, &job, why).await;
+    }
+    let state = match &job.submit_error {
+        Some(reason) => LocalJobState::Failed {
+            reason: reason.clone(),
+            exit_code: None,
+        },
+        None => shared
+            .scheduler
+            .job_state(&LocalJobId::new(job.local_id.clone()))
+            .await
+            .map_err(|e| anyhow!("local job {}: {e}", job.job_id))?,
+    };
+    let Some(report) = report_of(&state, job.reported.is_empty()) else {
+        return Ok(());
+    };
+    let next = report.state;
+    let msg = to_any(&MsgReportJobStatus {
+        provider: shared.gateway.provider.to_string(),
+        job_id: job.job_id.clone(),
+        status: next as i32,
+        message: report.message,
+        exit_code: report.exit_code,
+        local_job_id: job.local_id.clone(),
+    });
+    match shared
+        .gateway
+        .send_and_wait(vec![msg], Duration::from_secs(60))
+        .await
+    {
+        Ok(_) => {}
+        // The chain is already past this state (reported before a crash, or cancelled):
+        // by code, in a block or in simulation.
+        Err(e) if refused_with(&e, codes::CODESPACE, codes::INVALID_JOB_STATE) => {}
+        Err(e) => bail!("reporting {} for {}: {e}", next.as_str_name(), job.job_id),
+    }
+    if next == JobState::Running {
+        job.reported = next.as_str_name().to_string();
+        shared.store.put_local_job(&job)?;
+    } else {
+        shared.store.remove_local_job(&job.job_id)?;
+    }
+    Ok(())
+}
+
+/// Why the chain no longer wants this job to run here, if it does not: cancelled by its
+/// owner, or moved to another decision (owner reschedule, fallback) while it runs here.
+fn unwanted_here(on_chain: &Job, local: &LocalJob) -> Option<String> {
+    match on_chain.state() {
+        JobState::Cancelled => Some("cancelled on chain by its owner".into()),
+        JobState::Completed | JobState::Failed | JobState::Rejected => None,
+        _ if on_chain.current_decision_id != local.decision_id => Some(format!(
+            "moved to decision {} (provider {}) while it ran here",
+            on_chain.current_decision_id, on_chain.provider_address
+        )),
+        _ => None,
+    }
+}
+
+/// Cancels the local job and logs why; the chain already shows where the job is now.
+async fn stop_job(shared: &Shared, job: &LocalJob, why: String) -> anyhow::Result<()> {
+    if job.submit_error.is_none() {
+        shared
+            .scheduler
+            .cancel(&LocalJobId::new(job.local_id.clone()))
+            .await
+            .map_err(|e| anyhow!("cancelling local job {} ({why}): {e}", job.job_id))?;
+    }
+    tracing::warn!(job_id = %job.job_id, local_id = %job.local_id, reason = %why, "local job stopped");
+    shared.audit_log.write(&AuditEntry {
+        ts: rfc3339_now(),
+        event: decision::events::ROUTING_JOB_STOPPED,
+        job_id: &job.job_id,
+        decision_id: &job.decision_id,
+        cluster_id: &job.cluster_id,
+        provider: &shared.gateway.provider.to_string(),
+        correlation_id: "",
+        reason: &format!("{}: {why}", reason_codes::MOVED_ELSEWHERE),
+    })?;
+    Ok(shared.store.remove_local_job(&job.job_id)?)
+}
+
+/// What to tell the chain about a local state.
+#[derive(Debug, PartialEq, Eq)]
+struct Report {
+    state: JobState,
+    message: String,
+    exit_code: Option<i32>,
+}
+
+/// The report of a local state: RUNNING once (`first` = nothing reported yet), then the
+/// terminal state with its exit code. A job the local scheduler cancelled or lost (not
+/// through the chain) failed.
+fn report_of(state: &LocalJobState, first: bool) -> Option<Report> {
+    let report = |state, message: &str, exit_code| Report {
+        state,
+        message: message.to_string(),
+        exit_code,
+    };
+    match state {
+        LocalJobState::Pending => None,
+        LocalJobState::Running => first.then(|| report(JobState::Running, "", None)),
+        LocalJobState::Completed => Some(report(JobState::Completed, "completed", Some(0))),
+        LocalJobState::Failed { reason, exit_code } => {
+            Some(report(JobState::Failed, reason, *exit_code))
+        }
+        LocalJobState::Cancelled => Some(report(
+            JobState::Failed,
+            "cancelled in the local scheduler",
+            None,
+        )),
+        LocalJobState::Unknown => Some(report(
+            JobState::Failed,
+            "the local scheduler lost the job",
+            None,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local(decision: &str) -> LocalJob {
+        LocalJob {
+            job_id: "hpc-job-1".into(),
+            decision_id: decision.into(),
+            cluster_id: "c".into(),
+            local_id: "17".into(),
+            reported: String::new(),
+            submit_error: None,
+        }
+    }
+
+    fn chain(state: JobState, decision: &str) -> Job {
+        Job {
+            job_id: "hpc-job-1".into(),
+            state: state as i32,
+            current_decision_id: decision.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_chain_decides_whether_a_job_may_go_on_here() {
+        let here = local("d1");
+        let table = [
+            (JobState::Running, "d1", false),
+            (JobState::Routed, "d1", false),
+            (JobState::Cancelled, "d1", true),
+            (JobState::Scheduled, "d2", true),
+            (JobState::Running, "d2", true),
+            (JobState::Completed, "d1", false),
+            (JobState::Failed, "d2", false),
+        ];
+        for (state, decision, stop) in table {
+            assert_eq!(
+                unwanted_here(&chain(state, decision), &here).is_some(),
+                stop,
+                "{state:?} on {decision}"
+            );
+        }
+    }
+
+    #[test]
+    fn local_states_become_reports_with_exit_codes() {
+        assert_eq!(report_of(&LocalJobState::Pending, true), None);
+        assert_eq!(
+            report_of(&LocalJobState::Running, true).map(|r| r.state),
+            Some(JobState::Running)
+        );
+        assert_eq!(report_of(&LocalJobState::Running, false), None);
+        assert_eq!(
+            report_of(&LocalJobState::Completed, false),
+            Some(Report {
+                state: JobState::Completed,
+                message: "completed".into(),
+                exit_code: Some(0)
+            })
+        );
+        let failed = LocalJobState::Failed {
+            reason: "exit code 3".into(),
+            exit_code: Some(3),
+        };
+        assert_eq!(
+            report_of(&failed, true),
+            Some(Report {
+                state: JobState::Failed,
+                message: "exit code 3".into(),
+                exit_code: Some(3)
+            })
+        );
+        for lost in [LocalJobState::Cancelled, LocalJobState::Unknown] {
+            let r = report_of(&lost, false).unwrap();
+            assert_eq!((r.state, r.exit_code), (JobState::Failed, None));
         }
     }
 }

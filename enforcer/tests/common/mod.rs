@@ -54,9 +54,13 @@ pub fn register_cluster(node: &TestNode, provider_key: &str, cluster: &str, late
     );
 }
 
-/// alice submits a job of `nodes` nodes; returns `(job_id, cluster_id)` of the
+/// The script of [`submit_job`]'s jobs: a second of work.
+pub const SHORT_JOB: &str = "#!/bin/sh\necho started\nsleep 1\necho done\n";
+
+/// alice submits a job of `nodes` nodes running [`SHORT_JOB`]; returns `(job_id, cluster_id)` of the
 /// `hpc_job_scheduled` event.
 pub fn submit_job(node: &TestNode, nodes: u32) -> (String, String) {
+    let script = node.write_script("e2e-job.sh", SHORT_JOB);
     let r = hpc_tx(
         node,
         "alice",
@@ -66,6 +70,8 @@ pub fn submit_job(node: &TestNode, nodes: u32) -> (String, String) {
             &nodes.to_string(),
             "--max-runtime-seconds",
             "60",
+            "--script",
+            &script,
         ],
     );
     (

@@ -110,6 +110,10 @@ pub struct SlurmConfig {
     /// `--env NAME=VALUE` pairs). `None`: container workloads are refused.
     #[serde(default)]
     pub container_runtime: Option<Vec<String>>,
+    /// `slurm.conf` of the cluster, passed as `SLURM_CONF` to every command; `None`:
+    /// the Slurm tools' default (or the enforcer's own `SLURM_CONF`).
+    #[serde(default)]
+    pub slurm_conf: Option<PathBuf>,
 }
 
 impl SlurmConfig {
@@ -127,6 +131,7 @@ impl SlurmConfig {
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             jobs_dir: jobs_dir.into(),
             container_runtime: None,
+            slurm_conf: None,
         }
     }
 
@@ -270,6 +275,12 @@ impl SlurmScheduler {
             program,
             args,
             scrub_env_prefixes: scrub,
+            env: self
+                .config
+                .slurm_conf
+                .iter()
+                .map(|conf| ("SLURM_CONF", conf.as_os_str()))
+                .collect(),
             timeout: self.config.command_timeout,
         }
         .run()
