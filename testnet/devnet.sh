@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # A single-validator development chain in one command.
 #
-#   ./testnet/devnet.sh [start]      install what is missing, build hpcd, init (first run), start
-#   ./testnet/devnet.sh --reset      stop, wipe .devnet, re-init and start (also: start --reset)
-#   ./testnet/devnet.sh stop         stop the node (SIGTERM; hpcd stops its cometbft)
+#   ./testnet/devnet.sh [start] [--slurm]   install what is missing, build, init (first run), start
+#   ./testnet/devnet.sh --reset      stop, wipe the devnet dir, re-init and start (also: start --reset)
+#   ./testnet/devnet.sh stop         stop the node, the enforcers and (with --slurm) their Slurm clusters
 #   ./testnet/devnet.sh status       is it running, height, app hash, endpoints
-#   ./testnet/devnet.sh logs         follow .devnet/hpcd.log
+#   ./testnet/devnet.sh logs         follow the node's log
 #
-# Node home: <repo>/.devnet/node (chain id virtengine-devnet-1). Endpoints on 127.0.0.1:
-# CometBFT RPC 26657, gRPC 9090, P2P 26656; ABCI on the unix socket .devnet/node/data/abci.sock.
-# Environment: HPCD_BIN (use this hpcd, skip the build), COMETBFT_BIN (use this cometbft),
-# DEVNET_START_TIMEOUT (seconds to wait for the first block, default 90).
+# Node home: <devnet dir>/node (chain id virtengine-devnet-1). Endpoints on 127.0.0.1:
+# CometBFT RPC 26657, gRPC 9090, P2P 26656, enforcer admin 8081/8082 and metrics 9464/9465
+# (each plus DEVNET_PORT_OFFSET); ABCI on the unix socket <devnet dir>/node/data/abci.sock.
+# With --slurm each dev provider's enforcer drives its own real Slurm cluster
+# (scripts/slurm-local.sh, state in <devnet dir>/slurm-<provider>); the choice is kept
+# until --reset.
+# Environment: DEVNET_DIR (default <repo>/.devnet), DEVNET_PORT_OFFSET (added to every
+# port, default 0: two devnets side by side need different dirs and offsets), HPCD_BIN
+# (use this hpcd, skip the build), COMETBFT_BIN (use this cometbft), DEVNET_START_TIMEOUT
+# (seconds to wait for the first block, default 90).
 # The dev accounts (testnet/dev-accounts.json) are PUBLIC TEST KEYS: never hold real funds.
 set -euo pipefail
 
@@ -19,31 +25,45 @@ set -euo pipefail
 
 CHAIN_ID="virtengine-devnet-1"
 MONIKER="devnet"
-DEVNET_DIR="$REPO_ROOT/.devnet"
+DEVNET_DIR="$(realpath -m "${DEVNET_DIR:-$REPO_ROOT/.devnet}")"
 NODE_HOME="$DEVNET_DIR/node"
 LOG_FILE="$DEVNET_DIR/hpcd.log"
 PID_FILE="$DEVNET_DIR/hpcd.pid"
 INIT_MARKER="$DEVNET_DIR/initialized"
-P2P_PORT=26656
-RPC_PORT=26657
-GRPC_PORT=9090
+# Present when the dev providers run on Slurm (start --slurm); removed by --reset.
+SLURM_MARKER="$DEVNET_DIR/scheduler-slurm"
+PORT_OFFSET="${DEVNET_PORT_OFFSET:-0}"
+case "$PORT_OFFSET" in
+'' | *[!0-9]*) echo "error: DEVNET_PORT_OFFSET must be a non-negative integer (got '$PORT_OFFSET')" >&2; exit 2 ;;
+esac
+[ "$PORT_OFFSET" -le 20000 ] || { echo "error: DEVNET_PORT_OFFSET must be at most 20000" >&2; exit 2; }
+P2P_PORT=$((26656 + PORT_OFFSET))
+RPC_PORT=$((26657 + PORT_OFFSET))
+GRPC_PORT=$((9090 + PORT_OFFSET))
+ADMIN_PORT=$((8081 + PORT_OFFSET))
+METRICS_PORT=$((9464 + PORT_OFFSET))
 RPC_URL="http://127.0.0.1:$RPC_PORT"
 START_TIMEOUT="${DEVNET_START_TIMEOUT:-90}"
 
 usage() {
     cat <<'USAGE'
-usage: ./testnet/devnet.sh [start] [--reset] [--no-build] | stop | status | logs
+usage: ./testnet/devnet.sh [start] [--slurm] [--reset] [--no-build] | stop | status | logs
 
   start      (default) install cometbft if missing, build hpcd, init on first run, start,
              wait for the first block and print endpoints, accounts and example commands
-  --reset    stop, wipe .devnet and start a fresh chain
+  --slurm    the dev providers' enforcers drive real Slurm clusters (one each, started
+             with scripts/slurm-local.sh, which installs Slurm and munge when missing)
+             instead of the embedded scheduler; kept until --reset
+  --reset    stop, wipe the devnet dir and start a fresh chain
   --no-build use the existing target/debug/hpcd instead of running cargo build
-  stop       stop the node (SIGTERM hpcd; it stops cometbft). State is kept.
+  stop       stop the node (SIGTERM hpcd; it stops cometbft), the enforcers and their
+             Slurm clusters. State is kept.
   status     running?, height, app hash, endpoints (exit 1 when not running)
-  logs       follow .devnet/hpcd.log
+  logs       follow the node's log
 
-environment: HPCD_BIN (prebuilt hpcd: skip cargo), COMETBFT_BIN (cometbft to use),
-             DEVNET_START_TIMEOUT (seconds to wait for the first block, default 90)
+environment: DEVNET_DIR (default .devnet), DEVNET_PORT_OFFSET (added to every port,
+             default 0), HPCD_BIN (prebuilt hpcd: skip cargo), COMETBFT_BIN (cometbft to
+             use), DEVNET_START_TIMEOUT (seconds to wait for the first block, default 90)
 USAGE
 }
 
@@ -138,13 +158,46 @@ ensure_enforcer() {
 
 enforcer_dir() { echo "$DEVNET_DIR/enforcer-$1"; }
 
+slurm_name() { echo "dev${PORT_OFFSET}-$1"; }
+slurm_dir() { echo "$DEVNET_DIR/slurm-$1"; }
+
+# scheduler_yaml PROVIDER DIR NODES: the enforcer's `scheduler:` (and `workload:`) sections;
+# with Slurm, starts (or reuses) the provider's own cluster first.
+scheduler_yaml() {
+    local p="$1" dir="$2" nodes="$3" out conf
+    if [ ! -f "$SLURM_MARKER" ]; then
+        cat <<YAML
+scheduler:
+  adapter: embedded
+  embedded:
+    nodes: $nodes
+    workdir: "$dir"
+YAML
+        return
+    fi
+    out="$("$REPO_ROOT/scripts/slurm-local.sh" up "$(slurm_name "$p")" --dir "$(slurm_dir "$p")")" ||
+        die "starting the Slurm cluster of $p failed (see above)"
+    conf="$(sed -n 's/^conf: //p' <<<"$out")"
+    [ -n "$conf" ] || die "scripts/slurm-local.sh printed no conf: line"
+    cat <<YAML
+scheduler:
+  adapter: slurm
+  slurm:
+    slurm_conf: "$conf"
+    scontrol_path: scontrol
+    jobs_dir: "$dir/jobs"
+    command_timeout_seconds: 10
+YAML
+}
+
 # start_enforcer INDEX PROVIDER: registers the provider's cluster once, writes its config
 # and starts it in the background.
 start_enforcer() {
     local i="$1" p="$2" dir cluster nodes latency out
     dir="$(enforcer_dir "$p")"
     cluster="cluster-$p"
-    nodes=$((4 * (i + 1)))
+    # A slurm-local cluster has one node.
+    if [ -f "$SLURM_MARKER" ]; then nodes=1; else nodes=$((4 * (i + 1))); fi
     latency=$((20 + 60 * i))
     mkdir -p "$dir"
     if ! "$HPCD" query hpc cluster "$cluster" --grpc-addr "127.0.0.1:$GRPC_PORT" >/dev/null 2>&1; then
@@ -170,17 +223,17 @@ key:
   keyring_backend: test
   keyring_dir: "$NODE_HOME"
   name: $p
-scheduler:
-  adapter: embedded
-  embedded:
-    nodes: $nodes
+$(scheduler_yaml "$p" "$dir" "$nodes")
+workload:
+  # Devnet only: scripts may also be fetched from local files (file://).
+  allowed_uri_schemes: [https, file]
 health:
   probe_interval_seconds: 5
   heartbeat_interval_seconds: 30
 metrics:
-  listen: "127.0.0.1:$((9464 + i))"
+  listen: "127.0.0.1:$((METRICS_PORT + i))"
 admin:
-  listen: "127.0.0.1:$((8081 + i))"
+  listen: "127.0.0.1:$((ADMIN_PORT + i))"
 state_dir: "$dir/state"
 YAML
     if pid_alive "$dir/enforcer.pid"; then
@@ -189,7 +242,7 @@ YAML
     fi
     nohup "$ENFORCER" start --config "$dir/enforcer.yaml" >>"$dir/enforcer.log" 2>&1 &
     echo $! >"$dir/enforcer.pid"
-    ok "enforcer for $p started (pid $!, admin 127.0.0.1:$((8081 + i)), metrics 127.0.0.1:$((9464 + i))/metrics)"
+    ok "enforcer for $p started (pid $!, admin 127.0.0.1:$((ADMIN_PORT + i)), metrics 127.0.0.1:$((METRICS_PORT + i))/metrics)"
 }
 
 start_enforcers() {
@@ -226,8 +279,16 @@ stop_enforcers() {
     local p
     for p in "${ENFORCER_PROVIDERS[@]}"; do
         [ -f "$(enforcer_dir "$p")/enforcer.pid" ] && stop_pidfile "$(enforcer_dir "$p")/enforcer.pid" "hpc-enforcer ($p)" 15
+        if [ -f "$SLURM_MARKER" ] && [ -d "$(slurm_dir "$p")" ]; then
+            "$REPO_ROOT/scripts/slurm-local.sh" down "$(slurm_name "$p")" --dir "$(slurm_dir "$p")" >/dev/null ||
+                warn "stopping the Slurm cluster of $p failed"
+        fi
     done
     return 0
+}
+
+scheduler_name() {
+    if [ -f "$SLURM_MARKER" ]; then echo "each on its own Slurm cluster"; else echo "embedded scheduler"; fi
 }
 
 print_summary() {
@@ -249,20 +310,22 @@ ${_bold}VirtEngine devnet is running${_reset}
 $(print_dev_accounts)
 
   try (from $REPO_ROOT):
-    target/debug/hpcd query bank balances $alice
-    target/debug/hpcd tx bank send alice $bob 100uvirt --keyring-backend test --home .devnet/node --yes
-    target/debug/hpcd query tx <txhash printed by the send>
+    target/debug/hpcd query bank balances $alice --grpc-addr 127.0.0.1:$GRPC_PORT
+    target/debug/hpcd tx bank send alice $bob 100uvirt --keyring-backend test --home $NODE_HOME --grpc-addr 127.0.0.1:$GRPC_PORT --yes
+    target/debug/hpcd query tx <txhash printed by the send> --grpc-addr 127.0.0.1:$GRPC_PORT
 
-  enforcers (permissive, embedded scheduler; config, state and log in .devnet/enforcer-*/):
-    provider1  cluster-provider1  admin 127.0.0.1:8081  metrics 127.0.0.1:9464/metrics
-    provider2  cluster-provider2  admin 127.0.0.1:8082  metrics 127.0.0.1:9465/metrics
+  enforcers (permissive, $(scheduler_name); config, state, log and job directories in $DEVNET_DIR/enforcer-*/):
+    provider1  cluster-provider1  admin 127.0.0.1:$ADMIN_PORT  metrics 127.0.0.1:$METRICS_PORT/metrics
+    provider2  cluster-provider2  admin 127.0.0.1:$((ADMIN_PORT + 1))  metrics 127.0.0.1:$((METRICS_PORT + 1))/metrics
 
-  route a job (the chain picks a cluster, that provider's enforcer runs it and audits it):
-    target/debug/hpcd tx hpc submit-job --nodes 1 --from alice --keyring-backend test --home .devnet/node --yes
-    target/debug/hpcd query hpc audit-records --job hpc-job-1      (then: query hpc job hpc-job-1)
+  route a job (the chain picks a cluster, that provider's enforcer runs the script and audits it):
+    printf '#!/bin/sh\necho "hello from \$HPC_JOB_ID on \$(hostname)"\n' > hello.sh
+    target/debug/hpcd tx hpc submit-job --nodes 1 --script hello.sh --from alice --keyring-backend test --home $NODE_HOME --grpc-addr 127.0.0.1:$GRPC_PORT --yes
+    target/debug/hpcd query hpc job hpc-job-1 --grpc-addr 127.0.0.1:$GRPC_PORT       (state, exit_code, local_job_id)
+    cat $DEVNET_DIR/enforcer-provider1/jobs/hpc-job-1/job.out
 
   stop:   ./testnet/devnet.sh stop      (state is kept; start again with ./testnet/devnet.sh)
-  reset:  ./testnet/devnet.sh --reset   (wipes .devnet and starts a fresh chain)
+  reset:  ./testnet/devnet.sh --reset   (wipes $DEVNET_DIR and starts a fresh chain)
 EOF
 }
 
@@ -270,11 +333,14 @@ EOF
 # Actions
 
 cmd_start() {
-    local reset="$1" t0
+    local reset="$1" slurm="$2" t0
     t0="$(now_ms)"
     require_basics
     if [ "$reset" = yes ]; then
         cmd_stop
+        case "$DEVNET_DIR" in
+        / | "$REPO_ROOT" | "$HOME") die "refusing to wipe DEVNET_DIR=$DEVNET_DIR" ;;
+        esac
         step "wiping $DEVNET_DIR"
         rm -rf "$DEVNET_DIR"
     fi
@@ -285,8 +351,16 @@ cmd_start() {
         warn "removing stale pid file $PID_FILE (pid $(cat "$PID_FILE") is not running; the node crashed or was killed)"
         rm -f "$PID_FILE"
     fi
+    if [ "$slurm" = yes ]; then
+        if [ -f "$INIT_MARKER" ] && [ ! -f "$SLURM_MARKER" ]; then
+            die "the devnet in $DEVNET_DIR runs the embedded scheduler; start a Slurm one with --reset --slurm (or another DEVNET_DIR)"
+        fi
+        mkdir -p "$DEVNET_DIR"
+        date -u +%Y-%m-%dT%H:%M:%SZ >"$SLURM_MARKER"
+    fi
     check_ports_free "$P2P_PORT:CometBFT P2P" "$RPC_PORT:CometBFT RPC" "$GRPC_PORT:gRPC" \
-        "8081:enforcer admin (provider1)" "8082:enforcer admin (provider2)" "9464:enforcer metrics (provider1)" "9465:enforcer metrics (provider2)"
+        "$ADMIN_PORT:enforcer admin (provider1)" "$((ADMIN_PORT + 1)):enforcer admin (provider2)" \
+        "$METRICS_PORT:enforcer metrics (provider1)" "$((METRICS_PORT + 1)):enforcer metrics (provider2)"
     ensure_cometbft
     ensure_hpcd
     if [ -f "$INIT_MARKER" ] && [ -f "$NODE_HOME/config/genesis.json" ]; then
@@ -355,10 +429,11 @@ cmd_logs() {
 }
 
 main() {
-    local action="" reset=no arg
+    local action="" reset=no slurm=no arg
     for arg in "$@"; do
         case "$arg" in
         --reset | reset) reset=yes ;;
+        --slurm) slurm=yes ;;
         --no-build)
             use_existing_build
             HPCD_PREBUILT=yes
@@ -375,11 +450,11 @@ main() {
         esac
     done
     action="${action:-start}"
-    if [ "$reset" = yes ] && [ "$action" != start ]; then
-        die "--reset goes with start (./testnet/devnet.sh --reset)"
+    if { [ "$reset" = yes ] || [ "$slurm" = yes ]; } && [ "$action" != start ]; then
+        die "--reset and --slurm go with start (./testnet/devnet.sh --reset --slurm)"
     fi
     case "$action" in
-    start) cmd_start "$reset" ;;
+    start) cmd_start "$reset" "$slurm" ;;
     stop) cmd_stop ;;
     status) cmd_status || exit 1 ;;
     logs) cmd_logs ;;

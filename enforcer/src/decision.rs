@@ -78,8 +78,12 @@
 //!   that is not ours, a job the chain lists under another provider) or unknown: the chain
 //!   moves a job to REJECTED on a rejected record, so refusing someone else's placement must
 //!   not write one.
-//! * `RequestNewDecision` → no record yet (the replacement's evaluation writes it);
-//!   violations may be recorded now.
+//! * `RequestNewDecision` for a decision of ours (refresh, fallback) → a `rescheduled`
+//!   record on the decision given up (reason code `stale_decision`, or the local problem
+//!   for a fallback, with is_fallback and fallback_reason), sent in the RequestReschedule
+//!   tx after that message so the chain takes it as informational; the replacement's
+//!   evaluation writes the record of the new attempt. Without a usable decision
+//!   (`Missing`) there is nothing to close. Violations may be recorded now.
 //! * `NotForUs` → nothing, except for a replacement as described above.
 //!
 //! The drafts pass the chain's cross-checks in RecordRoutingAudit: the decision is the
@@ -96,7 +100,7 @@
 
 use std::collections::BTreeSet;
 
-use hpc_primitives::contract::{ids, reschedule};
+use hpc_primitives::contract::{ids, reason_codes, reschedule};
 use hpc_proto::virtengine::hpc::v1::{
     AuditStatus, EnforcementMode as ProtoMode, Job, Params, RescheduleKind, RoutingAuditRecord,
     RoutingViolation, SchedulingDecision, ViolationType,
@@ -450,7 +454,8 @@ impl ViolationDraft {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Evaluation {
     pub outcome: Outcome,
-    /// The terminal audit record of this attempt, if it ends here.
+    /// The terminal audit record of this attempt, if it ends here (for a request of a new
+    /// decision: the record closing the decision given up).
     pub audit: Option<AuditDraft>,
     /// Violations to self-report.
     pub violations: Vec<ViolationDraft>,
@@ -459,6 +464,12 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// Whether the attempt asks the chain for a new decision (its record, if any, closes
+    /// the decision given up and goes in the RequestReschedule tx).
+    pub fn requests_new_decision(&self) -> bool {
+        matches!(self.outcome, Outcome::RequestNewDecision { .. })
+    }
+
     /// This evaluation with its run refused because of the job's workload (digest mismatch,
     /// unreachable URI, the provider's policy): the attempt ends in a REJECTED record with
     /// `code`, in every mode, since running what the owner did not submit (or what this
@@ -753,26 +764,48 @@ impl Ctx<'_> {
         }
     }
 
+    /// Ask for a new decision. When the job's decision is ours (refresh, fallback), the
+    /// attempt is closed with a `rescheduled` record on it, sent in the RequestReschedule
+    /// tx after that message: the chain then takes it as informational, as the decision
+    /// it names is superseded by then.
     fn request(
         &self,
         kind: RequestKind,
         reason: String,
+        reason_code: &str,
         violations: Vec<ViolationDraft>,
     ) -> Evaluation {
+        let reason = clip(reason);
         let exclude_cluster_ids = match kind {
             // The local scheduler serves all of this enforcer's clusters.
             RequestKind::Fallback => self.input.provider.cluster_ids.iter().cloned().collect(),
             RequestKind::Refresh | RequestKind::Missing => Vec::new(),
         };
+        let closing = (kind != RequestKind::Missing && self.on_decision()).then(|| {
+            let fallback_reason = if kind == RequestKind::Fallback { reason.as_str() } else { "" };
+            AuditDraft {
+                is_fallback: kind == RequestKind::Fallback,
+                reason_code: reason_code.to_string(),
+                ..self.audit(
+                    AuditStatus::Rescheduled,
+                    &format!("gave the decision up ({}): {reason}", kind.as_str()),
+                    fallback_reason,
+                    &violations,
+                )
+            }
+        });
         Evaluation {
             outcome: Outcome::RequestNewDecision {
-                reason: clip(reason),
+                reason,
                 exclude_cluster_ids,
                 kind,
             },
-            audit: None,
+            audit: closing,
             violations,
-            log_event: events::ROUTING_DECISION_REQUESTED,
+            log_event: match kind {
+                RequestKind::Fallback => events::ROUTING_FALLBACK_USED,
+                RequestKind::Refresh | RequestKind::Missing => events::ROUTING_DECISION_REQUESTED,
+            },
         }
     }
 }
@@ -1089,7 +1122,12 @@ pub fn evaluate(input: &EvaluationInput) -> Evaluation {
             }
             if let Some(why) = stale {
                 if routing.auto_refresh_stale_decisions && !replacement {
-                    return ctx.request(RequestKind::Refresh, why, Vec::new());
+                    return ctx.request(
+                        RequestKind::Refresh,
+                        why,
+                        reason_codes::STALE_DECISION,
+                        Vec::new(),
+                    );
                 }
                 let reason = if replacement {
                     format!("replacement {why}")
@@ -1107,6 +1145,7 @@ pub fn evaluate(input: &EvaluationInput) -> Evaluation {
                     return ctx.request(
                         RequestKind::Missing,
                         format!("decision lookup failed: {e}"),
+                        "",
                         Vec::new(),
                     )
                 }
@@ -1126,6 +1165,7 @@ pub fn evaluate(input: &EvaluationInput) -> Evaluation {
                     return ctx.request(
                         RequestKind::Missing,
                         format!("missing scheduling decision: {why}"),
+                        "",
                         violations,
                     );
                 }
@@ -1186,7 +1226,12 @@ pub fn evaluate(input: &EvaluationInput) -> Evaluation {
                             true,
                         );
                     }
-                    return ctx.request(RequestKind::Fallback, why.clone(), Vec::new());
+                    return ctx.request(
+                        RequestKind::Fallback,
+                        why.clone(),
+                        violation_type_name(*t),
+                        Vec::new(),
+                    );
                 }
                 // A replacement never asks again: record and proceed.
                 let mut violations = vec![v(*t, format!("replacement decision: {why}"))];
@@ -1203,7 +1248,12 @@ pub fn evaluate(input: &EvaluationInput) -> Evaluation {
             }
             if let Some(why) = stale {
                 if routing.auto_refresh_stale_decisions && !replacement {
-                    return ctx.request(RequestKind::Refresh, why, Vec::new());
+                    return ctx.request(
+                        RequestKind::Refresh,
+                        why,
+                        reason_codes::STALE_DECISION,
+                        Vec::new(),
+                    );
                 }
                 let violations = vec![ctx.violation(
                     ViolationType::StaleDecision,

@@ -122,8 +122,8 @@ const ROWS: &[Row] = &[
     (STRICT, &[M::Missing, M::RequireOff], X::Reject, Some(AS::Rejected), &[MISSING]),
     (STRICT, &[M::LookupFailed], X::Reject, Some(AS::Rejected), &[]),
     (STRICT, &[M::OtherJob], X::Reject, Some(AS::Rejected), &[MISSING]),
-    (STRICT, &[M::Stale], X::Req(RF), None, &[]),
-    (STRICT, &[M::StaleSeconds], X::Req(RF), None, &[]),
+    (STRICT, &[M::Stale], X::Req(RF), Some(AS::Rescheduled), &[]),
+    (STRICT, &[M::StaleSeconds], X::Req(RF), Some(AS::Rescheduled), &[]),
     (STRICT, &[M::Stale, M::RefreshOff], X::Reject, Some(AS::Rejected), &[STALE2]),
     (STRICT, &[M::StaleSeconds, M::RefreshOff], X::Reject, Some(AS::Rejected), &[STALE2]),
     (STRICT, &[M::Unavailable], X::Reject, Some(AS::Rejected), &[UNAVAIL]),
@@ -180,16 +180,16 @@ const ROWS: &[Row] = &[
     (PERM, &[M::Missing, M::RequireOff], X::Req(MI), None, &[]),
     (PERM, &[M::OtherJob], X::Req(MI), None, &[MISSING]),
     (PERM, &[M::LookupFailed], X::Req(MI), None, &[]),
-    (PERM, &[M::Stale], X::Req(RF), None, &[]),
-    (PERM, &[M::StaleSeconds], X::Req(RF), None, &[]),
+    (PERM, &[M::Stale], X::Req(RF), Some(AS::Rescheduled), &[]),
+    (PERM, &[M::StaleSeconds], X::Req(RF), Some(AS::Rescheduled), &[]),
     (PERM, &[M::Stale, M::RefreshOff], X::Run(LOCAL), Some(AS::Approved), &[STALE1]),
     (PERM, &[M::AgeSeconds(601), M::RefreshOff], X::Run(LOCAL), Some(AS::Approved), &[STALE1]),
     (PERM, &[M::AgeBlocks(100), M::AgeSeconds(600), M::RefreshOff], X::Run(LOCAL), Some(AS::Approved), &[]),
-    (PERM, &[M::Unavailable], X::Req(FB), None, &[]),
-    (PERM, &[M::Unhealthy], X::Req(FB), None, &[]),
-    (PERM, &[M::Capacity], X::Req(FB), None, &[]),
+    (PERM, &[M::Unavailable], X::Req(FB), Some(AS::Rescheduled), &[]),
+    (PERM, &[M::Unhealthy], X::Req(FB), Some(AS::Rescheduled), &[]),
+    (PERM, &[M::Capacity], X::Req(FB), Some(AS::Rescheduled), &[]),
     // A fallback decision is fresh too: fallback wins over refresh.
-    (PERM, &[M::Stale, M::Unavailable], X::Req(FB), None, &[]),
+    (PERM, &[M::Stale, M::Unavailable], X::Req(FB), Some(AS::Rescheduled), &[]),
     (PERM, &[M::Unavailable, M::FallbackConfigOff], X::Reject, Some(AS::Rejected), &[UNAUTH]),
     (PERM, &[M::Unavailable, M::FallbackChainOff], X::Reject, Some(AS::Rejected), &[UNAUTH]),
     (PERM, &[M::Capacity, M::FallbackConfigOff], X::Reject, Some(AS::Rejected), &[UNAUTH]),
@@ -409,6 +409,11 @@ fn check_invariants(what: &str, input: &EvaluationInput, e: &Evaluation) {
             events::ROUTING_DECISION_REFRESHED,
         ],
         Outcome::Reject { .. } => &[events::ROUTING_ENFORCEMENT_FAILED],
+        // Seed 001: the provider giving a job up for a fallback logs routing_fallback_used.
+        Outcome::RequestNewDecision {
+            kind: RequestKind::Fallback,
+            ..
+        } => &[events::ROUTING_FALLBACK_USED],
         Outcome::RequestNewDecision { .. } => &[events::ROUTING_DECISION_REQUESTED],
         Outcome::NotForUs { .. } => &[
             events::ROUTING_NOT_FOR_US,
@@ -530,10 +535,20 @@ fn check_invariants(what: &str, input: &EvaluationInput, e: &Evaluation) {
             exclude_cluster_ids,
             kind,
         } => {
-            assert!(
-                e.audit.is_none(),
-                "{what}: no terminal record before the replacement"
-            );
+            // Giving up a decision of ours closes its attempt: a rescheduled record on the
+            // decision, on our cluster; without a usable decision there is none.
+            match (&e.audit, kind) {
+                (None, RequestKind::Missing) => {}
+                (Some(a), RequestKind::Refresh | RequestKind::Fallback) => {
+                    assert_eq!(a.status, AS::Rescheduled, "{what}");
+                    assert_eq!(a.scheduling_decision_id, DECISION, "{what}");
+                    assert_eq!(a.actual_cluster_id, a.expected_cluster_id, "{what}");
+                    assert_eq!(a.is_fallback, *kind == RequestKind::Fallback, "{what}");
+                    assert!(a.reason.contains(reason.as_str()), "{what}");
+                    assert!(!a.reason_code.is_empty(), "{what}");
+                }
+                (audit, _) => panic!("{what}: {kind:?} request with record {audit:?}"),
+            }
             assert!(!reason.is_empty(), "{what}");
             assert!(
                 matches!(input.attempt, Attempt::Original),

@@ -206,13 +206,19 @@ async fn permissive_fallback_to_another_provider_and_stale_refresh() {
     );
     assert_eq!(history["current"]["requested_by"], p1);
     let records = query(&node, &["audit-records", "--job", &big]);
-    let statuses: Vec<&str> = records["records"]
+    let mut statuses: Vec<&str> = records["records"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["status"].as_str().unwrap())
         .collect();
-    assert!(statuses.contains(&"AUDIT_STATUS_FALLBACK"), "{statuses:?}");
+    statuses.sort_unstable();
+    // provider1 closed the decision it gave up; provider2 routed the fallback.
+    assert_eq!(
+        statuses,
+        ["AUDIT_STATUS_FALLBACK", "AUDIT_STATUS_RESCHEDULED"],
+        "{records}"
+    );
     let routed = node
         .rpc()
         .tx_search(
@@ -232,12 +238,24 @@ async fn permissive_fallback_to_another_provider_and_stale_refresh() {
         (query(&node, &["job", &stale])["job"]["state"] == "JOB_STATE_COMPLETED").then_some(())
     })
     .await;
-    let records = query(&node, &["audit-records", "--job", &stale]);
-    let records = records["records"].as_array().unwrap();
-    assert_eq!(records.len(), 1, "{records:?}");
-    assert_eq!(records[0]["status"], "AUDIT_STATUS_RESCHEDULED");
+    // One terminal record per attempt: the stale decision closed (stale_decision), the
+    // fresh one routed; both "rescheduled", only the second routes the job.
     let history = query(&node, &["decision-by-job", &stale]);
     assert_eq!(history["history"].as_array().unwrap().len(), 2);
+    let fresh = history["current"]["decision_id"].as_str().unwrap();
+    let given_up = history["current"]["previous_decision_id"].as_str().unwrap();
+    let records = query(&node, &["audit-records", "--job", &stale]);
+    let records = records["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{records:?}");
+    let on = |decision: &str| {
+        records
+            .iter()
+            .find(|r| r["scheduling_decision_id"] == decision)
+            .unwrap_or_else(|| panic!("no record on {decision}: {records:?}"))
+    };
+    assert_eq!(on(given_up)["status"], "AUDIT_STATUS_RESCHEDULED");
+    assert_eq!(on(given_up)["reason_code"], "stale_decision");
+    assert_eq!(on(fresh)["status"], "AUDIT_STATUS_RESCHEDULED");
     assert_eq!(
         history["current"]["reschedule_kind"], "RESCHEDULE_KIND_REFRESH",
         "{history}"
@@ -282,7 +300,13 @@ async fn strict_rejects_a_job_when_the_local_cluster_is_unavailable() {
         (query(&node, &["job", &job])["job"]["state"] == "JOB_STATE_REJECTED").then_some(())
     })
     .await;
-    let violations = query(&node, &["violations", "--job", &job]);
+    // The record and the violation may land in different txs.
+    let violations = eventually("violation on chain", &enforcer, || {
+        let v = query(&node, &["violations", "--job", &job]);
+        v["violations"].as_array()?.first()?;
+        Some(v)
+    })
+    .await;
     assert_eq!(
         violations["violations"][0]["violation_type"],
         "VIOLATION_TYPE_CLUSTER_UNAVAILABLE"
@@ -297,4 +321,57 @@ async fn strict_rejects_a_job_when_the_local_cluster_is_unavailable() {
             .then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_only_runs_every_job_and_records_what_strict_would_refuse() {
+    let mut node = TestNode::init("e2e-enforcer-audit-only");
+    node.start(2).await;
+    let p1 = node.key_address("provider1");
+    register_cluster(&node, "provider1", "cluster-p1", 10);
+    // Decided before the enforcer runs and older than its 3-block limit when it sees it.
+    let (stale, _) = submit_job(&node, 1);
+    let h = node.height().await.unwrap();
+    node.wait_for_height(h + 4, Duration::from_secs(30)).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut enforcer = Enforcer::write_config_with(
+        &node,
+        dir.path(),
+        "provider1",
+        "cluster-p1",
+        &embedded(2),
+        "audit_only",
+        3,
+    );
+    enforcer.start();
+    let (fresh, _) = submit_job(&node, 1);
+    for job in [&stale, &fresh] {
+        eventually("audit_only job completed", &enforcer, || {
+            (query(&node, &["job", job])["job"]["state"] == "JOB_STATE_COMPLETED").then_some(())
+        })
+        .await;
+        let records = query(&node, &["audit-records", "--job", job]);
+        let records = records["records"].as_array().unwrap();
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert_eq!(records[0]["status"], "AUDIT_STATUS_APPROVED");
+        assert_eq!(records[0]["enforcement_mode"], "ENFORCEMENT_MODE_AUDIT_ONLY");
+    }
+    // The stale decision ran (strict would have refused it) and is on chain as a
+    // stale_decision violation of severity 2, linked from its record; the fresh one is
+    // clean.
+    let violations = query(&node, &["violations", "--job", &stale]);
+    let v = &violations["violations"][0];
+    assert_eq!(v["violation_type"], "VIOLATION_TYPE_STALE_DECISION", "{violations}");
+    assert_eq!(v["severity"], 2);
+    assert_eq!(v["provider_address"], p1);
+    let records = query(&node, &["audit-records", "--job", &stale]);
+    assert_eq!(records["records"][0]["reason_code"], "stale_decision");
+    let clean = query(&node, &["violations", "--job", &fresh]);
+    assert!(
+        clean["violations"]
+            .as_array()
+            .is_none_or(|v| v.is_empty()),
+        "{clean}"
+    );
 }

@@ -26,9 +26,12 @@ use hpc_primitives::contract::workload::sha256_hex;
 use hpc_testkit::TestNode;
 use serde_json::Value;
 
-/// One `scripts/slurm-local.sh` cluster.
+/// One `scripts/slurm-local.sh` cluster, with its state in this test's temporary
+/// directory (a fresh controller: no jobs of earlier runs under the same names), stopped
+/// when dropped.
 struct Slurm {
     name: String,
+    dir: PathBuf,
     conf: PathBuf,
     jobs_dir: PathBuf,
 }
@@ -52,24 +55,30 @@ fn fact<'a>(text: &'a str, key: &str) -> &'a str {
 }
 
 impl Slurm {
-    fn up(name: &str, jobs_dir: PathBuf) -> Self {
-        let out = slurm_local(&["up", name]);
+    fn up(name: &str, work: &Path) -> Self {
+        let dir = work.join(format!("slurm-{name}"));
+        let out = slurm_local(&["up", name, "--dir", dir.to_str().unwrap()]);
         Slurm {
             name: name.into(),
             conf: PathBuf::from(fact(&out, "conf")),
-            jobs_dir,
+            jobs_dir: work.join(format!("jobs-{name}")),
+            dir,
         }
+    }
+
+    fn script_args<'a>(&'a self, command: &'a str) -> [&'a str; 4] {
+        [command, &self.name, "--dir", self.dir.to_str().unwrap()]
     }
 
     /// Stops slurmctld only (slurmd keeps running), as a controller outage.
     fn stop_controller(&self) {
-        let out = slurm_local(&["status", &self.name]);
+        let out = slurm_local(&self.script_args("status"));
         let pid = fact(&out, "slurmctld_pid");
         assert!(Command::new("kill").arg(pid).status().unwrap().success());
     }
 
     fn restart(&self) {
-        slurm_local(&["up", &self.name]);
+        slurm_local(&self.script_args("up"));
     }
 
     /// `squeue` on this cluster: `(id, name, state)` of every job it holds.
@@ -121,6 +130,14 @@ impl Slurm {
             self.conf.display(),
             self.jobs_dir.display()
         )
+    }
+}
+
+impl Drop for Slurm {
+    fn drop(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/slurm-local.sh");
+        // Best effort while unwinding too: a cluster left up would hold its ports.
+        let _ = Command::new(script).args(self.script_args("down")).output();
     }
 }
 
@@ -206,8 +223,8 @@ fn cluster(node: &TestNode, id: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_run_on_real_slurm_and_their_outcome_is_on_chain() {
     let work = tempfile::tempdir().unwrap();
-    let slurm_a = Slurm::up("e2ea", work.path().join("jobs-a"));
-    let slurm_b = Slurm::up("e2eb", work.path().join("jobs-b"));
+    let slurm_a = Slurm::up("e2ea", work.path());
+    let slurm_b = Slurm::up("e2eb", work.path());
     let mut node = TestNode::init("e2e-slurm");
     node.start(1).await;
     // cluster-a is the better choice for every job without a region; cluster-b serves us-east.
@@ -258,12 +275,17 @@ async fn jobs_run_on_real_slurm_and_their_outcome_is_on_chain() {
     let failed = submit(&node, &["--script", &failing]);
     let j = job_in_state(&node, &ea, &failed, "JOB_STATE_FAILED").await;
     assert_eq!(j["exit_code"], 3, "{j}");
-    assert_eq!(
-        slurm_a
-            .state_of(j["local_job_id"].as_str().unwrap())
-            .as_deref(),
-        Some("FAILED")
-    );
+    let failed_id = j["local_job_id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while slurm_a.state_of(&failed_id).as_deref() != Some("FAILED") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Slurm job {failed_id} of {j}: {:?}\n{}",
+            slurm_a.jobs(),
+            ea.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 
     // 3. The enforcer is killed while its job runs; the job finishes meanwhile. After the
     //    restart the true outcome is reported, not a failure.
@@ -389,13 +411,33 @@ async fn jobs_run_on_real_slurm_and_their_outcome_is_on_chain() {
     eventually("permissive enforcer up", &ea, || ea.status().map(|_| ())).await;
     slurm_a.stop_controller();
     let moved = submit(&node, &["--script", &script]);
+    // provider1 gives the job up (its log tells why if it does not)…
+    eventually(&format!("{moved} moved to cluster-b"), &ea, || {
+        let history = query(&node, &["decision-by-job", &moved]);
+        (history["current"]["selected_cluster_id"] == "cluster-b").then_some(())
+    })
+    .await;
+    // …and provider2 runs it.
     let j = job_in_state(&node, &eb, &moved, "JOB_STATE_COMPLETED").await;
     assert_eq!(j["routed_cluster_id"], "cluster-b", "{j}");
+    // One terminal record per attempt, on both sides: provider1 closes the decision it
+    // gave up (rescheduled, as a fallback, with the reason), provider2 routes the new one.
     let records = audit_records(&node, &moved);
-    assert!(
-        records.iter().any(
-            |r| r["status"] == "AUDIT_STATUS_FALLBACK" && r["actual_cluster_id"] == "cluster-b"
-        ),
+    assert_eq!(records.len(), 2, "{records:?}");
+    let gave_up = records
+        .iter()
+        .find(|r| r["actual_cluster_id"] == "cluster-a")
+        .unwrap_or_else(|| panic!("no record of provider1 in {records:?}"));
+    assert_eq!(gave_up["status"], "AUDIT_STATUS_RESCHEDULED", "{gave_up}");
+    assert_eq!(gave_up["is_fallback"], true, "{gave_up}");
+    assert_eq!(gave_up["reason_code"], "cluster_unavailable", "{gave_up}");
+    let routed = records
+        .iter()
+        .find(|r| r["actual_cluster_id"] == "cluster-b")
+        .unwrap_or_else(|| panic!("no record of provider2 in {records:?}"));
+    assert_eq!(routed["status"], "AUDIT_STATUS_FALLBACK", "{routed}");
+    assert_ne!(
+        gave_up["scheduling_decision_id"], routed["scheduling_decision_id"],
         "{records:?}"
     );
     assert_eq!(
@@ -411,6 +453,4 @@ async fn jobs_run_on_real_slurm_and_their_outcome_is_on_chain() {
     .await;
     ea.kill();
     drop(eb);
-    slurm_local(&["down", &slurm_a.name]);
-    slurm_local(&["down", &slurm_b.name]);
 }

@@ -1052,21 +1052,41 @@ fn rescheduled_records_route_on_their_decision_and_only_the_decisions_provider_r
         Keeper::job(&chain.state, &job).unwrap().state(),
         JobState::Scheduled
     );
-    // A refreshed decision run where it says routes the job, audited "rescheduled".
+    // The provider gives its decision up for a fresh one and closes its attempt in the
+    // same tx with a rescheduled record on the superseded decision: informational.
     let out = chain.ok(
         &p1,
-        vec![to_any(&MsgRequestReschedule {
-            requester: p1.addr.to_string(),
-            job_id: job.clone(),
-            reason: "stale".into(),
-            excluded_cluster_ids: vec![],
-            kind: RescheduleKind::Refresh as i32,
-        })],
+        vec![
+            to_any(&MsgRequestReschedule {
+                requester: p1.addr.to_string(),
+                job_id: job.clone(),
+                reason: "stale".into(),
+                excluded_cluster_ids: vec![],
+                kind: RescheduleKind::Refresh as i32,
+            }),
+            audit(
+                &p1,
+                "p1-gave-up",
+                &job,
+                &decision,
+                "cluster-a",
+                AuditStatus::Rescheduled,
+            ),
+        ],
+    );
+    assert!(out.events.iter().all(|e| e.kind != "hpc_job_routed"));
+    let closed = Keeper::audit(&chain.state, "p1-gave-up").unwrap();
+    assert_eq!(closed.scheduling_decision_id, decision);
+    assert_eq!(
+        Keeper::job(&chain.state, &job).unwrap().state(),
+        JobState::Scheduled
     );
     let fresh = event(&out, "hpc_job_rescheduled")
         .get("new_decision_id")
         .unwrap()
         .to_string();
+    assert_ne!(fresh, decision);
+    // A refreshed decision run where it says routes the job, audited "rescheduled".
     let out = chain.ok(
         &p1,
         vec![audit(

@@ -191,7 +191,8 @@ if [ -f workload_exit ]; then read -r status < workload_exit
 {timed_out}else status=$rc
 fi
 printf '%s\n' "$status" > exit_code.tmp && mv -f exit_code.tmp exit_code
-exit "$rc"
+# The scheduler sees the workload's own status (Slurm: FAILED with its exit code).
+case "$status" in timeout*) exit "$rc" ;; *) exit "$status" ;; esac
 "#,
         job = spec.job_id,
         dir = shell_quote(dir),
@@ -298,11 +299,15 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), SchedulerError> {
 }
 
 /// Replace `path` with `bytes` atomically (temp file, fsync, rename), so a crash leaves
-/// either the old or the new content.
+/// either the old or the new content. Each write has its own temp file, so concurrent
+/// writers (a scheduler that is shutting down and its successor) cannot take each
+/// other's; the last rename wins.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SchedulerError> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let ctx = |what: &str| format!("cannot {what} {}", path.display());
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(".tmp.{}.{n}", std::process::id()));
     let tmp = PathBuf::from(tmp);
     std::fs::write(&tmp, bytes).map_err(|e| SchedulerError::io(ctx("write"), e))?;
     std::fs::File::open(&tmp)

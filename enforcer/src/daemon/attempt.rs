@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::workload;
-use hpc_proto::virtengine::hpc::v1::Job;
+use hpc_proto::virtengine::hpc::v1::{Job, MsgRecordRoutingAudit};
 
 /// Evaluates one decision attempt, once: records first (outbox), then acts.
 pub(super) async fn handle_attempt(
@@ -83,16 +83,25 @@ pub(super) async fn handle_attempt(
             },
             _,
         ) => {
-            let msg = to_any(&MsgRequestReschedule {
-                requester: shared.gateway.provider.to_string(),
+            let provider = shared.gateway.provider.to_string();
+            let mut msgs = vec![to_any(&MsgRequestReschedule {
+                requester: provider.clone(),
                 job_id: job_id.to_string(),
                 reason: reason.clone(),
                 excluded_cluster_ids: exclude_cluster_ids.clone(),
                 kind: kind.to_proto() as i32,
-            });
+            })];
+            // The record closing this attempt, after the request in the same tx: both land
+            // or neither, and the decision it names is superseded when it is checked.
+            msgs.extend(eval.audit.as_ref().map(|closing| {
+                to_any(&MsgRecordRoutingAudit {
+                    provider,
+                    records: vec![closing.to_proto()],
+                })
+            }));
             if let Err(e) = shared
                 .gateway
-                .send_and_wait(vec![msg], Duration::from_secs(60))
+                .send_and_wait(msgs, Duration::from_secs(60))
                 .await
             {
                 // No replacement: close the attempt with the evaluation of a missing one.
@@ -189,7 +198,8 @@ pub(super) fn record(
     correlation_id: &str,
 ) -> anyhow::Result<()> {
     let mut items: Vec<OutboxItem> = Vec::new();
-    if let Some(a) = &eval.audit {
+    // A request's closing record travels in its RequestReschedule tx (handle_attempt).
+    if let Some(a) = eval.audit.as_ref().filter(|_| !eval.requests_new_decision()) {
         items.push(OutboxItem::Audit(a.to_proto()));
     }
     for v in &eval.violations {

@@ -80,11 +80,17 @@ fn admit_record(
         .is_some_and(|d| d.selected_cluster_id != record.actual_cluster_id);
     require_auditor(decision.as_ref(), &job, provider, status, off_decision)?;
     // Approved and fallback records route the job; so does a rescheduled one
-    // placed exactly as its (replacement) decision says. Anything else is
-    // informational.
+    // placed exactly as the job's current (replacement) decision says. Anything
+    // else is informational, such as a provider's rescheduled record closing its
+    // attempt on the decision it gave up.
     let routes = match status {
         AuditStatus::Approved | AuditStatus::Fallback => true,
-        AuditStatus::Rescheduled => decision.is_some() && !off_decision,
+        AuditStatus::Rescheduled => {
+            !off_decision
+                && decision
+                    .as_ref()
+                    .is_some_and(|d| d.decision_id == job.current_decision_id)
+        }
         _ => false,
     };
     if routes {
