@@ -782,7 +782,11 @@ impl Ctx<'_> {
             RequestKind::Refresh | RequestKind::Missing => Vec::new(),
         };
         let closing = (kind != RequestKind::Missing && self.on_decision()).then(|| {
-            let fallback_reason = if kind == RequestKind::Fallback { reason.as_str() } else { "" };
+            let fallback_reason = if kind == RequestKind::Fallback {
+                reason.as_str()
+            } else {
+                ""
+            };
             AuditDraft {
                 is_fallback: kind == RequestKind::Fallback,
                 reason_code: reason_code.to_string(),

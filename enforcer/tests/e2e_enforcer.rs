@@ -355,23 +355,27 @@ async fn audit_only_runs_every_job_and_records_what_strict_would_refuse() {
         let records = records["records"].as_array().unwrap();
         assert_eq!(records.len(), 1, "{records:?}");
         assert_eq!(records[0]["status"], "AUDIT_STATUS_APPROVED");
-        assert_eq!(records[0]["enforcement_mode"], "ENFORCEMENT_MODE_AUDIT_ONLY");
+        assert_eq!(
+            records[0]["enforcement_mode"],
+            "ENFORCEMENT_MODE_AUDIT_ONLY"
+        );
     }
     // The stale decision ran (strict would have refused it) and is on chain as a
     // stale_decision violation of severity 2, linked from its record; the fresh one is
     // clean.
     let violations = query(&node, &["violations", "--job", &stale]);
     let v = &violations["violations"][0];
-    assert_eq!(v["violation_type"], "VIOLATION_TYPE_STALE_DECISION", "{violations}");
+    assert_eq!(
+        v["violation_type"], "VIOLATION_TYPE_STALE_DECISION",
+        "{violations}"
+    );
     assert_eq!(v["severity"], 2);
     assert_eq!(v["provider_address"], p1);
     let records = query(&node, &["audit-records", "--job", &stale]);
     assert_eq!(records["records"][0]["reason_code"], "stale_decision");
     let clean = query(&node, &["violations", "--job", &fresh]);
     assert!(
-        clean["violations"]
-            .as_array()
-            .is_none_or(|v| v.is_empty()),
+        clean["violations"].as_array().is_none_or(|v| v.is_empty()),
         "{clean}"
     );
 }

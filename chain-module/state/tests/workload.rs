@@ -267,7 +267,7 @@ fn workload_limits_are_params_checked_at_their_boundary() {
             &authority,
             Params {
                 max_workload_env_vars: 1,
-                ..params.clone()
+                ..params
             },
         )],
     );

@@ -199,7 +199,11 @@ pub(super) fn record(
 ) -> anyhow::Result<()> {
     let mut items: Vec<OutboxItem> = Vec::new();
     // A request's closing record travels in its RequestReschedule tx (handle_attempt).
-    if let Some(a) = eval.audit.as_ref().filter(|_| !eval.requests_new_decision()) {
+    if let Some(a) = eval
+        .audit
+        .as_ref()
+        .filter(|_| !eval.requests_new_decision())
+    {
         items.push(OutboxItem::Audit(a.to_proto()));
     }
     for v in &eval.violations {

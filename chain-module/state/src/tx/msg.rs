@@ -13,7 +13,8 @@ use crate::hpc::HpcMsg;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Msg {
     BankSend(MsgSend),
-    Hpc(HpcMsg),
+    /// Boxed: x/hpc messages (a job with its workload) are far larger than a send.
+    Hpc(Box<HpcMsg>),
 }
 
 /// Packs a message (or a message response) as `Any`.
@@ -32,7 +33,7 @@ impl Msg {
                 .map_err(|e| TxError::tx_decode(format!("cannot decode {}: {e}", any.type_url)));
         }
         if let Some(hpc) = HpcMsg::decode(any) {
-            return hpc.map(Msg::Hpc);
+            return hpc.map(|m| Msg::Hpc(Box::new(m)));
         }
         Err(TxError::unknown_request(format!(
             "unrecognized message type: {}",
