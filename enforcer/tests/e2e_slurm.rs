@@ -7,6 +7,8 @@
 //! - a failing script ends FAILED with its exit code;
 //! - an enforcer killed while its job runs reports the job's true outcome after restart;
 //! - cancel on chain → the Slurm job is cancelled, the chain shows CANCELLED;
+//! - a job the owner moves to another provider while it waits in Slurm is cancelled
+//!   there and runs only on the other provider's Slurm;
 //! - a script whose digest does not match is refused with `workload_digest_mismatch` and
 //!   never reaches Slurm;
 //! - a job put into Slurm by hand under the id of a job routed elsewhere is a
@@ -95,6 +97,15 @@ impl Slurm {
                 Some((f.next()?.into(), f.next()?.into(), f.next()?.into()))
             })
             .collect()
+    }
+
+    fn scontrol(&self, args: &[&str]) {
+        let out = Command::new("scontrol")
+            .args(args)
+            .env("SLURM_CONF", &self.conf)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "scontrol {args:?}: {out:?}");
     }
 
     fn state_of(&self, slurm_id: &str) -> Option<String> {
@@ -197,6 +208,24 @@ fn submit(node: &TestNode, extra: &[&str]) -> String {
     attr(&r, "hpc_job_scheduled", "job_id").expect("hpc_job_scheduled.job_id")
 }
 
+/// Submits once cluster-a can take a one-node job (its single node free on chain: the
+/// previous job released, a heartbeat reporting it idle), so the job lands there.
+async fn submit_to_a(node: &TestNode, enforcer: &Enforcer, extra: &[&str]) -> String {
+    eventually("cluster-a free on chain", enforcer, || {
+        let c = cluster(node, "cluster-a");
+        let free = c["available_nodes"].as_u64()? > c["reserved_nodes"].as_u64()?;
+        (c["state"] == "CLUSTER_STATE_ACTIVE" && free).then_some(())
+    })
+    .await;
+    let id = submit(node, extra);
+    let decision = query(node, &["decision-by-job", &id]);
+    assert_eq!(
+        decision["current"]["selected_cluster_id"], "cluster-a",
+        "{decision}"
+    );
+    id
+}
+
 fn job(node: &TestNode, id: &str) -> Value {
     query(node, &["job", id])["job"].clone()
 }
@@ -243,8 +272,9 @@ async fn jobs_run_on_real_slurm_and_their_outcome_is_on_chain() {
         "hello.sh",
         "#!/bin/sh\necho \"hello from $HPC_JOB_ID\"\necho \"$GREETING\"\necho oops >&2\n",
     );
-    let hello = submit(
+    let hello = submit_to_a(
         &node,
+        &ea,
         &[
             "--script",
             &script,
@@ -253,7 +283,8 @@ async fn jobs_run_on_real_slurm_and_their_outcome_is_on_chain() {
             "--output-name",
             "result",
         ],
-    );
+    )
+    .await;
     let done = job_in_state(&node, &ea, &hello, "JOB_STATE_COMPLETED").await;
     assert_eq!(done["exit_code"], 0, "{done}");
     let slurm_id = done["local_job_id"].as_str().unwrap().to_string();
@@ -272,7 +303,7 @@ async fn jobs_run_on_real_slurm_and_their_outcome_is_on_chain() {
 
     // 2. A failing script: FAILED with its exit code.
     let failing = node.write_script("fail.sh", "#!/bin/sh\necho about to fail\nexit 3\n");
-    let failed = submit(&node, &["--script", &failing]);
+    let failed = submit_to_a(&node, &ea, &["--script", &failing]).await;
     let j = job_in_state(&node, &ea, &failed, "JOB_STATE_FAILED").await;
     assert_eq!(j["exit_code"], 3, "{j}");
     let failed_id = j["local_job_id"].as_str().unwrap().to_string();
@@ -290,7 +321,7 @@ async fn jobs_run_on_real_slurm_and_their_outcome_is_on_chain() {
     // 3. The enforcer is killed while its job runs; the job finishes meanwhile. After the
     //    restart the true outcome is reported, not a failure.
     let slow = node.write_script("slow.sh", "#!/bin/sh\nsleep 6\necho finished\n");
-    let survivor = submit(&node, &["--script", &slow]);
+    let survivor = submit_to_a(&node, &ea, &["--script", &slow]).await;
     job_in_state(&node, &ea, &survivor, "JOB_STATE_RUNNING").await;
     ea.kill();
     tokio::time::sleep(Duration::from_secs(8)).await;
@@ -300,7 +331,7 @@ async fn jobs_run_on_real_slurm_and_their_outcome_is_on_chain() {
 
     // 4. Cancel on chain: the running Slurm job is cancelled.
     let long = node.write_script("long.sh", "#!/bin/sh\nsleep 300\n");
-    let cancelled = submit(&node, &["--script", &long]);
+    let cancelled = submit_to_a(&node, &ea, &["--script", &long]).await;
     let j = job_in_state(&node, &ea, &cancelled, "JOB_STATE_RUNNING").await;
     let slurm_id = j["local_job_id"].as_str().unwrap().to_string();
     hpc_tx(&node, "alice", &["cancel-job", &cancelled]);
@@ -310,12 +341,38 @@ async fn jobs_run_on_real_slurm_and_their_outcome_is_on_chain() {
     .await;
     assert_eq!(job(&node, &cancelled)["state"], "JOB_STATE_CANCELLED");
 
+    // 4b. A job the owner moves elsewhere while it waits in cluster-a's queue (partition
+    //     down: routed, pending in Slurm) is stopped there and runs on cluster-b only.
+    slurm_a.scontrol(&["update", "PartitionName=debug", "State=DOWN"]);
+    let waiting = submit_to_a(&node, &ea, &["--script", &script]).await;
+    job_in_state(&node, &ea, &waiting, "JOB_STATE_ROUTED").await;
+    let queued = eventually("the job pending in cluster-a's Slurm", &ea, || {
+        let jobs = slurm_a.jobs();
+        jobs.into_iter()
+            .find(|(_, name, state)| name == &waiting && state == "PENDING")
+            .map(|(id, _, _)| id)
+    })
+    .await;
+    hpc_tx(
+        &node,
+        "alice",
+        &["request-reschedule", &waiting, "--exclude", "cluster-a"],
+    );
+    eventually("the pending copy cancelled in cluster-a", &ea, || {
+        (slurm_a.state_of(&queued).as_deref() == Some("CANCELLED")).then_some(())
+    })
+    .await;
+    let j = job_in_state(&node, &eb, &waiting, "JOB_STATE_COMPLETED").await;
+    assert_eq!(j["routed_cluster_id"], "cluster-b", "{j}");
+    slurm_a.scontrol(&["update", "PartitionName=debug", "State=UP"]);
+
     // 5. A content address whose digest does not match what the URI serves: refused with
     //    a reason code, and nothing reaches Slurm.
     let served = node.write_script("served.sh", "#!/bin/sh\necho tampered\n");
     let claimed = b"#!/bin/sh\necho original\n";
-    let mismatch = submit(
+    let mismatch = submit_to_a(
         &node,
+        &ea,
         &[
             "--script-uri",
             &format!("file://{served}"),
@@ -324,7 +381,8 @@ async fn jobs_run_on_real_slurm_and_their_outcome_is_on_chain() {
             "--script-size",
             &claimed.len().to_string(),
         ],
-    );
+    )
+    .await;
     job_in_state(&node, &ea, &mismatch, "JOB_STATE_REJECTED").await;
     let records = audit_records(&node, &mismatch);
     assert_eq!(records.len(), 1, "{records:?}");

@@ -39,6 +39,21 @@ fn job(chain: &Chain, id: &str) -> Job {
         .unwrap()
 }
 
+/// provider1 routes the job on cluster-a as its decision says.
+fn approve(chain: &mut Chain, p1: &Key, id: &str, decision: &str) {
+    chain.ok(
+        p1,
+        vec![audit(
+            p1,
+            "r1",
+            id,
+            decision,
+            "cluster-a",
+            AuditStatus::Approved,
+        )],
+    );
+}
+
 fn status(
     provider: &Key,
     job_id: &str,
@@ -326,17 +341,7 @@ fn a_status_report_is_not_charged_for_the_script_again() {
     let id = scheduled(&out, "job_id");
     assert_eq!(scheduled(&out, "provider"), p1.addr.to_string());
     let decision = scheduled(&out, "decision_id");
-    chain.ok(
-        &p1,
-        vec![audit(
-            &p1,
-            "r1",
-            &id,
-            &decision,
-            "cluster-a",
-            AuditStatus::Approved,
-        )],
-    );
+    approve(&mut chain, &p1, &id, &decision);
     let running = chain.ok(&p1, vec![status(&p1, &id, JobState::Running, None, "4711")]);
     // The job record rewritten without the 10 KB script (30 gas per byte written).
     assert!(
@@ -361,17 +366,7 @@ fn the_final_report_keeps_exit_code_and_local_job_id() {
     let out = chain.ok(&alice, vec![submit_with(&alice, Some(inline(SCRIPT)))]);
     let id = scheduled(&out, "job_id");
     let decision = scheduled(&out, "decision_id");
-    chain.ok(
-        &p1,
-        vec![audit(
-            &p1,
-            "r1",
-            &id,
-            &decision,
-            "cluster-a",
-            AuditStatus::Approved,
-        )],
-    );
+    approve(&mut chain, &p1, &id, &decision);
     chain.fails(
         &p1,
         vec![status(&p1, &id, JobState::Running, Some(0), "17")],
