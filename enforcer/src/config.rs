@@ -532,9 +532,9 @@ pub struct SlurmConfig {
     /// sinfo executable (default `sinfo` from PATH).
     #[serde(default = "default_sinfo")]
     pub sinfo_path: PathBuf,
-    /// sacct executable (absent = no accounting). Recommended: Slurm forgets finished jobs
-    /// after `MinJobAge` (300 s by default); without accounting a job that finished while
-    /// the enforcer was down is reported FAILED ("local scheduler: Unknown").
+    /// sacct executable (absent = no accounting). Optional: a finished job's outcome comes
+    /// from the `exit_code` its wrapper wrote in the job directory; sacct adds Slurm's own
+    /// final state (e.g. CANCELLED) for jobs slurmctld has already purged.
     #[serde(default)]
     pub sacct_path: Option<PathBuf>,
     /// scontrol executable (absent = no `scontrol ping` before each status probe).

@@ -560,7 +560,8 @@ pub fn violation_id(
 }
 
 /// Cuts `s` to the chain's text limit on a character boundary.
-fn clip(mut s: String) -> String {
+/// `s` cut to the chain's longest text (at a char boundary).
+pub fn clip(mut s: String) -> String {
     if s.len() > MAX_TEXT_LEN {
         let mut end = MAX_TEXT_LEN;
         while !s.is_char_boundary(end) {

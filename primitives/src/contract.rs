@@ -332,10 +332,11 @@ pub mod reason_codes {
     pub const WORKLOAD_FETCH_FAILED: &str = "workload_fetch_failed";
     /// The provider's policy refuses the workload (partition, runtime, size, image, scheme).
     pub const WORKLOAD_POLICY_REFUSED: &str = "workload_policy_refused";
-    /// The local scheduler refused the job.
-    pub const LOCAL_SUBMIT_FAILED: &str = "local_submit_failed";
-    /// The job was moved to another provider (owner reschedule or fallback) and given up here.
+    /// Local audit log only: a job running here was moved to another decision (owner
+    /// reschedule or fallback) and stopped here.
     pub const MOVED_ELSEWHERE: &str = "moved_elsewhere";
+    /// Local audit log only: a job running here was cancelled on chain and stopped here.
+    pub const CANCELLED_ON_CHAIN: &str = "cancelled_on_chain";
 
     /// `[a-z0-9_]{0,64}`: codes are free to extend, but stay short identifiers.
     pub fn is_valid(code: &str) -> bool {

@@ -382,6 +382,13 @@ fn the_final_report_keeps_exit_code_and_local_job_id() {
         "local_job_id",
     );
     chain.ok(&p1, vec![status(&p1, &id, JobState::Running, None, "17")]);
+    chain.fails(
+        &p1,
+        vec![status(&p1, &id, JobState::Completed, Some(3), "17")],
+        "sdk",
+        18,
+        "exit_code",
+    );
     let out = chain.ok(&p1, vec![status(&p1, &id, JobState::Failed, Some(3), "17")]);
     let ev = event(&out, "hpc_job_status");
     assert_eq!(ev.get("exit_code"), Some("3"));

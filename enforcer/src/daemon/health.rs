@@ -14,6 +14,7 @@ pub(super) async fn monitor_health(
     let mut failures = 0u32;
     let mut last_heartbeat: Option<Instant> = None;
     let mut last_sent_healthy = true;
+    let mut last_sent_free: Option<u32> = None;
     loop {
         let status = shared.scheduler.status().await;
         let ok = matches!(&status, Ok(s) if s.reachable && s.healthy);
@@ -24,14 +25,18 @@ pub(super) async fn monitor_health(
             s.cluster_healthy = healthy;
             s.consecutive_probe_failures = failures;
         }
-        // A change of health is sent at once, not at the next regular heartbeat.
+        // A change of health or of free nodes is sent at once (at most once per probe),
+        // not at the next regular heartbeat: the chain schedules by what it was told.
+        let free = status.as_ref().ok().map(|s| s.free_nodes);
         let due = last_heartbeat.is_none_or(|t| t.elapsed() >= heartbeat_every);
-        if due || healthy != last_sent_healthy {
+        let capacity_changed = free.is_some() && free != last_sent_free;
+        if due || healthy != last_sent_healthy || capacity_changed {
             if let Err(e) = heartbeat(&shared, status.ok(), healthy, failures).await {
                 shared.note_error(format!("heartbeat: {e}"));
             } else {
                 last_heartbeat = Some(Instant::now());
                 last_sent_healthy = healthy;
+                last_sent_free = free.or(last_sent_free);
             }
         }
         if let Err(e) = sync_violation_count(&shared).await {

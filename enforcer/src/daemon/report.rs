@@ -27,6 +27,12 @@ pub(super) async fn report_jobs(
 /// One round for one local job: stop it if the chain no longer wants it here, else report
 /// a state change.
 async fn follow_job(shared: &Shared, mut job: LocalJob) -> anyhow::Result<()> {
+    // The chain's word first: a job cancelled or moved before our record landed (the
+    // record is then refused) must still be stopped here.
+    let on_chain = shared.gateway.client.hpc_job(&job.job_id).await?;
+    if let Some((code, why)) = on_chain.as_ref().and_then(|c| unwanted_here(c, &job)) {
+        return stop_job(shared, &job, code, why).await;
+    }
     if let Some(record_id) = job.reported.strip_prefix("after:") {
         // Our record: the id is in our namespace, and the chain set the signer.
         let me = shared.gateway.provider.to_string();
@@ -34,10 +40,6 @@ async fn follow_job(shared: &Shared, mut job: LocalJob) -> anyhow::Result<()> {
             Ok(Some(r)) if r.provider_address == me => job.reported.clear(),
             _ => return Ok(()),
         }
-    }
-    let on_chain = shared.gateway.client.hpc_job(&job.job_id).await?;
-    if let Some(why) = on_chain.as_ref().and_then(|c| unwanted_here(c, &job)) {
-        return stop_job(shared, &job, why).await;
     }
     let state = match &job.submit_error {
         Some(reason) => LocalJobState::Failed {
@@ -84,20 +86,26 @@ async fn follow_job(shared: &Shared, mut job: LocalJob) -> anyhow::Result<()> {
 
 /// Why the chain no longer wants this job to run here, if it does not: cancelled by its
 /// owner, or moved to another decision (owner reschedule, fallback) while it runs here.
-fn unwanted_here(on_chain: &Job, local: &LocalJob) -> Option<String> {
+fn unwanted_here(on_chain: &Job, local: &LocalJob) -> Option<(&'static str, String)> {
     match on_chain.state() {
-        JobState::Cancelled => Some("cancelled on chain by its owner".into()),
+        JobState::Cancelled => Some((
+            reason_codes::CANCELLED_ON_CHAIN,
+            "cancelled on chain by its owner".into(),
+        )),
         JobState::Completed | JobState::Failed | JobState::Rejected => None,
-        _ if on_chain.current_decision_id != local.decision_id => Some(format!(
-            "moved to decision {} (provider {}) while it ran here",
-            on_chain.current_decision_id, on_chain.provider_address
+        _ if on_chain.current_decision_id != local.decision_id => Some((
+            reason_codes::MOVED_ELSEWHERE,
+            format!(
+                "moved to decision {} (provider {}) while it ran here",
+                on_chain.current_decision_id, on_chain.provider_address
+            ),
         )),
         _ => None,
     }
 }
 
 /// Cancels the local job and logs why; the chain already shows where the job is now.
-async fn stop_job(shared: &Shared, job: &LocalJob, why: String) -> anyhow::Result<()> {
+async fn stop_job(shared: &Shared, job: &LocalJob, code: &str, why: String) -> anyhow::Result<()> {
     if job.submit_error.is_none() {
         shared
             .scheduler
@@ -114,7 +122,7 @@ async fn stop_job(shared: &Shared, job: &LocalJob, why: String) -> anyhow::Resul
         cluster_id: &job.cluster_id,
         provider: &shared.gateway.provider.to_string(),
         correlation_id: "",
-        reason: &format!("{}: {why}", reason_codes::MOVED_ELSEWHERE),
+        reason: &format!("{code}: {why}"),
     })?;
     Ok(shared.store.remove_local_job(&job.job_id)?)
 }
@@ -140,9 +148,12 @@ fn report_of(state: &LocalJobState, first: bool) -> Option<Report> {
         LocalJobState::Pending => None,
         LocalJobState::Running => first.then(|| report(JobState::Running, "", None)),
         LocalJobState::Completed => Some(report(JobState::Completed, "completed", Some(0))),
-        LocalJobState::Failed { reason, exit_code } => {
-            Some(report(JobState::Failed, reason, *exit_code))
-        }
+        // The chain refuses longer text; a scheduler error can be long (command + stderr).
+        LocalJobState::Failed { reason, exit_code } => Some(report(
+            JobState::Failed,
+            &decision::clip(reason.clone()),
+            *exit_code,
+        )),
         LocalJobState::Cancelled => Some(report(
             JobState::Failed,
             "cancelled in the local scheduler",
@@ -233,5 +244,30 @@ mod tests {
             let r = report_of(&lost, false).unwrap();
             assert_eq!((r.state, r.exit_code), (JobState::Failed, None));
         }
+    }
+
+    #[test]
+    fn a_long_scheduler_error_is_clipped_to_what_the_chain_accepts() {
+        let failed = LocalJobState::Failed {
+            reason: format!("local scheduler: sbatch {}", "--x ".repeat(2000)),
+            exit_code: None,
+        };
+        let r = report_of(&failed, false).unwrap();
+        assert_eq!(r.message.len(), decision::MAX_TEXT_LEN);
+        assert!(r.message.starts_with("local scheduler: sbatch"));
+    }
+
+    #[test]
+    fn the_audit_log_says_whether_a_job_was_cancelled_or_moved() {
+        let here = local("d1");
+        let code = |state, decision| unwanted_here(&chain(state, decision), &here).map(|u| u.0);
+        assert_eq!(
+            code(JobState::Cancelled, "d1"),
+            Some(reason_codes::CANCELLED_ON_CHAIN)
+        );
+        assert_eq!(
+            code(JobState::Routed, "d2"),
+            Some(reason_codes::MOVED_ELSEWHERE)
+        );
     }
 }

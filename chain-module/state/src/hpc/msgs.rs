@@ -509,6 +509,9 @@ impl HpcMsg {
                 if m.exit_code.is_some() && m.status == JobState::Running as i32 {
                     return Err(invalid("exit_code", "only with COMPLETED or FAILED"));
                 }
+                if m.exit_code.is_some_and(|c| c != 0) && m.status == JobState::Completed as i32 {
+                    return Err(invalid("exit_code", "a COMPLETED job exited with 0"));
+                }
                 if m.local_job_id.len() > MAX_ID_LEN || m.local_job_id.chars().any(char::is_control)
                 {
                     return Err(invalid(
