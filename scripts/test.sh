@@ -20,6 +20,12 @@ cargo fmt --all -- --check
 echo "== cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== a real Slurm cluster for the Slurm adapter's test (scripts/slurm-local.sh; installs Slurm when missing)"
+slurm_dir="$PWD/target/slurm-local/adapter-test"
+HPC_SLURM_CONF="$(./scripts/slurm-local.sh up adapter-test --dir "$slurm_dir" | sed -n 's/^conf: //p')"
+export HPC_SLURM_CONF
+trap './scripts/slurm-local.sh down adapter-test --dir "$slurm_dir" >/dev/null 2>&1 || true' EXIT
+
 echo "== cargo test (unit, integration and end-to-end)"
 cargo test --workspace --locked
 

@@ -75,6 +75,18 @@ exit 0
         std::fs::copy(&src, self.path(&format!("{key}.{ext}"))).unwrap();
     }
 
+    /// [`FakeSlurm::replay`] with `JOBS_DIR` in the fixture replaced by `jobs_dir`.
+    fn replay_in(&self, key: &str, fixture: &str, jobs_dir: &Path) {
+        let src = format!("{}/tests/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(src).unwrap();
+        let ext = Path::new(fixture).extension().unwrap().to_str().unwrap();
+        std::fs::write(
+            self.path(&format!("{key}.{ext}")),
+            text.replace("JOBS_DIR", jobs_dir.to_str().unwrap()),
+        )
+        .unwrap();
+    }
+
     fn exit(&self, key: &str, code: i32) {
         std::fs::write(self.path(&format!("{key}.exit")), code.to_string()).unwrap();
     }
@@ -202,7 +214,7 @@ async fn submit_new_job_writes_the_job_dir_and_passes_exact_arguments() {
                 "--all",
                 "--states=all",
                 "--name=hpc-job-456",
-                "--format=%i|%j"
+                "--format=%i|%j|%o"
             ]),
             call(&[
                 "sacct",
@@ -211,7 +223,7 @@ async fn submit_new_job_writes_the_job_dir_and_passes_exact_arguments() {
                 "--parsable2",
                 "--name=hpc-job-456",
                 "--starttime=now-7days",
-                "--format=JobID,JobName"
+                "--format=JobID,JobName,WorkDir"
             ]),
             sbatch_call(
                 &fake.jobs_dir(),
@@ -295,7 +307,7 @@ async fn submit_minimal_config_partition_hint_and_cluster_suffix() {
                 "--all",
                 "--states=all",
                 "--name=job-1",
-                "--format=%i|%j"
+                "--format=%i|%j|%o"
             ]),
             sbatch_call(&fake.jobs_dir(), "job-1", &["--nodes=1"]),
         ]
@@ -345,13 +357,16 @@ async fn submit_finds_job_already_in_slurm() {
     let _serial = SERIAL.lock().await;
     let fake = FakeSlurm::new();
     fake.replay("sbatch", "sbatch_parsable.out");
-    // Restarted enforcers that lost their jobs directory: only Slurm knows the job.
+    // Restarted enforcers whose index was lost: only Slurm knows the job.
+    let jobs_dir = |name: &str| fake.dir.path().canonicalize().unwrap().join(name);
     let fresh = |name: &str| SlurmConfig {
-        jobs_dir: fake.path(name),
+        jobs_dir: jobs_dir(name),
         ..fake.config()
     };
 
-    fake.replay("squeue_name", "squeue_name_found.out");
+    // Ours: its batch script is this job's run.sh. Another job with the same name but
+    // someone else's script is not adopted.
+    fake.replay_in("squeue_name", "squeue_name_found.out", &jobs_dir("jobs-a"));
     let slurm = SlurmScheduler::new(fresh("jobs-a")).unwrap();
     assert_eq!(
         slurm.submit(&spec()).await.unwrap(),
@@ -361,9 +376,9 @@ async fn submit_finds_job_already_in_slurm() {
     // Found jobs are recorded too.
     assert!(slurm.job_dir("hpc-job-456").is_some());
 
-    // Purged from slurmctld, still in accounting.
+    // Purged from slurmctld, still in accounting (working directory = the job directory).
     fake.reset("squeue_name");
-    fake.replay("sacct_name", "sacct_name_found.out");
+    fake.replay_in("sacct_name", "sacct_name_found.out", &jobs_dir("jobs-b"));
     fake.clear_calls();
     let slurm = SlurmScheduler::new(fresh("jobs-b")).unwrap();
     assert_eq!(
@@ -372,6 +387,23 @@ async fn submit_finds_job_already_in_slurm() {
     );
     let tools: Vec<String> = fake.calls().into_iter().map(|c| c[0].clone()).collect();
     assert_eq!(tools, ["squeue", "sacct"]);
+
+    // Only jobs that carry the name (submitted by someone else into Slurm): ours is
+    // submitted.
+    fake.replay_in(
+        "squeue_name",
+        "squeue_name_found.out",
+        &jobs_dir("elsewhere"),
+    );
+    fake.replay_in("sacct_name", "sacct_name_found.out", &jobs_dir("elsewhere"));
+    fake.clear_calls();
+    let slurm = SlurmScheduler::new(fresh("jobs-c")).unwrap();
+    assert_eq!(
+        slurm.submit(&spec()).await.unwrap(),
+        LocalJobId::new("4829173") // sbatch's answer
+    );
+    let tools: Vec<String> = fake.calls().into_iter().map(|c| c[0].clone()).collect();
+    assert_eq!(tools, ["squeue", "sacct", "sbatch"]);
 }
 
 #[tokio::test]

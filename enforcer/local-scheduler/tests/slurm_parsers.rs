@@ -2,9 +2,9 @@
 
 use hpc_local_scheduler::jobdir::outcome_from_exit_file;
 use hpc_local_scheduler::slurm::parse::{
-    count_records, map_slurm_state, parse_named_job_ids, parse_sacct_state, parse_sbatch_parsable,
+    count_records, map_slurm_state, parse_named_jobs, parse_sacct_state, parse_sbatch_parsable,
     parse_scontrol_ping, parse_sinfo_aiot, parse_squeue_jobs, parse_squeue_state, resolve_state,
-    NodeCounts, TIME_LIMIT_EXCEEDED,
+    NamedJob, NodeCounts, TIME_LIMIT_EXCEEDED,
 };
 use hpc_local_scheduler::{LocalJobId, LocalJobInfo, LocalJobState, SchedulerError};
 
@@ -85,25 +85,42 @@ fn squeue_ids_and_counts() {
     assert_eq!(count_records(&fixture("squeue_pending_ids.out")), 4);
     assert_eq!(count_records(""), 0);
     assert_eq!(count_records("\n  \n"), 0);
-    // Slurm matched the name case-insensitively; only the exact name counts.
+    // Slurm matched the name case-insensitively; only the exact name counts, with its origin.
+    let ids = |jobs: Vec<NamedJob>| -> Vec<(String, String)> {
+        jobs.into_iter().map(|j| (j.id, j.origin)).collect()
+    };
     assert_eq!(
-        parse_named_job_ids(&fixture("squeue_name_found.out"), "hpc-job-456").unwrap(),
-        vec!["4829173".to_string()]
+        ids(parse_named_jobs(&fixture("squeue_name_found.out"), "hpc-job-456").unwrap()),
+        [
+            ("4829171".to_string(), "/home/mallory/fake.sh".to_string()),
+            (
+                "4829173".to_string(),
+                "JOBS_DIR/hpc-job-456/run.sh".to_string()
+            ),
+        ]
     );
     assert!(
-        parse_named_job_ids(&fixture("squeue_name_found.out"), "hpc-job-4")
+        parse_named_jobs(&fixture("squeue_name_found.out"), "hpc-job-4")
             .unwrap()
             .is_empty()
     );
     assert_eq!(
-        parse_named_job_ids(&fixture("sacct_name_found.out"), "hpc-job-456").unwrap(),
-        vec!["4829173".to_string()]
+        ids(parse_named_jobs(&fixture("sacct_name_found.out"), "hpc-job-456").unwrap()),
+        [
+            ("4829172".to_string(), "/home/mallory".to_string()),
+            ("4829173".to_string(), "JOBS_DIR/hpc-job-456".to_string()),
+        ]
     );
-    assert!(parse_named_job_ids("", "x").unwrap().is_empty());
-    let err = parse_named_job_ids("4829173|x\nJOBID|NAME\n", "x").unwrap_err();
-    assert_eq!(err.line, "JOBID|NAME");
-    let err = parse_named_job_ids("4829173\n", "x").unwrap_err();
-    assert_eq!(err.line, "4829173");
+    // An origin may contain the separator.
+    assert_eq!(
+        ids(parse_named_jobs("7|x|/a|b/run.sh\n", "x").unwrap()),
+        [("7".to_string(), "/a|b/run.sh".to_string())]
+    );
+    assert!(parse_named_jobs("", "x").unwrap().is_empty());
+    let err = parse_named_jobs("4829173|x|/o\nJOBID|NAME|COMMAND\n", "x").unwrap_err();
+    assert_eq!(err.line, "JOBID|NAME|COMMAND");
+    let err = parse_named_jobs("4829173|x\n", "x").unwrap_err();
+    assert_eq!(err.line, "4829173|x");
 }
 
 #[test]

@@ -10,6 +10,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use hpc_local_scheduler::slurm::INDEX_FILE;
 use hpc_local_scheduler::{
     JobSpec, LocalJobId, LocalJobState, LocalScheduler, SlurmConfig, SlurmScheduler, Workload,
 };
@@ -131,4 +132,30 @@ async fn real_slurm_runs_scripts_and_reports_their_outcome() {
         LocalJobState::failed("exit code 3", Some(3))
     );
     assert_eq!(restarted.submit(&three).await.unwrap(), three_id);
+
+    // The index lost (a crash between sbatch and writing it): the job is found in Slurm by
+    // its batch script, this job's run.sh, and not submitted again…
+    std::fs::remove_file(dir.path().join(INDEX_FILE)).unwrap();
+    let lost = SlurmScheduler::new(SlurmConfig::new(dir.path())).unwrap();
+    assert_eq!(lost.submit(&three).await.unwrap(), three_id);
+    // …while a job someone else put into Slurm under the name of one of ours is not
+    // adopted: ours is submitted beside it.
+    let mine = sh(&job("named"), "true");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let script = elsewhere.path().join("impostor.sh");
+    std::fs::write(&script, "#!/bin/sh\necho impostor\n").unwrap();
+    let out = std::process::Command::new("sbatch")
+        .args(["--parsable", "--output=/dev/null"])
+        .arg(format!("--job-name={}", mine.job_id))
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let impostor = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let submitted = lost.submit(&mine).await.unwrap();
+    assert_ne!(submitted.as_str(), impostor);
+    assert_eq!(
+        wait_for(&lost, &submitted, LocalJobState::is_terminal).await,
+        LocalJobState::Completed
+    );
 }

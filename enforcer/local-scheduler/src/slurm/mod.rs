@@ -5,8 +5,8 @@
 //!
 //! | operation | command |
 //! |---|---|
-//! | submit: find an existing job | `squeue --noheader --all --states=all --name=<job_id> --format=%i\|%j` |
-//! | … then, if `sacct` is configured | `sacct --noheader --allocations --parsable2 --name=<job_id> --starttime=now-7days --format=JobID,JobName` |
+//! | submit: find an existing job of ours (batch script `<dir>/run.sh`) | `squeue --noheader --all --states=all --name=<job_id> --format=%i\|%j\|%o` |
+//! | … then, if `sacct` is configured (working directory `<dir>`) | `sacct --noheader --allocations --parsable2 --name=<job_id> --starttime=now-7days --format=JobID,JobName,WorkDir` |
 //! | submit | `sbatch --parsable --job-name=<job_id> --nodes=<n> [--time=<minutes>] [--gres=gpu:<g>] [--partition=<P>] [--comment=<correlation_id>] --chdir=<dir> --output=<dir>/slurm-%j.log --export=NONE <dir>/run.sh` |
 //! | job state | `squeue --noheader --states=all --job=<id> --format=%T` |
 //! | … when squeue no longer knows the job and `<dir>/exit_code` is missing, if `sacct` is configured | `sacct --noheader --allocations --parsable2 --jobs=<id> --format=State,ExitCode` |
@@ -66,8 +66,8 @@ use crate::{
 };
 
 use parse::{
-    count_records, parse_named_job_ids, parse_sacct_state, parse_sbatch_parsable,
-    parse_scontrol_ping, parse_sinfo_aiot, parse_squeue_jobs, parse_squeue_state, resolve_state,
+    count_records, parse_named_jobs, parse_sacct_state, parse_sbatch_parsable, parse_scontrol_ping,
+    parse_sinfo_aiot, parse_squeue_jobs, parse_squeue_state, resolve_state, NamedJob,
 };
 
 /// Default time limit for one Slurm command.
@@ -295,26 +295,32 @@ impl SlurmScheduler {
             .map(|p| format!("--partition={p}"))
     }
 
-    /// An existing Slurm job named `job_id`, from squeue and then sacct.
-    async fn find_by_name(&self, job_id: &str) -> Result<Option<String>, SchedulerError> {
+    /// An existing Slurm job of ours named `job_id` (a submit before a crash), from squeue
+    /// and then sacct. Only a job submitted from this job's directory counts: squeue's
+    /// batch script must be its `run.sh` (nobody else can have sbatch read that file),
+    /// sacct's working directory the job directory. A job that only carries the name is
+    /// someone else's and is not adopted.
+    async fn find_by_name(
+        &self,
+        job_id: &str,
+        dir: &Path,
+    ) -> Result<Option<String>, SchedulerError> {
+        let wrapper = dir.join(WRAPPER_FILE);
         let args = vec![
             "--noheader".into(),
             "--all".into(),
             "--states=all".into(),
             format!("--name={job_id}"),
-            "--format=%i|%j".into(),
+            "--format=%i|%j|%o".into(),
         ];
         let out = self.run(&self.config.squeue, args, QUERY_SCRUB).await?;
         if !out.success() {
             return Err(out.failed());
         }
-        let ids =
-            parse_named_job_ids(&out.stdout, job_id).map_err(|e| e.into_error(&out.command))?;
-        if let Some(first) = ids.first() {
-            if ids.len() > 1 {
-                tracing::warn!(%job_id, ?ids, "several Slurm jobs carry this job name; using the first");
-            }
-            return Ok(Some(first.clone()));
+        let found =
+            parse_named_jobs(&out.stdout, job_id).map_err(|e| e.into_error(&out.command))?;
+        if let Some(ours) = self.ours(job_id, found, &wrapper) {
+            return Ok(Some(ours));
         }
         let Some(sacct) = &self.config.sacct else {
             return Ok(None);
@@ -325,15 +331,30 @@ impl SlurmScheduler {
             "--parsable2".into(),
             format!("--name={job_id}"),
             format!("--starttime={SACCT_NAME_LOOKBACK}"),
-            "--format=JobID,JobName".into(),
+            "--format=JobID,JobName,WorkDir".into(),
         ];
         let out = self.run(sacct, args, QUERY_SCRUB).await?;
         if !out.success() {
             return Err(out.failed());
         }
-        let ids =
-            parse_named_job_ids(&out.stdout, job_id).map_err(|e| e.into_error(&out.command))?;
-        Ok(ids.into_iter().next())
+        let found =
+            parse_named_jobs(&out.stdout, job_id).map_err(|e| e.into_error(&out.command))?;
+        Ok(self.ours(job_id, found, dir))
+    }
+
+    /// The first of `found` whose origin is `origin`; the others are logged as foreign.
+    fn ours(&self, job_id: &str, found: Vec<NamedJob>, origin: &Path) -> Option<String> {
+        let (ours, foreign): (Vec<_>, Vec<_>) = found
+            .into_iter()
+            .partition(|j| Path::new(&j.origin) == origin);
+        if !foreign.is_empty() {
+            let ids: Vec<&str> = foreign.iter().map(|j| j.id.as_str()).collect();
+            tracing::warn!(%job_id, ?ids, "Slurm jobs carry this job's name but were not submitted by this enforcer; not adopted");
+        }
+        if ours.len() > 1 {
+            tracing::warn!(%job_id, "several Slurm jobs of ours carry this job name; using the first");
+        }
+        ours.into_iter().next().map(|j| j.id)
     }
 
     fn sbatch_args(&self, spec: &JobSpec, dir: &str) -> Vec<String> {
@@ -530,12 +551,12 @@ impl LocalScheduler for SlurmScheduler {
         if let Some(slurm_id) = known {
             return Ok(LocalJobId::new(slurm_id));
         }
-        if let Some(existing) = self.find_by_name(&spec.job_id).await? {
+        let dir = self.jobs_dir.join(&spec.job_id);
+        if let Some(existing) = self.find_by_name(&spec.job_id, &dir).await? {
             tracing::info!(job_id = %spec.job_id, slurm_job_id = %existing, "job already in Slurm; not submitting again");
             self.remember(&spec.job_id, &existing).await;
             return Ok(LocalJobId::new(existing));
         }
-        let dir = self.jobs_dir.join(&spec.job_id);
         jobdir::prepare(&dir, spec, &script)?;
         let args = self.sbatch_args(spec, &dir.to_string_lossy());
         let out = self.run(&self.config.sbatch, args, &[]).await?;

@@ -87,24 +87,41 @@ pub fn parse_sinfo_aiot(stdout: &str) -> Result<NodeCounts, ParseError> {
     Ok(counts)
 }
 
-/// Parse `squeue --noheader --format=%i|%j` (or `sacct --noheader --parsable2
-/// --format=JobID,JobName`): `<jobid>|<name>` per line. Returns the ids of the jobs named
-/// exactly `name` (squeue and slurmdbd match `--name` case-insensitively; job ids are
-/// case-sensitive).
-pub fn parse_named_job_ids(stdout: &str, name: &str) -> Result<Vec<String>, ParseError> {
-    let mut ids = Vec::new();
+/// A Slurm job found by its name, and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedJob {
+    pub id: String,
+    /// squeue: the batch script's path (`%o`); sacct: the working directory (`WorkDir`).
+    pub origin: String,
+}
+
+/// Parse `squeue --noheader --format=%i|%j|%o` (or `sacct --noheader --parsable2
+/// --format=JobID,JobName,WorkDir`): `<jobid>|<name>|<origin>` per line (the origin may
+/// contain `|`). Returns the jobs named exactly `name` (squeue and slurmdbd match `--name`
+/// case-insensitively; job ids are case-sensitive).
+pub fn parse_named_jobs(stdout: &str, name: &str) -> Result<Vec<NamedJob>, ParseError> {
+    let mut jobs = Vec::new();
     for line in lines(stdout) {
-        let Some((id, job_name)) = line.split_once('|') else {
-            return Err(ParseError::new(line, "expected `<jobid>|<job name>`"));
+        let mut fields = line.splitn(3, '|');
+        let (Some(id), Some(job_name), Some(origin)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            return Err(ParseError::new(
+                line,
+                "expected `<jobid>|<job name>|<origin>`",
+            ));
         };
         if !is_job_number(id) {
             return Err(ParseError::new(line, "expected a numeric job id"));
         }
         if job_name == name {
-            ids.push(id.to_string());
+            jobs.push(NamedJob {
+                id: id.to_string(),
+                origin: origin.to_string(),
+            });
         }
     }
-    Ok(ids)
+    Ok(jobs)
 }
 
 /// Number of records (non-empty lines), e.g. pending jobs from
