@@ -33,20 +33,35 @@ pub(super) async fn scan_local_jobs(
     }
 }
 
+/// Attempt outcome of a foreign job whose violations are recorded but whose cancel has not
+/// succeeded yet (retried at the next scan, without recording again).
+const CANCEL_PENDING: &str = "foreign_cancel_pending";
+/// Attempt outcomes of a handled foreign job.
+const ALLOWED: &str = "foreign_allowed";
+const REJECTED: &str = "foreign_rejected";
+
 async fn scan_once(shared: &Shared) -> anyhow::Result<()> {
+    // Ours: the local ids this enforcer submitted (a copy under the same name is not).
+    let ours: BTreeSet<(String, String)> = shared
+        .store
+        .local_jobs()?
+        .into_iter()
+        .map(|j| (j.job_id, j.local_id))
+        .collect();
     for job in shared.scheduler.jobs().await? {
-        let ours = shared.scheduler.job_dir(&job.name).is_some();
-        if ours || !job.state.is_active() || !is_chain_job_id(&job.name) {
+        let key = (job.name.clone(), job.local_id.as_str().to_string());
+        if ours.contains(&key) || !job.state.is_active() || !is_chain_job_id(&job.name) {
             continue;
         }
-        if shared
+        match shared
             .store
             .attempt(&job.name, &foreign_key(&job))?
-            .is_some()
+            .as_deref()
         {
-            continue;
+            None => handle_foreign(shared, &job).await?,
+            Some(CANCEL_PENDING) => cancel_foreign(shared, &job).await?,
+            Some(_) => {}
         }
-        handle_foreign(shared, &job).await?;
     }
     Ok(())
 }
@@ -57,29 +72,38 @@ async fn scan_once(shared: &Shared) -> anyhow::Result<()> {
 async fn handle_foreign(shared: &Shared, job: &LocalJobInfo) -> anyhow::Result<()> {
     let placement = Placement::OnCluster(shared.config.hpc.cluster_id.clone());
     let eval = shared.evaluate_job(&job.name, None, placement, None).await;
-    let outcome = match &eval.outcome {
-        Outcome::Reject { .. } => "foreign_rejected",
-        _ => "foreign_allowed",
+    let rejected = matches!(eval.outcome, Outcome::Reject { .. });
+    if eval.violations.is_empty() {
+        return Ok(shared
+            .store
+            .set_attempt(&job.name, &foreign_key(job), ALLOWED)?);
+    }
+    tracing::warn!(job_id = %job.name, local_id = %job.local_id, violations = eval.violations.len(), "job placed in the local scheduler outside its decision");
+    let eval = decision::Evaluation {
+        audit: None,
+        ..eval
     };
-    if !eval.violations.is_empty() {
-        tracing::warn!(job_id = %job.name, local_id = %job.local_id, violations = eval.violations.len(), "job placed in the local scheduler outside its decision");
-        let eval = decision::Evaluation {
-            audit: None,
-            ..eval
-        };
-        super::attempt::record(shared, &eval, &job.name, "", "")?;
-        if outcome == "foreign_rejected" {
-            shared
-                .scheduler
-                .cancel(&job.local_id)
-                .await
-                .map_err(|e| anyhow!("cancelling foreign job {}: {e}", job.local_id))?;
-        }
+    super::attempt::record(shared, &eval, &job.name, "", "")?;
+    if !rejected {
+        return Ok(shared
+            .store
+            .set_attempt(&job.name, &foreign_key(job), ALLOWED)?);
     }
     shared
         .store
-        .set_attempt(&job.name, &foreign_key(job), outcome)?;
-    Ok(())
+        .set_attempt(&job.name, &foreign_key(job), CANCEL_PENDING)?;
+    cancel_foreign(shared, job).await
+}
+
+async fn cancel_foreign(shared: &Shared, job: &LocalJobInfo) -> anyhow::Result<()> {
+    shared
+        .scheduler
+        .cancel(&job.local_id)
+        .await
+        .map_err(|e| anyhow!("cancelling foreign job {}: {e}", job.local_id))?;
+    Ok(shared
+        .store
+        .set_attempt(&job.name, &foreign_key(job), REJECTED)?)
 }
 
 #[cfg(test)]
