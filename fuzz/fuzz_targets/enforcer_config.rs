@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     let verdict = config.validate();
     let _ = config.summary();
     let _ = config.state_dir();
-    let _ = config.embedded_workdir();
+    let _ = config.jobs_dir();
     let ws = config.chain.websocket_url();
     let prices = config.gas.prices();
     let _ = config.hpc.routing.enforcement_mode.to_proto();
