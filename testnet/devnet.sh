@@ -145,34 +145,17 @@ wait_until_ready() {
 
 ENFORCER_PROVIDERS=(provider1 provider2)
 
-ensure_enforcer() {
-    ENFORCER="$REPO_ROOT/target/debug/hpc-enforcer"
-    if [ "${HPCD_PREBUILT:-no}" = yes ] && [ -x "$ENFORCER" ]; then
-        ok "using prebuilt hpc-enforcer at $ENFORCER"
-        return 0
-    fi
-    step "building hpc-enforcer (cargo build -p hpc-enforcer)"
-    (cd "$REPO_ROOT" && cargo build -p hpc-enforcer) || die "cargo build -p hpc-enforcer failed (see the compiler output above)"
-    [ -x "$ENFORCER" ] || die "cargo build succeeded but $ENFORCER is missing"
-}
-
 enforcer_dir() { echo "$DEVNET_DIR/enforcer-$1"; }
 
 slurm_name() { echo "dev${PORT_OFFSET}-$1"; }
 slurm_dir() { echo "$DEVNET_DIR/slurm-$1"; }
 
-# scheduler_yaml PROVIDER DIR NODES: the enforcer's `scheduler:` (and `workload:`) sections;
-# with Slurm, starts (or reuses) the provider's own cluster first.
+# scheduler_yaml PROVIDER DIR NODES: the enforcer's `scheduler:` section; with Slurm,
+# starts (or reuses) the provider's own cluster first.
 scheduler_yaml() {
     local p="$1" dir="$2" nodes="$3" out conf
     if [ ! -f "$SLURM_MARKER" ]; then
-        cat <<YAML
-scheduler:
-  adapter: embedded
-  embedded:
-    nodes: $nodes
-    workdir: "$dir"
-YAML
+        embedded_scheduler_yaml "$nodes" "$dir"
         return
     fi
     out="$("$REPO_ROOT/scripts/slurm-local.sh" up "$(slurm_name "$p")" --dir "$(slurm_dir "$p")")" ||
@@ -193,49 +176,16 @@ YAML
 # start_enforcer INDEX PROVIDER: registers the provider's cluster once, writes its config
 # and starts it in the background.
 start_enforcer() {
-    local i="$1" p="$2" dir cluster nodes latency out
+    local i="$1" p="$2" dir cluster nodes
     dir="$(enforcer_dir "$p")"
     cluster="cluster-$p"
     # A slurm-local cluster has one node.
     if [ -f "$SLURM_MARKER" ]; then nodes=1; else nodes=$((4 * (i + 1))); fi
-    latency=$((20 + 60 * i))
     mkdir -p "$dir"
-    if ! "$HPCD" query hpc cluster "$cluster" --grpc-addr "127.0.0.1:$GRPC_PORT" >/dev/null 2>&1; then
-        out="$("$HPCD" tx hpc register-cluster "$cluster" --region dev --total-nodes "$nodes" --price-per-node-hour 1000000 \
-            --latency-ms "$latency" --from "$p" --keyring-backend test --home "$NODE_HOME" \
-            --grpc-addr "127.0.0.1:$GRPC_PORT" --yes -o json 2>&1)" || die "registering $cluster for $p failed: $out"
-        ok "registered $cluster ($nodes nodes) for $p"
-    fi
-    cat >"$dir/enforcer.yaml" <<YAML
-# Written by testnet/devnet.sh for the dev provider $p (test keyring: devnet only).
-hpc:
-  enabled: true
-  cluster_id: "$cluster"
-  provider_address: "$(dev_address "$p")"
-  routing:
-    enforcement_mode: "permissive"
-    allow_automatic_fallback: true
-chain:
-  rpc_url: "$RPC_URL"
-  grpc_addr: "http://127.0.0.1:$GRPC_PORT"
-  chain_id: "$CHAIN_ID"
-key:
-  keyring_backend: test
-  keyring_dir: "$NODE_HOME"
-  name: $p
-$(scheduler_yaml "$p" "$dir" "$nodes")
-workload:
-  # Devnet only: scripts may also be fetched from local files (file://).
-  allowed_uri_schemes: [https, file]
-health:
-  probe_interval_seconds: 5
-  heartbeat_interval_seconds: 30
-metrics:
-  listen: "127.0.0.1:$((METRICS_PORT + i))"
-admin:
-  listen: "127.0.0.1:$((ADMIN_PORT + i))"
-state_dir: "$dir/state"
-YAML
+    register_cluster_once "$cluster" "$p" "$NODE_HOME" "127.0.0.1:$GRPC_PORT" "$nodes" $((20 + 60 * i))
+    enforcer_yaml "$p" "$cluster" "$RPC_URL" "http://127.0.0.1:$GRPC_PORT" "$CHAIN_ID" "$NODE_HOME" \
+        "127.0.0.1:$((ADMIN_PORT + i))" "127.0.0.1:$((METRICS_PORT + i))" "$dir/state" \
+        "$(scheduler_yaml "$p" "$dir" "$nodes")" >"$dir/enforcer.yaml"
     if pid_alive "$dir/enforcer.pid"; then
         ok "enforcer for $p already running (pid $(cat "$dir/enforcer.pid"))"
         return 0
@@ -434,10 +384,7 @@ main() {
         case "$arg" in
         --reset | reset) reset=yes ;;
         --slurm) slurm=yes ;;
-        --no-build)
-            use_existing_build
-            HPCD_PREBUILT=yes
-            ;;
+        --no-build) use_existing_build ;;
         start | stop | status | logs)
             [ -z "$action" ] || die "only one action at a time (got '$action' and '$arg')"
             action="$arg"

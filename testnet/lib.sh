@@ -76,6 +76,7 @@ ensure_cometbft() {
 
 # --no-build: use the existing target/debug/hpcd.
 use_existing_build() {
+    HPCD_PREBUILT=yes
     HPCD="${HPCD:-$REPO_ROOT/target/debug/hpcd}"
     [ -x "$HPCD" ] || die "--no-build: $HPCD does not exist yet; build it once with cargo build -p hpcd"
 }
@@ -84,6 +85,7 @@ use_existing_build() {
 ensure_hpcd() {
     if [ -n "$HPCD" ]; then
         [ -x "$HPCD" ] || die "HPCD_BIN=$HPCD is not an executable file"
+        HPCD_PREBUILT=yes
         ok "using prebuilt hpcd at $HPCD (HPCD_BIN or --no-build; not rebuilding)"
         return 0
     fi
@@ -96,6 +98,22 @@ ensure_hpcd() {
     HPCD="$REPO_ROOT/target/debug/hpcd"
     [ -x "$HPCD" ] || die "cargo build succeeded but $HPCD is missing"
     ok "hpcd built in $(elapsed_since "$t0"): $HPCD"
+}
+
+# Sets $ENFORCER: ENFORCER_BIN when given, else the hpc-enforcer next to $HPCD when hpcd
+# was prebuilt (HPCD_BIN / --no-build), else a fresh `cargo build -p hpc-enforcer`.
+ensure_enforcer() {
+    ENFORCER="${ENFORCER_BIN:-$(dirname "$HPCD")/hpc-enforcer}"
+    if [ -n "${ENFORCER_BIN:-}" ] || [ "${HPCD_PREBUILT:-no}" = yes ]; then
+        [ -x "$ENFORCER" ] || die "$ENFORCER is not an executable file (build it with cargo build -p hpc-enforcer, or set ENFORCER_BIN)"
+        ok "using prebuilt hpc-enforcer at $ENFORCER"
+        return 0
+    fi
+    require_cargo
+    step "building hpc-enforcer (cargo build -p hpc-enforcer)"
+    (cd "$REPO_ROOT" && cargo build -p hpc-enforcer) || die "cargo build -p hpc-enforcer failed (see the compiler output above)"
+    ENFORCER="$REPO_ROOT/target/debug/hpc-enforcer"
+    [ -x "$ENFORCER" ] || die "cargo build succeeded but $ENFORCER is missing"
 }
 
 # ---------------------------------------------------------------------------
@@ -300,6 +318,64 @@ set_toml_line() {
     fi
     cat "$tmp" >"$file" # keeps the file's permissions
     rm -f "$tmp"
+}
+
+# ---------------------------------------------------------------------------
+# Provider enforcers (devnet, localnet and the compose network)
+
+# register_cluster_once CLUSTER PROVIDER KEYRING_HOME GRPC_ADDR NODES LATENCY_MS: registers
+# the dev provider's cluster unless the chain already has it.
+register_cluster_once() {
+    local cluster="$1" provider="$2" home="$3" grpc="$4" nodes="$5" latency="$6" out
+    if "$HPCD" query hpc cluster "$cluster" --grpc-addr "$grpc" >/dev/null 2>&1; then
+        return 0
+    fi
+    out="$("$HPCD" tx hpc register-cluster "$cluster" --region dev --total-nodes "$nodes" \
+        --price-per-node-hour 1000000 --latency-ms "$latency" --from "$provider" \
+        --keyring-backend test --home "$home" --grpc-addr "$grpc" --yes -o json 2>&1)" ||
+        die "registering $cluster for $provider failed: $out"
+    ok "registered $cluster ($nodes nodes) for $provider"
+}
+
+# enforcer_yaml PROVIDER CLUSTER RPC_URL GRPC_URL CHAIN_ID KEYRING_HOME ADMIN METRICS STATE_DIR
+# SCHEDULER_YAML: the config of a dev provider's enforcer (test keyring: dev networks only),
+# permissive with automatic fallback.
+enforcer_yaml() {
+    cat <<YAML
+# Written by testnet/ for the dev provider $1 (test keyring: dev networks only).
+hpc:
+  enabled: true
+  cluster_id: "$2"
+  provider_address: "$(dev_address "$1")"
+  routing:
+    enforcement_mode: "permissive"
+    allow_automatic_fallback: true
+chain:
+  rpc_url: "$3"
+  grpc_addr: "$4"
+  chain_id: "$5"
+key:
+  keyring_backend: test
+  keyring_dir: "$6"
+  name: $1
+${10}
+workload:
+  # Dev networks only: scripts may also be fetched from local files (file://).
+  allowed_uri_schemes: [https, file]
+health:
+  probe_interval_seconds: 5
+  heartbeat_interval_seconds: 30
+metrics:
+  listen: "$8"
+admin:
+  listen: "$7"
+state_dir: "$9"
+YAML
+}
+
+# embedded_scheduler_yaml NODES WORKDIR
+embedded_scheduler_yaml() {
+    printf 'scheduler:\n  adapter: embedded\n  embedded:\n    nodes: %s\n    workdir: "%s"\n' "$1" "$2"
 }
 
 # Name the failing command instead of exiting silently under `set -e`. Not in subshells:

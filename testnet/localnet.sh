@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # A multi-validator network of local processes (no Docker), for CI and determinism checks.
 #
-#   ./testnet/localnet.sh start [N] [--reset] [--no-build]
+#   ./testnet/localnet.sh start [N] [--reset] [--no-build] [--no-enforcers]
 #                                              create N validators (default 4) on first run,
-#                                              start them, wait until all are at height >= 3
+#                                              start them, wait until all are at height >= 3,
+#                                              then start one enforcer per dev provider
+#                                              (provider1 on node1, provider2 on node2)
 #   ./testnet/localnet.sh stop                 stop every node (state is kept)
 #   ./testnet/localnet.sh status               pid, height and app hash of every node
 #   ./testnet/localnet.sh check-apphash [H]    compare app_hash of /block?height=h on every
@@ -11,13 +13,15 @@
 #                                              height; also "A-B"); exit 1 on any difference
 #   ./testnet/localnet.sh logs [I]             follow node I's log (default: all nodes)
 #   ./testnet/localnet.sh reset                stop and delete .localnet
-#   ./testnet/localnet.sh smoke [N]            CI: fresh network, 2 bank txs, height >= 20,
+#   ./testnet/localnet.sh smoke [N]            CI: fresh network with its enforcers, 2 bank txs,
+#                                              a script job routed and COMPLETED, height >= 20,
 #                                              check-apphash, stop (exit 1 on any failure)
 #
 # Node I lives in <repo>/.localnet/nodeI with ports BASE+10*I (BASE=21000, below Linux's
 # ephemeral range 32768-60999 so outgoing connections never hold them; env
 # LOCALNET_BASE_PORT): P2P +0, CometBFT RPC +1, gRPC +3, all on 127.0.0.1; ABCI on a unix
-# socket in each home.
+# socket in each home. Enforcer J (provider1, provider2) lives in .localnet/enforcer-<provider>,
+# admin API on BASE+500+10*J and metrics on +1, embedded scheduler with 8 nodes.
 # Chain id virtengine-localnet-1, timeout_commit 500ms, each validator has power 10.
 # The dev accounts (testnet/dev-accounts.json) are PUBLIC TEST KEYS: never hold real funds.
 #
@@ -39,22 +43,26 @@ NETWORK_FILE="network.env" # inside the network dir: N, chain id, base port, mod
 
 usage() {
     cat <<'USAGE'
-usage: ./testnet/localnet.sh start [N=4] [--reset] [--no-build] | stop | status | check-apphash [H|A-B] | logs [I] | reset
+usage: ./testnet/localnet.sh start [N=4] [--reset] [--no-build] [--no-enforcers] | stop | status | check-apphash [H|A-B] | logs [I] | reset
 
   start [N]          create N validator homes under .localnet (first run or --reset), start
-                     them all, wait until every node is at height >= 3, print endpoints
-                     (--no-build: use the existing target/debug/hpcd, skip cargo)
+                     them all, wait until every node is at height >= 3, start the enforcers of
+                     provider1 (on node1) and provider2 (on node2), print endpoints
+                     (--no-build: use the existing target/debug binaries, skip cargo;
+                     --no-enforcers: validators only)
   stop               stop every node (SIGTERM; state is kept, start resumes it)
   status             pid, height and app hash of every node (exit 1 if any is down)
   check-apphash [H]  fetch /block?height=h from every node for h = 1..H (default: the lowest
                      current height; "A-B" for a range) and fail if any app_hash differs
   logs [I]           follow node I's log (default: all)
   reset              stop and delete .localnet
-  smoke [N]          CI: start a fresh N-node network, send 2 bank txs through different
-                     nodes, compare balances, wait for height 20, check-apphash, stop
+  smoke [N]          CI: start a fresh N-node network with its enforcers, send 2 bank txs
+                     through different nodes, compare balances, route a script job to
+                     COMPLETED, wait for height 20, check-apphash, stop
 
 ports: node I uses 21000+10*I (P2P), +1 (RPC), +3 (gRPC) on 127.0.0.1 (ABCI: unix socket)
-environment: HPCD_BIN, COMETBFT_BIN, LOCALNET_BASE_PORT, LOCALNET_START_TIMEOUT (s, default 120)
+enforcers: admin API on 21500+10*J, metrics on +1 (J = 0 for provider1, 1 for provider2)
+environment: HPCD_BIN, ENFORCER_BIN, COMETBFT_BIN, LOCALNET_BASE_PORT, LOCALNET_START_TIMEOUT (s, default 120)
 USAGE
 }
 
@@ -107,8 +115,9 @@ generate_network() {
     local n="$1" dir="$2" mode="$3" i home cfg peers j
     local -a ids=()
     step "creating $n validator homes for $CHAIN_ID in $dir ($mode)"
-    rm -rf "$dir"
+    # Emptied, not removed: in the compose network $dir is a volume's mount point.
     mkdir -p "$dir"
+    find "$dir" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
     for ((i = 0; i < n; i++)); do
         home="$dir/node$i"
         cfg="$home/config/config.toml"
@@ -244,6 +253,13 @@ print_endpoints() { # N
             "$(rpc_url "$i")" "127.0.0.1:$(grpc_port "$i")" "127.0.0.1:$(p2p_port "$i")" ".localnet/node$i.log"
     done
     echo
+    local j p
+    for j in "${!ENFORCER_PROVIDERS[@]}"; do
+        p="${ENFORCER_PROVIDERS[$j]}"
+        pid_alive "$(enforcer_dir "$p")/enforcer.pid" || continue
+        echo "  enforcer $p: cluster-$p on node$(enforcer_node "$n" "$j"), admin 127.0.0.1:$(enforcer_admin_port "$j"), log .localnet/enforcer-$p/enforcer.log"
+    done
+    echo
     echo "  accounts (funded at genesis; keys in .localnet/node0's test keyring):"
     print_dev_accounts
     echo
@@ -255,10 +271,52 @@ print_endpoints() { # N
 }
 
 # ---------------------------------------------------------------------------
+# Enforcers: provider1 follows node1, provider2 node2 (node0 when the network is smaller).
+
+ENFORCER_PROVIDERS=(provider1 provider2)
+enforcer_dir() { echo "$LOCALNET_DIR/enforcer-$1"; }
+enforcer_admin_port() { echo $((BASE_PORT + 500 + 10 * $1)); }
+enforcer_node() { # N J
+    if [ "$1" -gt 2 ]; then echo $(($2 + 1)); else echo 0; fi
+}
+
+start_enforcers() { # N
+    local n="$1" j p dir node admin
+    ensure_enforcer
+    step "starting one hpc-enforcer per dev provider"
+    for j in "${!ENFORCER_PROVIDERS[@]}"; do
+        p="${ENFORCER_PROVIDERS[$j]}"
+        dir="$(enforcer_dir "$p")"
+        node="$(enforcer_node "$n" "$j")"
+        admin="$(enforcer_admin_port "$j")"
+        mkdir -p "$dir"
+        register_cluster_once "cluster-$p" "$p" "$(node_home 0)" "127.0.0.1:$(grpc_port "$node")" 8 $((20 + 60 * j))
+        enforcer_yaml "$p" "cluster-$p" "$(rpc_url "$node")" "http://127.0.0.1:$(grpc_port "$node")" \
+            "$CHAIN_ID" "$(node_home 0)" "127.0.0.1:$admin" "127.0.0.1:$((admin + 1))" "$dir/state" \
+            "$(embedded_scheduler_yaml 8 "$dir")" >"$dir/enforcer.yaml"
+        if pid_alive "$dir/enforcer.pid"; then
+            ok "enforcer for $p already running (pid $(cat "$dir/enforcer.pid"))"
+            continue
+        fi
+        nohup "$ENFORCER" start --config "$dir/enforcer.yaml" >>"$dir/enforcer.log" 2>&1 </dev/null &
+        echo $! >"$dir/enforcer.pid"
+        ok "enforcer for $p on node$node (pid $!, admin 127.0.0.1:$admin, log ${dir#"$REPO_ROOT"/}/enforcer.log)"
+    done
+}
+
+stop_enforcers() {
+    local p
+    for p in "${ENFORCER_PROVIDERS[@]}"; do
+        [ -f "$(enforcer_dir "$p")/enforcer.pid" ] && stop_pidfile "$(enforcer_dir "$p")/enforcer.pid" "hpc-enforcer ($p)" 15
+    done
+    return 0
+}
+
+# ---------------------------------------------------------------------------
 # Actions
 
-cmd_start() { # N RESET
-    local n="$1" reset="$2" existing i t0 ports=()
+cmd_start() { # N RESET ENFORCERS
+    local n="$1" reset="$2" enforcers="${3:-yes}" existing i t0 ports=()
     t0="$(now_ms)"
     require_basics
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "N must be a positive number of validators, got '$n'"
@@ -283,6 +341,11 @@ cmd_start() { # N RESET
     for ((i = 0; i < n; i++)); do
         ports+=("$(p2p_port "$i"):node$i P2P" "$(rpc_port "$i"):node$i RPC" "$(grpc_port "$i"):node$i gRPC")
     done
+    if [ "$enforcers" = yes ]; then
+        for i in "${!ENFORCER_PROVIDERS[@]}"; do
+            ports+=("$(enforcer_admin_port "$i"):${ENFORCER_PROVIDERS[$i]} enforcer admin" "$(($(enforcer_admin_port "$i") + 1)):${ENFORCER_PROVIDERS[$i]} enforcer metrics")
+        done
+    fi
     check_ports_free "${ports[@]}"
     ensure_cometbft
     ensure_hpcd
@@ -296,6 +359,7 @@ cmd_start() { # N RESET
         launch_node "$i"
     done
     wait_until_ready "$n"
+    [ "$enforcers" = yes ] && start_enforcers "$n"
     print_endpoints "$n"
     echo
     ok "localnet up in $(elapsed_since "$t0")"
@@ -309,6 +373,7 @@ cmd_stop() {
     fi
     load_network
     n="$NODES"
+    stop_enforcers
     step "stopping $n nodes"
     # In parallel: stopping one by one would leave the rest without a quorum for a while.
     for ((i = 0; i < n; i++)); do
@@ -337,6 +402,14 @@ cmd_status() {
             rc=1
         fi
         printf '  %-6s %-10s %-8s %-66s %s\n' "node$i" "$state" "$height" "$app_hash" "$(rpc_url "$i")"
+    done
+    local p
+    for p in "${ENFORCER_PROVIDERS[@]}"; do
+        if pid_alive "$(enforcer_dir "$p")/enforcer.pid"; then
+            echo "  enforcer $p: running (pid $(cat "$(enforcer_dir "$p")/enforcer.pid"))"
+        else
+            echo "  enforcer $p: not running"
+        fi
     done
     return "$rc"
 }
@@ -418,8 +491,20 @@ lowest_height() { # N
 
 # smoke [N]: what CI runs. A fresh N-node network, two bank sends through different nodes,
 # identical balances on every node, >= SMOKE_HEIGHT blocks, check-apphash, stop.
+# wait_for_job_state JOB STATE SECONDS (as node0 reports it)
+wait_for_job_state() {
+    local job="$1" want="$2" deadline=$((SECONDS + $3)) state=""
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        state="$("$HPCD" query hpc job "$job" --grpc-addr "127.0.0.1:$(grpc_port 0)" -o json 2>/dev/null |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["job"]["state"])' 2>/dev/null || true)"
+        [ "$state" = "$want" ] && return 0
+        sleep 1
+    done
+    die "$job is ${state:-unknown}, not $want, after $3 s (enforcer logs: $LOCALNET_DIR/enforcer-*/enforcer.log)"
+}
+
 cmd_smoke() { # N
-    local n="$1" t0 target="${LOCALNET_SMOKE_HEIGHT:-20}" i bob p1 out ref="" h waited
+    local n="$1" t0 target="${LOCALNET_SMOKE_HEIGHT:-20}" i bob p1 out ref="" h waited job
     t0="$(now_ms)"
     STOP_ON_EXIT=yes
     cmd_start "$n" yes
@@ -433,17 +518,14 @@ cmd_smoke() { # N
     out="$("$HPCD" tx bank send bob "$p1" 7uvirt --keyring-backend test --home "$(node_home 0)" \
         --grpc-addr "127.0.0.1:$(grpc_port $((n - 1)))" --yes -o json)" || die "bank send through node$((n - 1)) failed: $out"
     ok "included at height $(python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["height"], "txhash", d["txhash"])' <<<"$out")"
-    step "x/hpc: provider1 and provider2 register clusters, alice submits a job (scheduler runs on every validator)"
-    for who in provider1:cluster-a:20 provider2:cluster-b:90; do
-        IFS=: read -r key cluster latency <<<"$who"
-        out="$("$HPCD" tx hpc register-cluster "$cluster" --region eu-west --total-nodes 8 --gpus-per-node 4 \
-            --gpu-type a100 --price-per-node-hour 1000000 --latency-ms "$latency" --from "$key" --keyring-backend test \
-            --home "$(node_home 0)" --grpc-addr "127.0.0.1:$(grpc_port 1)" --yes -o json)" || die "register $cluster failed: $out"
-    done
+    step "x/hpc: alice submits a script job (the scheduler runs on every validator); a provider's enforcer routes and runs it"
     printf '#!/bin/sh\necho hello from localnet\n' >"$(node_home 0)/job.sh"
-    out="$("$HPCD" tx hpc submit-job --nodes 2 --gpus-per-node 1 --gpu-type a100 --script "$(node_home 0)/job.sh" \
+    out="$("$HPCD" tx hpc submit-job --nodes 1 --script "$(node_home 0)/job.sh" \
         --from alice --keyring-backend test --home "$(node_home 0)" --grpc-addr "127.0.0.1:$(grpc_port $((n - 1)))" --yes -o json)" || die "submit-job failed: $out"
-    ok "job scheduled onto $(python3 -c 'import json,sys; d=json.load(sys.stdin); print([a["value"] for e in d["events"] if e["type"]=="hpc_job_scheduled" for a in e["attributes"] if a["key"]=="cluster_id"][0])' <<<"$out")"
+    job="$(python3 -c 'import json,sys; d=json.load(sys.stdin); print([a["value"] for e in d["events"] if e["type"]=="hpc_job_scheduled" for a in e["attributes"] if a["key"]=="job_id"][0])' <<<"$out")"
+    wait_for_job_state "$job" JOB_STATE_COMPLETED 90
+    ok "$job COMPLETED; audit record: $("$HPCD" query hpc audit-records --job "$job" --grpc-addr "127.0.0.1:$(grpc_port 0)" -o json |
+        python3 -c 'import json,sys; r=json.load(sys.stdin)["records"][0]; print(r["status"], "on", r["actual_cluster_id"])')"
     # Nodes may lag a block behind the one that answered; give them a moment.
     sleep 2
     for ((i = 0; i < n; i++)); do
@@ -495,15 +577,16 @@ main() {
     [ $# -gt 0 ] && shift
     case "$action" in
     start)
-        local n=4 reset=no arg
+        local n=4 reset=no enforcers=yes arg
         for arg in "$@"; do
             case "$arg" in
             --reset) reset=yes ;;
             --no-build) use_existing_build ;;
+            --no-enforcers) enforcers=no ;;
             *) n="$arg" ;;
             esac
         done
-        cmd_start "$n" "$reset"
+        cmd_start "$n" "$reset" "$enforcers"
         ;;
     stop) cmd_stop ;;
     status) cmd_status || exit 1 ;;
