@@ -9,11 +9,15 @@
 #   ./testnet/compose.sh up                start the network, wait until every service is healthy
 #   ./testnet/compose.sh status            services, heights and app hashes
 #   ./testnet/compose.sh down              stop and delete the network and its volumes
+#   ./testnet/compose.sh test              CI: build a debug image (virtengine/hpcd:test), start
+#                                          the network as project virtengine-faults on ports
+#                                          27xxx, run testnet/compose_faults.py, always remove
+#                                          the network (and stop an engine it started)
 #   ./testnet/compose.sh engine            install (apt) and start a Docker engine if none runs
 #   ./testnet/compose.sh engine-stop       stop the engine if this script started it
 #
-# Environment: COMPOSE_PROJECT (default virtengine), NODEi_RPC_PORT / NODEi_GRPC_PORT (host
-# ports, see docker-compose.yml). Needs root (or a user in the docker group) for the engine.
+# Environment: COMPOSE_PROJECT (default virtengine), HPCD_IMAGE (default virtengine/hpcd:local),
+# NODEi_RPC_PORT / NODEi_GRPC_PORT (host ports, see docker-compose.yml). Needs root (or a user in the docker group) for the engine.
 set -euo pipefail
 
 # shellcheck source=testnet/lib.sh
@@ -21,7 +25,7 @@ set -euo pipefail
 
 PROJECT="${COMPOSE_PROJECT:-virtengine}"
 COMPOSE_FILE="$TESTNET_DIR/docker-compose.yml"
-IMAGE=virtengine/hpcd:local
+IMAGE="${HPCD_IMAGE:-virtengine/hpcd:local}"
 LOCAL_BASE=virtengine/debian-base:bookworm
 DOCKER_DIR="$REPO_ROOT/target/docker"
 DOCKERD_PID="$DOCKER_DIR/dockerd.pid"
@@ -190,6 +194,26 @@ cmd_down() {
     ok "$PROJECT removed"
 }
 
+cmd_test() {
+    local t0 started_engine=no i
+    t0="$(now_ms)"
+    docker info >/dev/null 2>&1 || started_engine=yes
+    PROJECT=virtengine-faults
+    IMAGE=virtengine/hpcd:test
+    export HPCD_IMAGE="$IMAGE"
+    for i in 0 1 2 3; do
+        export "NODE${i}_RPC_PORT=$((27657 + 10 * i))" "NODE${i}_GRPC_PORT=$((27090 + i))"
+    done
+    # Always leave nothing behind, also on failure (a failed `up` already made volumes).
+    trap 'cmd_down; [ "$started_engine" = no ] || cmd_engine_stop' EXIT
+    cmd_image --debug
+    compose down -v --remove-orphans >/dev/null 2>&1 || true
+    cmd_up
+    HPCD_BIN="$REPO_ROOT/target/debug/hpcd" COMPOSE_PROJECT="$PROJECT" python3 "$TESTNET_DIR/compose_faults.py" ||
+        { compose logs --tail=40 >&2 || true; die "compose fault tests failed"; }
+    ok "compose fault tests passed in $(elapsed_since "$t0")"
+}
+
 main() {
     local action="${1:-}"
     [ $# -gt 0 ] && shift
@@ -200,6 +224,7 @@ main() {
     up) cmd_up ;;
     status) cmd_status ;;
     down) cmd_down ;;
+    test) cmd_test ;;
     logs) compose logs --tail=100 "$@" ;;
     -h | --help | help | "") sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' ;;
     *) die "unknown action '$action' (try ./testnet/compose.sh --help)" ;;
