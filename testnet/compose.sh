@@ -13,6 +13,10 @@
 #                                          the network as project virtengine-faults on ports
 #                                          27xxx, run testnet/compose_faults.py, always remove
 #                                          the network (and stop an engine it started)
+#   ./testnet/compose.sh soak [MIN] [JOBS] drive jobs and bank txs through the running network for
+#                                          MIN minutes (default 5, at most JOBS jobs) and print
+#                                          jobs, decisions, records, violations, lost, mempool,
+#                                          blocks, app-hash agreement, memory and disk growth
 #   ./testnet/compose.sh engine            install (apt) and start a Docker engine if none runs
 #   ./testnet/compose.sh engine-stop       stop the engine if this script started it
 #
@@ -211,6 +215,9 @@ cmd_test() {
     cmd_up
     HPCD_BIN="$REPO_ROOT/target/debug/hpcd" COMPOSE_PROJECT="$PROJECT" python3 "$TESTNET_DIR/compose_faults.py" ||
         { compose logs --tail=40 >&2 || true; die "compose fault tests failed"; }
+    step "soak smoke: 1 minute (longer: ./testnet/compose.sh soak MINUTES)"
+    HPCD_BIN="$REPO_ROOT/target/debug/hpcd" COMPOSE_PROJECT="$PROJECT" python3 "$TESTNET_DIR/compose_faults.py" soak 1 ||
+        die "soak smoke failed"
     ok "compose fault tests passed in $(elapsed_since "$t0")"
 }
 
@@ -225,6 +232,10 @@ main() {
     status) cmd_status ;;
     down) cmd_down ;;
     test) cmd_test ;;
+    soak)
+        HPCD_BIN="${HPCD_BIN:-$REPO_ROOT/target/debug/hpcd}" COMPOSE_PROJECT="$PROJECT" \
+            python3 "$TESTNET_DIR/compose_faults.py" soak "${1:-5}" "${2:-10000}"
+        ;;
     logs) compose logs --tail=100 "$@" ;;
     -h | --help | help | "") sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' ;;
     *) die "unknown action '$action' (try ./testnet/compose.sh --help)" ;;
