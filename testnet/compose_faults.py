@@ -24,6 +24,7 @@ import base64
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,9 +68,12 @@ def run(cmd, check=True, timeout=120):
     return r
 
 
+# Debian's docker-compose 1.29, else the Compose v2 plugin.
+COMPOSE_TOOL = ["docker-compose"] if shutil.which("docker-compose") else ["docker", "compose"]
+
+
 def compose(*args, check=True):
-    tool = ["docker-compose"] if run(["sh", "-c", "command -v docker-compose"], check=False).returncode == 0 else ["docker", "compose"]
-    return run(tool + ["-f", os.path.join(HERE, "docker-compose.yml"), "-p", PROJECT, *args], check=check)
+    return run(COMPOSE_TOOL + ["-f", os.path.join(HERE, "docker-compose.yml"), "-p", PROJECT, *args], check=check)
 
 
 def container(service):
@@ -189,6 +193,19 @@ def balance(addr, node=0):
     return q["balances"] if q else None
 
 
+def submit_job(script, node=0):
+    """bob submits a one-node script job; its job id, or None when the tx failed."""
+    r = tx(["hpc", "submit-job", "--nodes", "1", "--max-runtime-seconds", "60", "--script", script, "--from", "bob"], node)
+    if r.returncode != 0:
+        return None
+    for e in json.loads(r.stdout).get("events", []):
+        if e["type"] == "hpc_job_scheduled":
+            for a in e["attributes"]:
+                if a["key"] == "job_id":
+                    return a["value"]
+    return None
+
+
 # ---------------------------------------------------------------------------
 # Traffic: bank sends (alice) and script jobs (bob), through whichever node answers.
 
@@ -221,17 +238,12 @@ class Traffic:
             self.errors += 1
 
     def _job(self, node):
-        r = tx(["hpc", "submit-job", "--nodes", "1", "--max-runtime-seconds", "60", "--script", self.script, "--from", "bob"], node)
-        if r.returncode != 0:
+        job = submit_job(self.script, node)
+        if job is None:
             self.errors += 1
             return
-        d = json.loads(r.stdout)
-        for e in d.get("events", []):
-            if e["type"] == "hpc_job_scheduled":
-                for a in e["attributes"]:
-                    if a["key"] == "job_id":
-                        self.jobs.append(a["value"])
-                        self.jobs_ok += 1
+        self.jobs.append(job)
+        self.jobs_ok += 1
         time.sleep(1.5)
 
     def start(self):
@@ -361,14 +373,9 @@ def step_all_down(traffic):
     log("6. all validators stopped for 30 s while jobs wait")
     traffic.paused.set()
     time.sleep(2)
-    waiting = []
-    for _ in range(3):
-        r = tx(["hpc", "submit-job", "--nodes", "1", "--max-runtime-seconds", "60", "--script", traffic.script, "--from", "bob"])
-        d = json.loads(r.stdout) if r.returncode == 0 else {}
-        for e in d.get("events", []):
-            for a in e["attributes"]:
-                if e["type"] == "hpc_job_scheduled" and a["key"] == "job_id":
-                    waiting.append(a["value"])
+    waiting = [j for j in (submit_job(traffic.script) for _ in range(3)) if j]
+    if len(waiting) != 3:
+        fail(f"submitting the waiting jobs failed: {waiting}")
     traffic.jobs.extend(waiting)
     compose("stop", *NODES)
     time.sleep(30)
@@ -538,7 +545,7 @@ def main():
     traffic.finish()
     completed = jobs_settle(traffic.jobs)
     outboxes_drained()
-    log(f"traffic: {traffic.sends} bank sends, {traffic.jobs_ok + 3} jobs ({completed} COMPLETED), "
+    log(f"traffic: {traffic.sends} bank sends, {len(traffic.jobs)} jobs ({completed} COMPLETED), "
         f"{traffic.errors} refused or failed calls during faults; every job has exactly one audit record")
     step_invalid_burst(addrs)
     top = app_hash_agreement(MIN_BLOCKS)
