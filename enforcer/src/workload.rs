@@ -204,12 +204,23 @@ async fn read_file(path: &str, cap: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// One HTTP client for every fetch: building one loads the system's root certificates.
+fn http_client() -> Result<&'static reqwest::Client, String> {
+    static CLIENT: std::sync::OnceLock<Result<reqwest::Client, String>> =
+        std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::limited(3))
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 async fn read_http(uri: &str, cap: u64) -> Result<Vec<u8>, String> {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::limited(3))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut response = client
+    let mut response = http_client()?
         .get(uri)
         .send()
         .await
