@@ -370,6 +370,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_hostile_http_server_cannot_stall_or_flood_the_fetch() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Connection 1 answers 200 with a body that never ends; connection 2 never answers.
+        tokio::spawn(async move {
+            let (mut flood, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = tokio::io::AsyncReadExt::read(&mut flood, &mut request).await;
+            let _ = flood
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+                .await;
+            let chunk = vec![b'#'; 64 * 1024];
+            while flood.write_all(&chunk).await.is_ok() {}
+            let (_silent, _) = listener.accept().await.unwrap();
+            std::future::pending::<()>().await;
+        });
+        let policy = WorkloadPolicy {
+            allowed_uri_schemes: vec!["http".into()],
+            fetch_timeout_seconds: 2,
+            ..WorkloadPolicy::default()
+        };
+        let uri = format!("http://{addr}/job.sh");
+        let flooded = prepare(&job(reference(&uri, SCRIPT)), &policy)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            flooded.code,
+            reason_codes::WORKLOAD_DIGEST_MISMATCH,
+            "{}",
+            flooded.reason
+        );
+        let started = std::time::Instant::now();
+        let stalled = prepare(&job(reference(&uri, SCRIPT)), &policy)
+            .await
+            .unwrap_err();
+        assert_eq!(stalled.code, reason_codes::WORKLOAD_FETCH_FAILED);
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
     async fn a_fetched_script_must_match_its_address() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sh");
