@@ -7,6 +7,9 @@
 #   scripts/slurm-local.sh up     NAME [--dir DIR]   start (idempotent), wait until ready
 #   scripts/slurm-local.sh down   NAME [--dir DIR]   cancel its jobs, stop its daemons
 #   scripts/slurm-local.sh status NAME [--dir DIR]   exit 0 if up, 3 if down
+#   scripts/slurm-local.sh run    NAME [--dir DIR]   `up`, then stay in the foreground until a
+#                                                    daemon dies (exit 1) or SIGTERM (stops the
+#                                                    daemons): the entry of a Slurm container
 #
 # Clients pick a cluster with SLURM_CONF; `up` and `status` print an `export SLURM_CONF=...`
 # line, so a caller can do:
@@ -17,6 +20,10 @@
 #   SLURM_CTLD_PORT    slurmctld port (default derived from NAME, see ports_for)
 #   SLURM_SLURMD_PORT  slurmd port    (default SLURM_CTLD_PORT + 1)
 #   SLURM_REAL_MEMORY  node RealMemory in MB (default 4000, capped by the host's memory)
+#   SLURM_LOCAL_NODES  number of compute nodes, 1-16 (default: as in the cluster's existing
+#                      slurm.conf, else 1): one slurmd each, on ports SLURM_SLURMD_PORT, +1, ...
+#   SLURM_LOCAL_ADDR   address the daemons are reached at (default 127.0.0.1; on a container
+#                      network, the container's host name, so that other containers submit)
 #
 # Needs root: it installs packages, starts munged, and the daemons run as SlurmUser=root so
 # that jobs run as the (root) submitter. munged is shared by all clusters and is never
@@ -119,6 +126,7 @@ ports_for() {
     slurmd_port="${SLURM_SLURMD_PORT:-$((ctld_port + 1))}"
     [[ "$ctld_port" =~ ^[1-9][0-9]{0,4}$ && "$slurmd_port" =~ ^[1-9][0-9]{0,4}$ ]] ||
         die "ports must be numbers (got '$ctld_port', '$slurmd_port')"
+    [ $((slurmd_port + node_count - 1)) -le 65535 ] || die "slurmd ports above 65535"
 }
 
 # Sets the globals every command uses. Slurm lowercases ClusterName, so NAME must be
@@ -132,14 +140,26 @@ setup_names() {
     dir="$(realpath -m "$dir")"
     conf="$dir/slurm.conf"
     host="$(hostname -s)"
-    # Distinct node name per cluster; all of them are this host, reached over loopback.
-    node="${name}-node1"
+    addr="${SLURM_LOCAL_ADDR:-127.0.0.1}"
+    [[ "$addr" =~ ^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$ ]] ||
+        die "SLURM_LOCAL_ADDR must be a host name or an IPv4 address (got '$addr')"
+    node_count="${SLURM_LOCAL_NODES:-}"
+    # down/status of a running cluster: as many nodes as its conf has.
+    if [ -z "$node_count" ] && [ -f "$conf" ]; then node_count="$(grep -c '^NodeName=' "$conf" || true)"; fi
+    node_count="${node_count:-1}"
+    [[ "$node_count" =~ ^([1-9]|1[0-6])$ ]] || die "SLURM_LOCAL_NODES must be 1-16 (got '$node_count')"
+    # Distinct node names per cluster; all of them are this host.
+    nodes=()
+    local k
+    for ((k = 1; k <= node_count; k++)); do nodes+=("${name}-node$k"); done
     ctld_pidfile="$dir/run/slurmctld.pid"
-    slurmd_pidfile="$dir/run/slurmd.pid"
     ctld_log="$dir/log/slurmctld.log"
-    slurmd_log="$dir/log/slurmd.log"
     ports_for "$name"
 }
+
+# Per-node files (slurm.conf names them with %n, the node name).
+slurmd_pidfile() { echo "$dir/run/slurmd-$1.pid"; }
+slurmd_log() { echo "$dir/log/slurmd-$1.log"; }
 
 real_memory_mb() {
     local want="${SLURM_REAL_MEMORY:-4000}" total_kb
@@ -156,8 +176,9 @@ write_conf() {
     cat >"$tmp" <<EOF
 # Written by scripts/slurm-local.sh for cluster '$name'; rewritten on every start.
 ClusterName=$name
-# The host name must be this host's (slurmctld checks it); the address pins loopback.
-SlurmctldHost=$host(127.0.0.1)
+# The host name must be this host's (slurmctld checks it); the address is where clients
+# reach it (loopback unless SLURM_LOCAL_ADDR says otherwise).
+SlurmctldHost=$host($addr)
 SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
 SlurmUser=root
@@ -165,11 +186,11 @@ SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 StateSaveLocation=$dir/state
-SlurmdSpoolDir=$dir/spool
+SlurmdSpoolDir=$dir/spool/%n
 SlurmctldPidFile=$ctld_pidfile
-SlurmdPidFile=$slurmd_pidfile
+SlurmdPidFile=$dir/run/slurmd-%n.pid
 SlurmctldLogFile=$ctld_log
-SlurmdLogFile=$slurmd_log
+SlurmdLogFile=$dir/log/slurmd-%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
@@ -187,10 +208,16 @@ MailProg=/bin/true
 MinJobAge=3600
 # Seconds between SIGTERM and SIGKILL on cancel/timeout.
 KillWait=5
-# No GresTypes and no Gres= on the node: a GPU-less cluster.
-NodeName=$node NodeHostname=$host NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$(real_memory_mb) State=UNKNOWN
-PartitionName=$partition Nodes=$node Default=YES MaxTime=INFINITE State=UP
+# No GresTypes and no Gres= on the nodes: a GPU-less cluster. One slurmd per node, each on
+# its own port.
 EOF
+    local k memory cpus
+    memory="$(real_memory_mb)"
+    cpus="$(nproc)"
+    for ((k = 0; k < node_count; k++)); do
+        echo "NodeName=${nodes[k]} NodeHostname=$host NodeAddr=$addr Port=$((slurmd_port + k)) CPUs=$cpus RealMemory=$memory State=UNKNOWN" >>"$tmp"
+    done
+    echo "PartitionName=$partition Nodes=$(IFS=,; echo "${nodes[*]}") Default=YES MaxTime=INFINITE State=UP" >>"$tmp"
     mv "$tmp" "$conf"
 }
 
@@ -210,23 +237,48 @@ our_pid() {
 }
 
 ctld_pid() { our_pid "$ctld_pidfile" slurmctld; }
-slurmd_pid() { our_pid "$slurmd_pidfile" slurmd; }
+slurmd_pid() { our_pid "$(slurmd_pidfile "$1")" slurmd; }
 
-# Node state as sinfo sees it (e.g. idle, mixed, allocated, down*), empty if unreachable.
+# The pids of the running slurmds, space-separated.
+slurmd_pids() {
+    local n pids=()
+    for n in "${nodes[@]}"; do pids+=("$(slurmd_pid "$n" || true)"); done
+    echo "${pids[*]}"
+}
+
+all_slurmd_alive() {
+    local n
+    for n in "${nodes[@]}"; do slurmd_pid "$n" >/dev/null || return 1; done
+}
+
+# Node states as sinfo sees them (e.g. "idle", "idle,mixed", "down*"), empty if unreachable.
 node_state() {
-    SLURM_CONF="$conf" timeout 10 sinfo -h -o %T 2>/dev/null | head -n 1 || true
+    SLURM_CONF="$conf" timeout 10 sinfo -h -o %T 2>/dev/null | sort -u | paste -sd, - || true
 }
 
+# Every node idle, mixed, allocated or completing.
 node_usable() {
-    case "$1" in
-    idle | mixed | allocated | completing) return 0 ;;
-    *) return 1 ;;
-    esac
+    local state
+    [ -n "$1" ] || return 1
+    for state in ${1//,/ }; do
+        case "$state" in
+        idle | mixed | allocated | completing) ;;
+        *) return 1 ;;
+        esac
+    done
 }
 
-# Up = both daemons alive and the controller answers with a usable node.
+# Up = every daemon alive and the controller answers with usable nodes.
 is_up() {
-    ctld_pid >/dev/null && slurmd_pid >/dev/null && node_usable "$(node_state)"
+    ctld_pid >/dev/null && all_slurmd_alive && node_usable "$(node_state)"
+}
+
+stop_daemons() {
+    local n pid
+    for n in "${nodes[@]}"; do
+        if pid="$(slurmd_pid "$n")"; then stop_pid "$pid" "slurmd $n"; fi
+    done
+    if pid="$(ctld_pid)"; then stop_pid "$pid" slurmctld; fi
 }
 
 # True if something listens on TCP port $1 (read from /proc: `ss` is not on minimal images).
@@ -253,8 +305,8 @@ stop_pid() {
 }
 
 show_logs() {
-    local f
-    for f in "$ctld_log" "$slurmd_log"; do
+    local f n
+    for f in "$ctld_log" $(for n in "${nodes[@]}"; do slurmd_log "$n"; done); do
         [ -f "$f" ] || continue
         echo "----- tail of $f" >&2
         tail -n 30 "$f" >&2
@@ -267,19 +319,19 @@ print_facts() {
     echo "conf: $conf"
     echo "slurmctld_port: $ctld_port"
     echo "slurmd_port: $slurmd_port"
-    echo "node: $node"
+    echo "nodes: ${nodes[*]}"
     echo "partition: $partition"
     echo "slurmctld_pid: $(ctld_pid || echo none)"
-    echo "slurmd_pid: $(slurmd_pid || echo none)"
+    echo "slurmd_pids: $(slurmd_pids)"
     echo "node_state: $(node_state)"
-    echo "logs: $ctld_log $slurmd_log"
+    echo "logs: $dir/log"
     echo "export SLURM_CONF=$conf"
 }
 
 # --- commands -------------------------------------------------------------------------------
 
 cmd_up() {
-    local start=$SECONDS pid
+    local start=$SECONDS
     if is_up; then
         log "cluster '$name' already up"
         print_facts
@@ -288,33 +340,38 @@ cmd_up() {
     with_host_lock ensure_packages
     with_host_lock ensure_munged
 
-    # Half-up (one daemon died, or the node is down): restart both from a clean slate.
-    if pid="$(slurmd_pid)"; then stop_pid "$pid" slurmd; fi
-    if pid="$(ctld_pid)"; then stop_pid "$pid" slurmctld; fi
+    # Half-up (a daemon died, or a node is down): restart all from a clean slate.
+    stop_daemons
 
-    [ "$ctld_port" != "$slurmd_port" ] || die "slurmctld and slurmd ports must differ ($ctld_port)"
-    local p
-    for p in "$ctld_port" "$slurmd_port"; do
+    local p k ports=("$ctld_port")
+    for ((k = 0; k < node_count; k++)); do
+        p=$((slurmd_port + k))
+        [ "$p" != "$ctld_port" ] || die "slurmctld's port $ctld_port is also a slurmd port"
+        ports+=("$p")
+    done
+    for p in "${ports[@]}"; do
         if port_in_use "$p"; then
             die "port $p is in use (another cluster or program); set SLURM_CTLD_PORT/SLURM_SLURMD_PORT"
         fi
     done
 
     write_conf
-    rm -f "$ctld_pidfile" "$slurmd_pidfile"
-    # Both daemonise and close their stdio, so `$(slurm-local.sh up ...)` does not hang.
+    rm -f "$ctld_pidfile" "$dir"/run/slurmd-*.pid
+    # All daemonise and close their stdio, so `$(slurm-local.sh up ...)` does not hang.
     # slurmctld recovers the jobs saved in StateSaveLocation from an earlier run.
     log "starting slurmctld for '$name' on port $ctld_port"
     SLURM_CONF="$conf" slurmctld -f "$conf" </dev/null >>"$dir/log/slurmctld.stdio" 2>&1 ||
         fail_up "slurmctld failed to start"
-    log "starting slurmd $node on port $slurmd_port"
-    SLURM_CONF="$conf" slurmd -f "$conf" -N "$node" </dev/null >>"$dir/log/slurmd.stdio" 2>&1 ||
-        fail_up "slurmd failed to start"
+    for ((k = 0; k < node_count; k++)); do
+        log "starting slurmd ${nodes[k]} on port $((slurmd_port + k))"
+        SLURM_CONF="$conf" slurmd -f "$conf" -N "${nodes[k]}" </dev/null >>"$dir/log/slurmd.stdio" 2>&1 ||
+            fail_up "slurmd ${nodes[k]} failed to start"
+    done
 
     local state=""
     while [ $((SECONDS - start)) -lt "$ready_timeout" ]; do
         state="$(node_state)"
-        if node_usable "$state" && ctld_pid >/dev/null && slurmd_pid >/dev/null; then
+        if node_usable "$state" && ctld_pid >/dev/null && all_slurmd_alive; then
             log "cluster '$name' up in $((SECONDS - start))s"
             print_facts
             return 0
@@ -323,7 +380,7 @@ cmd_up() {
         # has died (bad config, port taken) instead of waiting for the full timeout.
         if [ $((SECONDS - start)) -ge 5 ]; then
             ctld_pid >/dev/null || fail_up "slurmctld exited (see its log above)"
-            slurmd_pid >/dev/null || fail_up "slurmd exited (see its log above)"
+            all_slurmd_alive || fail_up "a slurmd exited (see its log above)"
         fi
         sleep 0.5
     done
@@ -332,18 +389,30 @@ cmd_up() {
 
 # A failed `up` shows the logs and stops whatever it started, so a retry starts clean.
 fail_up() {
-    local pid
     show_logs
-    if pid="$(slurmd_pid)"; then stop_pid "$pid" slurmd; fi
-    if pid="$(ctld_pid)"; then stop_pid "$pid" slurmctld; fi
+    stop_daemons
     die "$1"
 }
 
+# `up`, then watch the daemons in the foreground: a container's entry. Exits 1 when one
+# dies (the container's restart policy starts the cluster again; slurmctld recovers its
+# jobs) and stops them on SIGTERM without cancelling jobs.
+cmd_run() {
+    cmd_up >/dev/null
+    trap 'log "stopping (signal)"; stop_daemons; exit 0' TERM INT
+    log "cluster '$name' up; watching its daemons"
+    while ctld_pid >/dev/null && all_slurmd_alive; do
+        sleep 5 &
+        wait $! || true
+    done
+    show_logs
+    die "a daemon of cluster '$name' exited"
+}
+
 cmd_down() {
-    local cpid dpid
+    local cpid
     cpid="$(ctld_pid || true)"
-    dpid="$(slurmd_pid || true)"
-    if [ -z "$cpid" ] && [ -z "$dpid" ]; then
+    if [ -z "$cpid" ] && [ -z "$(slurmd_pids | tr -d ' ')" ]; then
         log "cluster '$name' already down"
         return 0
     fi
@@ -364,9 +433,8 @@ cmd_down() {
             done
         fi
     fi
-    if [ -n "$dpid" ]; then stop_pid "$dpid" slurmd; fi
-    if [ -n "$cpid" ]; then stop_pid "$cpid" slurmctld; fi
-    rm -f "$ctld_pidfile" "$slurmd_pidfile"
+    stop_daemons
+    rm -f "$ctld_pidfile" "$dir"/run/slurmd-*.pid
     log "cluster '$name' down (munged left running: it is shared with other clusters)"
 }
 
@@ -381,7 +449,7 @@ cmd_status() {
     echo "cluster: $name"
     echo "conf: $conf"
     echo "slurmctld_pid: $(ctld_pid || echo none)"
-    echo "slurmd_pid: $(slurmd_pid || echo none)"
+    echo "slurmd_pids: $(slurmd_pids)"
     echo "node_state: $(node_state)"
     return 3
 }
@@ -409,6 +477,7 @@ main() {
     setup_names "$name_arg"
     case "$cmd" in
     up) cmd_up ;;
+    run) cmd_run ;;
     down) cmd_down ;;
     status)
         local rc=0

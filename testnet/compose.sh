@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The compose network (testnet/docker-compose.yml): 4 validators and 2 provider enforcers.
+# The compose network (testnet/docker-compose.yml): 4 validators, 2 provider enforcers and
+# their Slurm clusters.
 #
 #   ./testnet/compose.sh image [--debug]   build virtengine/hpcd:local: release (or debug) binaries
 #                                          built here, stripped, on a Debian bookworm base
@@ -35,6 +36,7 @@ DOCKER_DIR="$REPO_ROOT/target/docker"
 DOCKERD_PID="$DOCKER_DIR/dockerd.pid"
 NODES=(node0 node1 node2 node3)
 ENFORCERS=(enforcer1 enforcer2)
+SLURM_CLUSTERS=(slurm1 slurm2)
 
 compose() {
     if command -v docker-compose >/dev/null 2>&1; then
@@ -133,6 +135,8 @@ cmd_image() {
     cp "$REPO_ROOT/target/$profile/hpcd" "$REPO_ROOT/target/$profile/hpc-enforcer" "$COMETBFT" "$ctx/bin/"
     strip "$ctx/bin/"* 2>/dev/null || warn "strip failed; the image keeps debug symbols"
     cp -r "$TESTNET_DIR" "$ctx/testnet"
+    mkdir -p "$ctx/scripts"
+    cp "$REPO_ROOT/scripts/slurm-local.sh" "$ctx/scripts/"
     cp "$TESTNET_DIR/Dockerfile" "$ctx/Dockerfile"
     step "building $IMAGE (context $(du -sh "$ctx" | cut -f1))"
     docker build -q --build-arg "BASE=$base" -t "$IMAGE" "$ctx" >/dev/null || die "docker build failed"
@@ -170,9 +174,9 @@ cmd_up() {
     t0="$(now_ms)"
     cmd_engine
     docker image inspect "$IMAGE" >/dev/null 2>&1 || die "no $IMAGE image: run ./testnet/compose.sh image first"
-    step "starting $PROJECT (4 validators, 2 enforcers)"
+    step "starting $PROJECT (4 validators, 2 enforcers, 2 Slurm clusters)"
     compose up -d >/dev/null 2>&1 || { compose up -d; die "compose up failed"; }
-    wait_healthy 180 "${NODES[@]}" "${ENFORCERS[@]}"
+    wait_healthy 180 "${NODES[@]}" "${SLURM_CLUSTERS[@]}" "${ENFORCERS[@]}"
     ok "$PROJECT up in $(elapsed_since "$t0")"
     cmd_status
 }
@@ -187,7 +191,7 @@ cmd_status() {
             printf '  %-9s %-9s RPC unreachable\n' "${NODES[$i]}" "$(health_of "${NODES[$i]}")"
         fi
     done
-    for s in "${ENFORCERS[@]}"; do
+    for s in "${ENFORCERS[@]}" "${SLURM_CLUSTERS[@]}"; do
         printf '  %-9s %s\n' "$s" "$(health_of "$s")"
     done
 }

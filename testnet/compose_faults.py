@@ -9,12 +9,14 @@ asserts its outcome:
   4. a validator's hpcd killed with SIGKILL: restarted by its restart policy, it replays
      and rejoins;
   5. an enforcer killed with SIGKILL under load: restarted, every job of its provider
-     ends with exactly one audit record;
+     ends with exactly one audit record (its jobs in Slurm are adopted, not run twice);
   6. all validators stopped for 30 s while jobs wait: afterwards the enforcers' outboxes
      drain and every job ends with exactly one audit record;
-  7. a burst of invalid txs (malformed, oversized, wrong chain id, replayed, corrupted
-     signature) to every node: all refused, balances unchanged, blocks go on;
+  7. a burst of invalid txs (malformed, oversized, wrong chain id, replayed = wrong
+     sequence, corrupted signature, wrong signer) to every node: all refused, balances
+     unchanged, blocks go on;
 and finally all 4 validators agree on every block's app hash (at least 200 blocks).
+Every COMPLETED job ran in its provider's Slurm cluster (it carries a Slurm job id).
 
 Environment: HPCD_BIN (host hpcd), COMPOSE_PROJECT, NODEi_RPC_PORT / NODEi_GRPC_PORT,
 FAULTS_MIN_BLOCKS (default 200). Exit 1 on the first failed assertion.
@@ -188,6 +190,15 @@ def query(args, node=0):
     return json.loads(r.stdout)
 
 
+def pubkey(name):
+    """The 33-byte compressed secp256k1 public key of a dev key."""
+    r = run([HPCD, "keys", "show", name, "--pubkey", "--keyring-backend", "test", "--home", KEYS])
+    key = bytes.fromhex(r.stdout.strip())
+    if len(key) != 33:
+        fail(f"{name}'s public key has {len(key)} bytes, expected 33")
+    return key
+
+
 def balance(addr, node=0):
     q = query(["bank", "balances", addr], node)
     return q["balances"] if q else None
@@ -282,6 +293,10 @@ def jobs_settle(jobs, timeout=240):
             fail(f"{len(pending)} of {len(jobs)} jobs not terminal after {timeout}s: {dict(list(pending.items())[:5])}")
         time.sleep(3)
     for j in jobs:
+        if last[j] == "JOB_STATE_COMPLETED":
+            local_id = (query(["hpc", "job", j]) or {}).get("job", {}).get("local_job_id", "")
+            if not local_id.isdigit():
+                fail(f"{j} COMPLETED without a Slurm job id (local_job_id {local_id!r})")
         q = query(["hpc", "audit-records", "--job", j]) or {}
         records = q.get("records", [])
         by_decision = {}
@@ -386,55 +401,78 @@ def step_all_down(traffic):
     log(f"   restarted; outboxes drained ({len(waiting)} jobs were waiting)")
 
 
+# Cosmos SDK error codes (codespace sdk) CheckTx answers with.
+SDK_TX_DECODE, SDK_UNAUTHORIZED, SDK_INVALID_PUBKEY, SDK_WRONG_SEQUENCE = 2, 4, 8, 32
+
+
+def broadcast_raw(i, data, timeout=10):
+    """broadcast_tx_sync of raw bytes to node i: the JSON-RPC answer."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "broadcast_tx_sync",
+                       "params": {"tx": base64.b64encode(data).decode()}}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{rpc_port(i)}", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def sign_only(args):
+    """The bytes of a tx the CLI signs (at alice's current sequence) but does not send."""
+    r = cli(["tx", *args, "--keyring-backend", "test", "--home", KEYS, "--gas", "200000", "--yes", "--sign-only"])
+    if r.returncode != 0:
+        fail(f"--sign-only failed: {r.stderr.strip()}")
+    return base64.b64decode(r.stdout.strip())
+
+
+def invalid_txs(addrs):
+    """(name, bytes, the CheckTx codes that refuse it for the right reason)."""
+    send = ["bank", "send", "alice", addrs["bob"], "1uvirt"]
+    # A committed tx: sending it again reuses its sequence.
+    committed = json.loads(tx(send).stdout)["txhash"]
+    replayed = base64.b64decode(host_rpc(0, f"tx?hash=0x{committed}")["result"]["tx"])
+    # Valid at alice's current sequence, never sent as signed.
+    fresh = sign_only([*send, "--chain-id", CHAIN_ID])
+    corrupted = bytearray(fresh)
+    corrupted[-1] ^= 0xFF  # TxRaw ends with the signature
+    # Wrong signer: alice's message and signature, bob's public key in the signer info
+    # (both keys are 33 bytes, so the encoding stays valid).
+    alice_pk, bob_pk = pubkey("alice"), pubkey("bob")
+    if fresh.count(alice_pk) != 1:
+        fail("alice's public key is not in her tx exactly once")
+    return [
+        # A TxRaw whose first field claims 4 GiB.
+        ("malformed", b"\x0a\x80\x80\x80\x80\x10" + os.urandom(194), {SDK_TX_DECODE}),
+        ("replayed (used sequence)", replayed, {SDK_WRONG_SEQUENCE}),
+        ("corrupted signature", bytes(corrupted), {SDK_UNAUTHORIZED}),
+        ("wrong signer", fresh.replace(alice_pk, bob_pk), {SDK_INVALID_PUBKEY}),
+        ("signed for another chain id", sign_only([*send, "--chain-id", "not-this-chain"]), {SDK_UNAUTHORIZED}),
+    ]
+
+
 def step_invalid_burst(addrs):
     log("7. a burst of invalid txs to every node")
+    bad = invalid_txs(addrs)
     bal = balance(addrs["alice"])
-    # A committed tx's bytes: replayed (sequence used) and with a corrupted signature.
-    r = tx(["bank", "send", "alice", addrs["bob"], "1uvirt"])
-    h = json.loads(r.stdout)["txhash"]
-    bal = balance(addrs["alice"])
-    raw = base64.b64decode(host_rpc(0, f"tx?hash=0x{h}")["result"]["tx"])
-    corrupted = bytearray(raw)
-    corrupted[-5] ^= 0xFF
     refused = 0
     for i in range(4):
-        bad = [
-            ("malformed", os.urandom(200)),
-            ("replayed", raw),
-            ("corrupted signature", bytes(corrupted)),
-        ]
-        for name, data in bad:
-            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "broadcast_tx_sync", "params": {"tx": base64.b64encode(data).decode()}}).encode()
-            req = urllib.request.Request(f"http://127.0.0.1:{rpc_port(i)}", data=body, headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                res = json.loads(resp.read())
-            # Refused by CheckTx (a non-zero code) or before it (an RPC error, e.g. a
-            # replay still in the mempool cache).
-            if "error" not in res and not res.get("result", {}).get("code"):
-                fail(f"node{i} accepted a {name} tx: {res}")
+        for name, data, codes in bad:
+            res = broadcast_raw(i, data)
+            # Refused by CheckTx with the code of its fault, or before it by CometBFT (an
+            # RPC error, e.g. a committed tx still in the mempool cache).
+            code = res.get("result", {}).get("code")
+            if "error" not in res and code not in codes:
+                fail(f"node{i}: a {name} tx got code {code}, expected one of {sorted(codes)}: {res}")
             refused += 1
         # Oversized: refused at the RPC or by CheckTx.
-        big = base64.b64encode(os.urandom(3 * 1024 * 1024)).decode()
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "broadcast_tx_sync", "params": {"tx": big}}).encode()
         try:
-            req = urllib.request.Request(f"http://127.0.0.1:{rpc_port(i)}", data=body, headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=20) as resp:
-                res = json.loads(resp.read())
+            res = broadcast_raw(i, os.urandom(3 * 1024 * 1024), timeout=20)
             if "error" not in res and not res.get("result", {}).get("code"):
                 fail(f"node{i} accepted an oversized tx")
         except (urllib.error.HTTPError, urllib.error.URLError, ConnectionError):
             pass
         refused += 1
-        # Wrong chain id: signed by the CLI for another chain.
-        r = cli(["tx", "bank", "send", "alice", addrs["bob"], "1uvirt", "--keyring-backend", "test", "--home", KEYS,
-                 "--chain-id", "not-this-chain", "--gas", "200000", "--yes"], node=i)
-        if r.returncode == 0 and json.loads(r.stdout).get("code") == 0:
-            fail(f"node{i} committed a tx signed for another chain")
-        refused += 1
     if balance(addrs["alice"]) != bal:
         fail("alice's balance changed during the burst of invalid txs")
     committing(NODES, blocks=3)
-    log(f"   {refused} invalid txs refused, balances unchanged, blocks go on")
+    log(f"   {refused} invalid txs refused, each for its fault; balances unchanged, blocks go on")
 
 
 def app_hash_agreement(min_blocks):

@@ -162,15 +162,7 @@ scheduler_yaml() {
         die "starting the Slurm cluster of $p failed (see above)"
     conf="$(sed -n 's/^conf: //p' <<<"$out")"
     [ -n "$conf" ] || die "scripts/slurm-local.sh printed no conf: line"
-    cat <<YAML
-scheduler:
-  adapter: slurm
-  slurm:
-    slurm_conf: "$conf"
-    scontrol_path: scontrol
-    jobs_dir: "$dir/jobs"
-    command_timeout_seconds: 10
-YAML
+    slurm_scheduler_yaml "$conf" "$dir/jobs"
 }
 
 # start_enforcer INDEX PROVIDER: registers the provider's cluster once, writes its config

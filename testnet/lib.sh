@@ -378,6 +378,20 @@ embedded_scheduler_yaml() {
     printf 'scheduler:\n  adapter: embedded\n  embedded:\n    nodes: %s\n    workdir: "%s"\n' "$1" "$2"
 }
 
+# slurm_scheduler_yaml SLURM_CONF JOBS_DIR: a Slurm cluster reached with SLURM_CONF; the job
+# directories must be visible to its nodes at the same path.
+slurm_scheduler_yaml() {
+    cat <<YAML
+scheduler:
+  adapter: slurm
+  slurm:
+    slurm_conf: "$1"
+    scontrol_path: scontrol
+    jobs_dir: "$2"
+    command_timeout_seconds: 10
+YAML
+}
+
 # Name the failing command instead of exiting silently under `set -e`. Not in subshells:
 # a $(...) whose failure the caller handles would otherwise be reported too.
 _on_err() { # STATUS COMMAND LINE

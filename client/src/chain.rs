@@ -149,6 +149,23 @@ impl ChainClient {
         msgs: Vec<Any>,
         opts: &TxOptions,
     ) -> Result<TxResult> {
+        let tx = self.sign(key, account, msgs, opts).await?;
+        let result = self.transport.broadcast(tx).await?;
+        if !result.is_ok() {
+            return Err(result.into_error());
+        }
+        Ok(result)
+    }
+
+    /// The signed `TxRaw` bytes of `msgs` at the given account state (gas simulated when
+    /// `--gas auto`), not broadcast.
+    pub async fn sign(
+        &self,
+        key: &SigningKey,
+        account: &SignerAccount,
+        msgs: Vec<Any>,
+        opts: &TxOptions,
+    ) -> Result<Vec<u8>> {
         let gas_limit = match opts.gas {
             GasSetting::Fixed(gas) => gas,
             GasSetting::Auto => {
@@ -179,7 +196,7 @@ impl ChainClient {
             }
         };
         let fee = opts.fee_for(gas_limit);
-        let tx = sign_tx(
+        sign_tx(
             key,
             &self.chain_id,
             account,
@@ -189,12 +206,7 @@ impl ChainClient {
             &fee,
             gas_limit,
             false,
-        )?;
-        let result = self.transport.broadcast(tx).await?;
-        if !result.is_ok() {
-            return Err(result.into_error());
-        }
-        Ok(result)
+        )
     }
 
     /// As [`Self::sign_and_broadcast_with`], reading the account from the chain first.

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use base64::Engine;
 use cosmos_sdk_proto::cosmos::bank::v1beta1::MsgSend;
 use cosmos_sdk_proto::cosmos::base::tendermint::v1beta1::{
     GetLatestBlockRequest, GetLatestBlockResponse, GetSyncingRequest, GetSyncingResponse,
@@ -166,6 +167,44 @@ async fn chain_end_to_end_against_real_cometbft() {
     let balances: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(balances["balances"][0]["amount"], bob_after_cli.to_string());
 
+    // --- `--sign-only`: the CLI prints the signed tx instead of broadcasting it; nothing
+    // changes until those bytes are broadcast, and then they commit as signed.
+    let before = account_state(&grpc, &alice_addr).await;
+    let out = node.cli_ok(&[
+        "tx",
+        "bank",
+        "send",
+        "alice",
+        &bob_addr.to_string(),
+        "7uvirt",
+        "--keyring-backend",
+        "test",
+        "--grpc-addr",
+        &node.grpc_addr(),
+        "--gas",
+        "200000",
+        "--yes",
+        "--sign-only",
+    ]);
+    let signed = base64::engine::general_purpose::STANDARD
+        .decode(out.trim())
+        .unwrap_or_else(|e| panic!("--sign-only printed {out:?}: {e}"));
+    TxRaw::decode(signed.as_slice()).expect("--sign-only prints TxRaw bytes");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        account_state(&grpc, &alice_addr).await,
+        before,
+        "--sign-only broadcast nothing"
+    );
+    let r = grpc.transport.broadcast(signed).await.unwrap();
+    assert_eq!(r.code, 0, "{}", r.raw_log);
+    let included = grpc
+        .wait_for_tx(&r.txhash, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(included.code, 0, "{}", included.raw_log);
+    assert_eq!(account_state(&grpc, &alice_addr).await.1, before.1 + 1);
+
     // --- Back-to-back txs from one account (sequences s..s+9, no waiting): the CheckTx
     // state accumulates sequences and rechecks keep them in order, so all ten commit.
     let account = grpc.signer_account(&alice_addr).await.unwrap();
@@ -326,8 +365,9 @@ async fn chain_end_to_end_against_real_cometbft() {
         .await
         .unwrap();
     assert!(res.code.is_ok(), "{}", res.log);
-    // bob got 1uvirt from each of the ten back-to-back txs after the CLI send.
-    assert_eq!(res.value, (bob_after_cli + 10).to_string().into_bytes());
+    // bob got 7uvirt from the --sign-only tx and 1uvirt from each of the ten back-to-back
+    // txs after the CLI send.
+    assert_eq!(res.value, (bob_after_cli + 7 + 10).to_string().into_bytes());
     let op = &res.proof.expect("proof requested").ops[0];
     assert_eq!(op.field_type, "ics23:jmt");
     let proof = ics23::CommitmentProof::decode(op.data.as_slice()).unwrap();

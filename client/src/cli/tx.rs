@@ -1,6 +1,7 @@
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
+use base64::Engine;
 use clap::{Args, Subcommand};
 use cosmos_sdk_proto::cosmos::bank::v1beta1::MsgSend;
 use cosmos_sdk_proto::cosmos::base::v1beta1::Coin;
@@ -41,6 +42,10 @@ pub struct TxArgs {
     /// Return after the mempool accepts the tx instead of waiting for its block.
     #[arg(long, global = true)]
     pub no_wait: bool,
+    /// Sign at the account's current sequence and print the tx bytes (base64) instead of
+    /// broadcasting them; send them later with CometBFT's `broadcast_tx_sync`.
+    #[arg(long, global = true, conflicts_with = "no_wait")]
+    pub sign_only: bool,
     /// Reject the tx if it is not included by this block height (0 = no timeout).
     #[arg(long, global = true, default_value_t = 0)]
     pub timeout_height: u64,
@@ -137,6 +142,16 @@ pub async fn sign_broadcast_print(
                 "transaction cancelled (pass --yes to skip the prompt)",
             ));
         }
+    }
+    if args.sign_only {
+        let account = client.signer_account(&address_of(key)).await?;
+        let tx = client.sign(key, &account, msgs, &opts).await?;
+        return writeln!(
+            out,
+            "{}",
+            base64::engine::general_purpose::STANDARD.encode(tx)
+        )
+        .map_err(|e| ClientError::invalid("output", e));
     }
     let submitted = client.sign_and_broadcast(key, msgs, &opts).await?;
     let result = if args.no_wait {
