@@ -458,6 +458,78 @@ fn simulate_estimates_gas_without_changing_state() {
     ));
 }
 
+/// The tx CosmJS's `simulate` sends: sign mode unspecified, one empty signature, no fee.
+fn cosmjs_simulation_tx(from: &Key, to: &Key, amount: u128, seq: u64) -> Vec<u8> {
+    use cosmos_sdk_proto::cosmos::tx::v1beta1 as txpb;
+    let signed = TxSpec::new(from, to, amount, seq, 0).sign();
+    let raw = txpb::TxRaw::decode(signed.as_slice()).unwrap();
+    let mut auth_info = txpb::AuthInfo::decode(raw.auth_info_bytes.as_slice()).unwrap();
+    auth_info.fee = Some(txpb::Fee::default());
+    auth_info.signer_infos[0].mode_info = Some(txpb::ModeInfo {
+        sum: Some(txpb::mode_info::Sum::Single(txpb::mode_info::Single {
+            mode: 0,
+        })),
+    });
+    txpb::TxRaw {
+        body_bytes: raw.body_bytes,
+        auth_info_bytes: auth_info.encode_to_vec(),
+        signatures: vec![Vec::new()],
+    }
+    .encode_to_vec()
+}
+
+fn simulated_gas(
+    app: &App,
+    state: &BTreeMap<Vec<u8>, Vec<u8>>,
+    tx: Vec<u8>,
+) -> Result<u64, QueryError> {
+    let req = SimulateRequest {
+        tx_bytes: tx,
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let resp = app.query("/cosmos.tx.v1beta1.Service/Simulate", &req, state, clock())?;
+    Ok(SimulateResponse::decode(resp.as_slice())
+        .unwrap()
+        .gas_info
+        .unwrap()
+        .gas_used)
+}
+
+#[test]
+fn a_cosmjs_style_simulation_estimates_the_signed_txs_gas_from_above() {
+    let app = App::default();
+    let (alice, bob, carol) = (key(1), key(2), key(3));
+    // bob already has an account, carol gets hers with the transfer (more gas).
+    let state = genesis(&app, &[(&alice, 1_000_000), (&bob, 5)]);
+    for to in [&bob, &carol] {
+        let simulated = simulated_gas(&app, &state, cosmjs_simulation_tx(&alice, to, 10, 0))
+            .expect("an unspecified sign mode, an empty signature and no fee simulate");
+        let mut exec = state.clone();
+        let real = app.execute_tx(
+            &mut exec,
+            &block(2),
+            &TxSpec::new(&alice, to, 10, 0, 0).sign(),
+            Mode::Deliver,
+        );
+        assert_eq!(real.code, 0, "{}", real.log);
+        assert!(
+            real.gas_used <= simulated && simulated - real.gas_used <= real.gas_used / 20,
+            "simulated {simulated}, used {}: the estimate must cover the signed tx, within 5%",
+            real.gas_used
+        );
+    }
+    // Outside simulation the unspecified sign mode is refused, before any state change.
+    let mut exec = state.clone();
+    let mut unsigned = cosmjs_simulation_tx(&alice, &bob, 10, 0);
+    let out = app.execute_tx(&mut exec, &block(2), &unsigned, Mode::Check);
+    assert_ne!(out.code, 0);
+    assert_eq!(exec, state);
+    // Nor does a simulation skip what a fee-less tx cannot pay for.
+    unsigned = cosmjs_simulation_tx(&alice, &bob, 10_000_000, 0);
+    assert!(simulated_gas(&app, &state, unsigned).is_err());
+}
+
 #[test]
 fn genesis_export_reimports_to_identical_state_and_bad_genesis_names_the_field() {
     let app = App::default();

@@ -24,6 +24,14 @@ use crate::events::Event;
 /// Most messages one tx may carry (batches go inside a message, not across many).
 pub const MAX_MSGS_PER_TX: usize = 64;
 
+/// Bytes a simulation adds per signer whose signature is missing or empty, as clients
+/// (CosmJS, cosmpy, the Go SDK) simulate: a 64-byte secp256k1 signature and its field
+/// header, the size gas the signed tx will pay.
+const SIMULATED_SIGNATURE_BYTES: u64 = 66;
+/// Bytes a simulation adds when the tx has no fee amount: one fee coin (denom and a
+/// 20-digit amount) and the gas limit, as the signed tx will carry them.
+const SIMULATED_FEE_BYTES: u64 = 48;
+
 /// What the ante handler established about a tx.
 #[derive(Debug)]
 pub struct AnteOutcome {
@@ -51,14 +59,15 @@ pub fn run_ante(
     let msgs = validate_basic(tx, mode, &params)?;
     check_timeout_height(tx, ctx)?;
     validate_memo(tx, &params)?;
-    consume_gas_for_size(tx, ctx, &params, &limits)?;
+    consume_gas_for_size(tx, ctx, mode, &params, &limits)?;
     let signers = signers_of(tx, &msgs, mode)?;
     let fee_payer = fee_payer_of(fee, &signers)?;
     let fee_coins = fee_coins(fee)?;
     if matches!(mode, Mode::Check | Mode::Recheck) {
         check_min_gas_prices(&fee_coins, fee.gas_limit, min_gas_prices)?;
     }
-    deduct_fee(state, ctx, &fee_payer, &fee_coins)?;
+    let deducted = fee_to_deduct(state, mode, &fee_payer, &fee_coins);
+    deduct_fee(state, ctx, &fee_payer, &deducted)?;
     let mut events = vec![Event::new("tx")
         .attr("fee", &fee_coins)
         .attr("fee_payer", fee_payer)];
@@ -163,10 +172,12 @@ fn validate_memo(tx: &DecodedTx, params: &AuthParams) -> Result<(), TxError> {
     Ok(())
 }
 
-/// The size limit, then the size gas every tx pays.
+/// The size limit, then the size gas every tx pays (in simulation, of the tx as it will be
+/// signed).
 fn consume_gas_for_size(
     tx: &DecodedTx,
     ctx: &ExecCtx,
+    mode: Mode,
     params: &AuthParams,
     limits: &BlockLimits,
 ) -> Result<(), TxError> {
@@ -180,9 +191,42 @@ fn consume_gas_for_size(
             tx.size
         )));
     }
+    let size = if mode == Mode::Simulate {
+        (tx.size as u64).saturating_add(simulated_missing_bytes(tx))
+    } else {
+        tx.size as u64
+    };
     ctx.meter
-        .consume(params.tx_size_cost_per_byte.saturating_mul(tx.size as u64));
+        .consume(params.tx_size_cost_per_byte.saturating_mul(size));
     Ok(())
+}
+
+/// The bytes a simulated tx lacks compared with its signed form: signatures (clients send
+/// none or empty ones) and a fee (CosmJS and cosmpy simulate without one).
+fn simulated_missing_bytes(tx: &DecodedTx) -> u64 {
+    let unsigned = (0..tx.auth_info.signer_infos.len())
+        .filter(|&i| tx.raw.signatures.get(i).is_none_or(|s| s.is_empty()))
+        .count() as u64;
+    let no_fee = tx
+        .auth_info
+        .fee
+        .as_ref()
+        .is_none_or(|f| f.amount.is_empty());
+    unsigned
+        .saturating_mul(SIMULATED_SIGNATURE_BYTES)
+        .saturating_add(if no_fee { SIMULATED_FEE_BYTES } else { 0 })
+}
+
+/// What the ante handler deducts: the tx's fee or, when a client simulates without one,
+/// one unit of the fee denom (if the payer has it), so that the estimate includes the
+/// gas of the deduction the signed tx will pay.
+fn fee_to_deduct(state: &impl StateWrite, mode: Mode, payer: &Address, fee: &Coins) -> Coins {
+    if mode == Mode::Simulate && fee.is_empty() && BankKeeper::balance(state, payer, FEE_DENOM) > 0
+    {
+        Coins::single(FEE_DENOM, 1)
+    } else {
+        fee.clone()
+    }
 }
 
 /// One signer per distinct message signer, in message order, each with a signer info
@@ -310,16 +354,13 @@ fn verify_signer(
         )));
     }
     ctx.meter.consume(params.sig_verify_cost_secp256k1);
-    match info.mode_info.as_ref().and_then(|m| m.sum.as_ref()) {
-        Some(mode_info::Sum::Single(single)) if single.mode == SignMode::Direct as i32 => {}
-        _ => {
-            return Err(TxError::not_supported(format!(
-                "signer_infos[{i}].mode_info: only single-signer SIGN_MODE_DIRECT is supported"
-            )))
-        }
+    // Simulations carry no signature, and clients leave the sign mode unspecified there
+    // (CosmJS); the Cosmos SDK skips both checks when simulating, and so does this. A
+    // recheck re-runs a tx whose signature CheckTx already verified (as the SDK does on
+    // ReCheckTx).
+    if mode != Mode::Simulate {
+        check_sign_mode(info, i)?;
     }
-    // Simulations carry no signature; a recheck re-runs a tx whose signature CheckTx
-    // already verified (as the Cosmos SDK does on ReCheckTx).
     if !matches!(mode, Mode::Simulate | Mode::Recheck) {
         let sign_doc = SignDoc {
             body_bytes: tx.raw.body_bytes.clone(),
@@ -348,6 +389,15 @@ fn verify_signer(
     }
     AuthKeeper::set_account(state, signer, &account);
     Ok(events)
+}
+
+fn check_sign_mode(info: &SignerInfo, i: usize) -> Result<(), TxError> {
+    match info.mode_info.as_ref().and_then(|m| m.sum.as_ref()) {
+        Some(mode_info::Sum::Single(single)) if single.mode == SignMode::Direct as i32 => Ok(()),
+        _ => Err(TxError::not_supported(format!(
+            "signer_infos[{i}].mode_info: only single-signer SIGN_MODE_DIRECT is supported"
+        ))),
+    }
 }
 
 /// The signer's public key: the one in the tx (which must match the address) or the one
