@@ -325,6 +325,7 @@ impl App {
         let routed = match service {
             "cosmos.auth.v1beta1.Query" => auth::route_query(method, data, state),
             "cosmos.bank.v1beta1.Query" => bank::route_query(method, data, state),
+            "cosmos.consensus.v1.Query" => crate::consensus::route_query(method, data, state),
             "virtengine.hpc.v1.Query" => hpc::route_query(method, data, state, clock),
             "cosmos.tx.v1beta1.Service" if method == "Simulate" => {
                 Some(self.simulate(data, state, clock))

@@ -62,3 +62,40 @@ impl ConsensusKeeper {
         );
     }
 }
+
+/// `cosmos.consensus.v1.Query`: the block limits clients size txs by (cosmpy reads
+/// `block.max_gas`). Evidence, validator and version params live in CometBFT only (its
+/// `consensus_params` RPC), so they are absent here.
+pub fn route_query(
+    method: &str,
+    data: &[u8],
+    state: &dyn StateRead,
+) -> Option<Result<Vec<u8>, crate::errors::QueryError>> {
+    use cosmos_sdk_proto::tendermint::types::{BlockParams, ConsensusParams};
+    match method {
+        "Params" => Some(crate::query::handle(data, |_: QueryParamsRequest| {
+            let limits = ConsensusKeeper::limits(&state);
+            Ok(QueryParamsResponse {
+                params: Some(ConsensusParams {
+                    block: Some(BlockParams {
+                        max_bytes: limits.max_bytes,
+                        max_gas: limits.max_gas,
+                    }),
+                    ..Default::default()
+                }),
+            })
+        })),
+        _ => None,
+    }
+}
+
+/// `cosmos.consensus.v1.QueryParamsRequest` (not exported by cosmos-sdk-proto 0.27).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct QueryParamsRequest {}
+
+/// `cosmos.consensus.v1.QueryParamsResponse`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct QueryParamsResponse {
+    #[prost(message, optional, tag = "1")]
+    pub params: Option<cosmos_sdk_proto::tendermint::types::ConsensusParams>,
+}

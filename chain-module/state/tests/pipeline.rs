@@ -583,3 +583,31 @@ fn genesis_export_reimports_to_identical_state_and_bad_genesis_names_the_field()
         assert_eq!(err.field, field, "{json}: {err}");
     }
 }
+
+#[test]
+fn consensus_params_are_served_as_the_cosmos_sdk_does() {
+    use hpc_state::consensus::{QueryParamsRequest, QueryParamsResponse};
+    let app = App::default();
+    let state = genesis(&app, &[]);
+    let resp = QueryParamsResponse::decode(
+        app.query(
+            "/cosmos.consensus.v1.Query/Params",
+            &QueryParamsRequest {}.encode_to_vec(),
+            &state,
+            clock(),
+        )
+        .unwrap()
+        .as_slice(),
+    )
+    .unwrap();
+    let block = resp.params.unwrap().block.unwrap();
+    let limits = BlockLimits::default();
+    assert_eq!(
+        (block.max_bytes, block.max_gas),
+        (limits.max_bytes, limits.max_gas)
+    );
+    assert!(matches!(
+        app.query("/cosmos.consensus.v1.Query/Nope", &[], &state, clock()),
+        Err(QueryError::UnknownPath(_))
+    ));
+}
