@@ -17,7 +17,8 @@ use cosmos_sdk_proto::cosmos::base::tendermint::v1beta1::{
     GetLatestBlockResponse, GetNodeInfoResponse, GetSyncingResponse, VersionInfo,
 };
 use cosmos_sdk_proto::cosmos::tx::v1beta1::{
-    BroadcastTxRequest, BroadcastTxResponse, GetTxRequest, GetTxResponse, Tx, TxRaw,
+    BroadcastTxRequest, BroadcastTxResponse, GetTxRequest, GetTxResponse, GetTxsEventRequest,
+    GetTxsEventResponse, OrderBy, Tx, TxRaw,
 };
 use cosmos_sdk_proto::Any;
 use prost::{Message, Name};
@@ -36,6 +37,8 @@ pub const MAX_REQUEST_BYTES: usize = 2 << 20;
 /// Largest gRPC response: a page of at most `MAX_PAGE_LIMIT` records; larger answers are
 /// refused (tonic answers OutOfRange) rather than sent without bound.
 pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
+/// Largest page of `GetTxsEvent` (CometBFT's `tx_search` limit, and the SDK's default).
+const MAX_TXS_PER_PAGE: u8 = 100;
 
 /// Passes message bytes through unchanged; the router decodes per method.
 #[derive(Clone, Copy, Default)]
@@ -118,6 +121,53 @@ fn pack<M: Message + Name>(m: &M) -> Any {
     }
 }
 
+/// A found tx as the Cosmos SDK answers it: the decoded `Tx` and its `TxResponse`.
+fn tx_and_response(
+    found: tendermint_rpc::endpoint::tx::Response,
+    timestamp: String,
+) -> Result<(Tx, TxResponse), Status> {
+    let raw = TxRaw::decode(found.tx.as_slice())
+        .map_err(|e| Status::internal(format!("stored tx does not decode: {e}")))?;
+    let tx = Tx {
+        body: Some(decode(&raw.body_bytes)?),
+        auth_info: Some(decode(&raw.auth_info_bytes)?),
+        signatures: raw.signatures,
+    };
+    let result = found.tx_result;
+    #[allow(deprecated)]
+    let tx_response = TxResponse {
+        height: found.height.value() as i64,
+        txhash: found.hash.to_string(),
+        codespace: result.codespace,
+        code: result.code.value(),
+        data: hex::encode_upper(&result.data),
+        raw_log: result.log,
+        logs: Vec::new(),
+        info: result.info,
+        gas_wanted: result.gas_wanted,
+        gas_used: result.gas_used,
+        tx: Some(pack(&tx)),
+        timestamp,
+        events: result
+            .events
+            .into_iter()
+            .map(|e| cosmos_sdk_proto::tendermint::abci::Event {
+                r#type: e.kind,
+                attributes: e
+                    .attributes
+                    .into_iter()
+                    .map(|a| cosmos_sdk_proto::tendermint::abci::EventAttribute {
+                        key: a.key_str().unwrap_or_default().to_string(),
+                        value: a.value_str().unwrap_or_default().to_string(),
+                        index: a.index(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    Ok((tx, tx_response))
+}
+
 impl Handler {
     pub fn new(node: Arc<Node>, rpc: HttpClient) -> Arc<Self> {
         Arc::new(Self { node, rpc })
@@ -132,6 +182,7 @@ impl Handler {
         let consensus_engine = match path {
             "/cosmos.tx.v1beta1.Service/BroadcastTx" => Some(self.broadcast(&body).await),
             "/cosmos.tx.v1beta1.Service/GetTx" => Some(self.get_tx(&body).await),
+            "/cosmos.tx.v1beta1.Service/GetTxsEvent" => Some(self.txs_event(&body).await),
             "/cosmos.base.tendermint.v1beta1.Service/GetNodeInfo" => Some(self.node_info().await),
             "/cosmos.base.tendermint.v1beta1.Service/GetLatestBlock" => {
                 Some(self.latest_block().await)
@@ -212,56 +263,72 @@ impl Handler {
             }
             Err(e) => return Err(rpc_error(e)),
         };
-        let header = self
-            .rpc
-            .header(found.height)
-            .await
-            .map_err(rpc_error)?
-            .header;
-        let raw = TxRaw::decode(found.tx.as_slice())
-            .map_err(|e| Status::internal(format!("stored tx does not decode: {e}")))?;
-        let tx = Tx {
-            body: Some(decode(&raw.body_bytes)?),
-            auth_info: Some(decode(&raw.auth_info_bytes)?),
-            signatures: raw.signatures,
-        };
-        let result = found.tx_result;
-        #[allow(deprecated)]
-        let tx_response = TxResponse {
-            height: found.height.value() as i64,
-            txhash: found.hash.to_string(),
-            codespace: result.codespace,
-            code: result.code.value(),
-            data: hex::encode_upper(&result.data),
-            raw_log: result.log,
-            logs: Vec::new(),
-            info: result.info,
-            gas_wanted: result.gas_wanted,
-            gas_used: result.gas_used,
-            tx: Some(pack(&tx)),
-            timestamp: header.time.to_rfc3339(),
-            events: result
-                .events
-                .into_iter()
-                .map(|e| cosmos_sdk_proto::tendermint::abci::Event {
-                    r#type: e.kind,
-                    attributes: e
-                        .attributes
-                        .into_iter()
-                        .map(|a| cosmos_sdk_proto::tendermint::abci::EventAttribute {
-                            key: a.key_str().unwrap_or_default().to_string(),
-                            value: a.value_str().unwrap_or_default().to_string(),
-                            index: a.index(),
-                        })
-                        .collect(),
-                })
-                .collect(),
-        };
+        let timestamp = self.block_time(found.height).await?;
+        let (tx, tx_response) = tx_and_response(found, timestamp)?;
         Ok(GetTxResponse {
             tx: Some(tx),
             tx_response: Some(tx_response),
         }
         .encode_to_vec())
+    }
+
+    /// `GetTxsEvent` in the Cosmos SDK v0.50 form: a CometBFT query in `query` (or, as
+    /// before v0.50, conditions in `events`, joined with AND), `page` from 1, `limit` at
+    /// most 100, served by CometBFT's tx index.
+    async fn txs_event(&self, body: &[u8]) -> Result<Vec<u8>, Status> {
+        let req: GetTxsEventRequest = decode(body)?;
+        #[allow(deprecated)]
+        let text = if req.query.is_empty() {
+            req.events.join(" AND ")
+        } else {
+            req.query.clone()
+        };
+        if text.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "query: empty; give a CometBFT query such as \"message.sender='virtengine1…'\"",
+            ));
+        }
+        let query = tendermint_rpc::query::Query::from_str(&text)
+            .map_err(|e| Status::invalid_argument(format!("query: {}", e.detail())))?;
+        let page = u32::try_from(req.page.max(1))
+            .map_err(|_| Status::invalid_argument("page: too large"))?;
+        let limit = match req.limit {
+            0 => MAX_TXS_PER_PAGE,
+            l => u8::try_from(l.min(u64::from(MAX_TXS_PER_PAGE))).unwrap_or(MAX_TXS_PER_PAGE),
+        };
+        let order = if req.order_by == OrderBy::Desc as i32 {
+            tendermint_rpc::Order::Descending
+        } else {
+            tendermint_rpc::Order::Ascending
+        };
+        let found = self
+            .rpc
+            .tx_search(query, false, page, limit, order)
+            .await
+            .map_err(|e| {
+                if e.detail().to_string().contains("page should be within") {
+                    Status::invalid_argument(format!("page: {}", e.detail()))
+                } else {
+                    rpc_error(e)
+                }
+            })?;
+        let mut response = GetTxsEventResponse {
+            total: u64::from(found.total_count),
+            ..Default::default()
+        };
+        for found in found.txs {
+            let timestamp = self.block_time(found.height).await?;
+            let (tx, tx_response) = tx_and_response(found, timestamp)?;
+            response.txs.push(tx);
+            response.tx_responses.push(tx_response);
+        }
+        Ok(response.encode_to_vec())
+    }
+
+    /// The time of the block at `height`, as the SDK writes it into a `TxResponse`.
+    async fn block_time(&self, height: tendermint::block::Height) -> Result<String, Status> {
+        let header = self.rpc.header(height).await.map_err(rpc_error)?.header;
+        Ok(header.time.to_rfc3339())
     }
 
     async fn node_info(&self) -> Result<Vec<u8>, Status> {
@@ -344,6 +411,7 @@ services! {
     BankQuery => "cosmos.bank.v1beta1.Query",
     TxService => "cosmos.tx.v1beta1.Service",
     TendermintService => "cosmos.base.tendermint.v1beta1.Service",
+    ConsensusQuery => "cosmos.consensus.v1.Query",
     HpcQuery => "virtengine.hpc.v1.Query",
 }
 
@@ -460,6 +528,7 @@ pub async fn serve(
         .add_service(PathRouter::<BankQuery>::new(handler.clone()))
         .add_service(PathRouter::<TxService>::new(handler.clone()))
         .add_service(PathRouter::<TendermintService>::new(handler.clone()))
+        .add_service(PathRouter::<ConsensusQuery>::new(handler.clone()))
         .add_service(PathRouter::<HpcQuery>::new(handler))
         .serve_with_shutdown(addr, shutdown)
         .await?;
