@@ -25,6 +25,16 @@ const PROTO_FILES: &[&str] = &[
     "virtengine/hpc/v1/query.proto",
 ];
 
+/// The Cosmos services hpcd serves (`third_party/`, see its README): in the reflection
+/// descriptor set only; their Rust types come from cosmos-sdk-proto.
+const COSMOS_SERVICE_FILES: &[&str] = &[
+    "cosmos/auth/v1beta1/query.proto",
+    "cosmos/bank/v1beta1/query.proto",
+    "cosmos/tx/v1beta1/service.proto",
+    "cosmos/base/tendermint/v1beta1/query.proto",
+    "cosmos/consensus/v1/query.proto",
+];
+
 /// Imported protobuf packages mapped to the Rust types that already exist for them, so the
 /// generated code reuses them instead of generating duplicates.
 const EXTERN_PATHS: &[(&str, &str)] = &[
@@ -47,13 +57,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     rerun_if_changed_recursive(&root.join("virtengine"))?;
     rerun_if_changed_recursive(&third_party)?;
 
-    let mut compiler = protox::Compiler::new([root.clone(), third_party])?;
+    // One compilation of our files and the Cosmos services hpcd serves, with all imports
+    // and source comments: its encoding (extension options such as `cosmos.msg.v1.signer`
+    // kept) is the descriptor set gRPC reflection serves.
+    let mut compiler = protox::Compiler::new([root.clone(), third_party.clone()])?;
     compiler
         .include_imports(true)
         .include_source_info(true)
-        .open_files(PROTO_FILES.iter().map(|f| root.join(f)))?;
-
-    // Descriptor set for reflection: all files incl. imports, with extension options kept.
+        .open_files(PROTO_FILES.iter().map(|f| root.join(f)))?
+        .open_files(COSMOS_SERVICE_FILES.iter().map(|f| third_party.join(f)))?;
     let descriptor_bytes = compiler.encode_file_descriptor_set();
     fs::write(out_dir.join("hpc_descriptor.bin"), &descriptor_bytes)?;
 

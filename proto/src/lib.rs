@@ -15,7 +15,8 @@
 //!   `.proto` files: enums as their full names (`"CLUSTER_STATE_ACTIVE"`), 64-bit
 //!   integers as strings, bytes as base64, timestamps as RFC 3339, every field emitted;
 //!   deserialization also accepts lowerCamelCase names, enum numbers and numeric 64-bit values;
-//! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptor set for `tonic-reflection`.
+//! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptor set for `tonic-reflection` (x/hpc and
+//!   the Cosmos services hpcd serves).
 //!
 //! Imported types are reused rather than regenerated: `cosmos.base.query.v1beta1.PageRequest`
 //! / `PageResponse` are [`cosmos_sdk_proto::cosmos::base::query::v1beta1`] types and
@@ -36,8 +37,10 @@ pub mod virtengine {
     }
 }
 
-/// Encoded `google.protobuf.FileDescriptorSet` of `virtengine.hpc.v1` and all its imports
-/// (with source comments and custom options such as `cosmos.msg.v1.signer`), for
+/// Encoded `google.protobuf.FileDescriptorSet` of every service hpcd serves over gRPC —
+/// `virtengine.hpc.v1` (with source comments) and the Cosmos services of
+/// `third_party/` — and all their imports, with custom options such as
+/// `cosmos.msg.v1.signer`, for
 /// `tonic_reflection::server::Builder::register_encoded_file_descriptor_set`.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/hpc_descriptor.bin"));

@@ -985,7 +985,17 @@ fn file_descriptor_set_has_services_and_imports() {
         .collect();
     assert_eq!(
         services.keys().map(String::as_str).collect::<Vec<_>>(),
-        vec![hpc_proto::MSG_SERVICE_NAME, hpc_proto::QUERY_SERVICE_NAME]
+        vec![
+            "cosmos.auth.v1beta1.Query",
+            "cosmos.bank.v1beta1.Query",
+            "cosmos.base.tendermint.v1beta1.Service",
+            "cosmos.consensus.v1.Query",
+            "cosmos.tx.v1beta1.Service",
+            // Defined by an imported file; hpcd's reflection does not list it.
+            "tendermint.abci.ABCI",
+            hpc_proto::MSG_SERVICE_NAME,
+            hpc_proto::QUERY_SERVICE_NAME
+        ]
     );
     assert_eq!(
         services["virtengine.hpc.v1.Msg"],
@@ -1091,6 +1101,10 @@ fn descriptor_set_registers_with_tonic_reflection() {
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .build_v1();
     assert!(service.is_ok(), "reflection: {:?}", service.err());
+    let service = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .build_v1alpha();
+    assert!(service.is_ok(), "reflection v1alpha: {:?}", service.err());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -403,6 +403,8 @@ macro_rules! services {
                 const NAME: &'static str = $name;
             }
         )*
+        /// Every service `serve` mounts (reflection must list each of them).
+        pub const SERVED: &[&str] = &[$($name),*];
     };
 }
 
@@ -512,18 +514,39 @@ where
     }
 }
 
-/// Serves every query service, with server reflection for the `virtengine.hpc.v1`
-/// services, until `shutdown` resolves.
+/// What reflection lists: the served services, x/hpc's `Msg` and reflection itself.
+fn listed_services() -> impl Iterator<Item = &'static str> {
+    const REFLECTION: [&str; 2] = [
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ];
+    SERVED
+        .iter()
+        .copied()
+        .chain([hpc_proto::MSG_SERVICE_NAME])
+        .chain(REFLECTION)
+}
+
+/// Serves every query service, with server reflection (v1 and v1alpha) listing all of
+/// them, until `shutdown` resolves.
 pub async fn serve(
     addr: SocketAddr,
     handler: Arc<Handler>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(hpc_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Both reflection versions: grpcurl and current clients ask v1, older tools v1alpha.
+    // They list what is served (and x/hpc's Msg service, sent inside txs, as Cosmos SDK
+    // nodes list theirs), not every service the imported files define (tendermint's ABCI).
+    let reflection = || {
+        listed_services().fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(hpc_proto::FILE_DESCRIPTOR_SET),
+            |builder, name| builder.with_service_name(name),
+        )
+    };
     tonic::transport::Server::builder()
-        .add_service(reflection)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
         .add_service(PathRouter::<AuthQuery>::new(handler.clone()))
         .add_service(PathRouter::<BankQuery>::new(handler.clone()))
         .add_service(PathRouter::<TxService>::new(handler.clone()))
@@ -533,4 +556,31 @@ pub async fn serve(
         .serve_with_shutdown(addr, shutdown)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    /// Every service reflection lists (the served ones and x/hpc's `Msg`) is described in
+    /// the descriptor set, so `grpcurl describe` and dynamic clients can call it.
+    #[test]
+    fn every_listed_service_is_described() {
+        let fds = prost_types::FileDescriptorSet::decode(hpc_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let described: Vec<String> = fds
+            .file
+            .iter()
+            .flat_map(|f| {
+                f.service
+                    .iter()
+                    .map(move |s| format!("{}.{}", f.package(), s.name()))
+            })
+            .collect();
+        for name in super::listed_services().filter(|n| !n.starts_with("grpc.reflection.")) {
+            assert!(
+                described.iter().any(|d| d == name),
+                "{name} is not described"
+            );
+        }
+    }
 }

@@ -53,6 +53,56 @@ async fn app_hashes(node: &TestNode, up_to: u64) -> Vec<Vec<u8>> {
     out
 }
 
+/// The services gRPC reflection lists (what `grpcurl list` prints), over v1 and v1alpha.
+async fn reflected_services(grpc_addr: &str) -> (Vec<String>, Vec<String>) {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut answers = client
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answers.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("v1 reflection answered something else than a service list")
+    };
+    let mut v1_names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    v1_names.sort();
+
+    let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(channel);
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut answers = client
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answers.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("v1alpha reflection answered something else than a service list")
+    };
+    let mut v1alpha_names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    v1alpha_names.sort();
+    (v1_names, v1alpha_names)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chain_end_to_end_against_real_cometbft() {
     let mut node = TestNode::init("e2e-chain-1");
@@ -63,6 +113,24 @@ async fn chain_end_to_end_against_real_cometbft() {
     let alice_addr = address_of(&alice);
     assert_eq!(alice_addr.to_string(), ALICE_ADDRESS);
     let bob_addr: Address = node.key_address("bob").parse().unwrap();
+
+    // Reflection lists every served service (grpcurl needs no -protoset), and no other.
+    let (v1_names, v1alpha_names) = reflected_services(&node.grpc_addr()).await;
+    assert_eq!(
+        v1_names,
+        [
+            "cosmos.auth.v1beta1.Query",
+            "cosmos.bank.v1beta1.Query",
+            "cosmos.base.tendermint.v1beta1.Service",
+            "cosmos.consensus.v1.Query",
+            "cosmos.tx.v1beta1.Service",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+            "virtengine.hpc.v1.Msg",
+            "virtengine.hpc.v1.Query",
+        ]
+    );
+    assert_eq!(v1alpha_names, v1_names);
 
     let grpc = ChainClient::new(Transport::grpc(&node.grpc_addr()).unwrap(), None)
         .await
