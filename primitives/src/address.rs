@@ -77,6 +77,16 @@ impl fmt::Display for Address {
     }
 }
 
+/// Bech32 prefix of validator consensus addresses (`<prefix>valcons`, as in the Cosmos SDK).
+pub const VALCONS_PREFIX: &str = "virtenginevalcons";
+
+/// A validator's consensus address (CometBFT's 20-byte proposer address) in bech32, as
+/// the Cosmos SDK writes it into `sdk_block` headers.
+pub fn consensus_address(bytes: &[u8]) -> String {
+    // Encoding fails only beyond bech32's length limit, far above 20 bytes.
+    bech32::encode::<Bech32>(Hrp::parse_unchecked(VALCONS_PREFIX), bytes).unwrap_or_default()
+}
+
 impl fmt::Debug for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Address({self})")
@@ -86,6 +96,13 @@ impl fmt::Debug for Address {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consensus_addresses_use_the_valcons_prefix() {
+        let encoded = consensus_address(&[7u8; 20]);
+        let (hrp, data) = bech32::decode(&encoded).unwrap();
+        assert_eq!((hrp.as_str(), data), (VALCONS_PREFIX, vec![7u8; 20]));
+    }
 
     #[test]
     fn bech32_round_trip_and_errors_name_the_problem() {

@@ -8,5 +8,5 @@ pub mod address;
 pub mod coins;
 pub mod contract;
 
-pub use address::{Address, AddressError, BECH32_PREFIX};
+pub use address::{consensus_address, Address, AddressError, BECH32_PREFIX, VALCONS_PREFIX};
 pub use coins::{Coins, CoinsError, Dec, GasPrices, FEE_DENOM};

@@ -14,7 +14,8 @@ use std::task::{Context, Poll};
 
 use cosmos_sdk_proto::cosmos::base::abci::v1beta1::TxResponse;
 use cosmos_sdk_proto::cosmos::base::tendermint::v1beta1::{
-    GetLatestBlockResponse, GetNodeInfoResponse, GetSyncingResponse, VersionInfo,
+    Block as SdkBlock, GetBlockByHeightRequest, GetBlockByHeightResponse, GetLatestBlockResponse,
+    GetNodeInfoResponse, GetSyncingResponse, Header as SdkHeader, VersionInfo,
 };
 use cosmos_sdk_proto::cosmos::tx::v1beta1::{
     BroadcastTxRequest, BroadcastTxResponse, GetTxRequest, GetTxResponse, GetTxsEventRequest,
@@ -168,6 +169,33 @@ fn tx_and_response(
     Ok((tx, tx_response))
 }
 
+/// The block as Cosmos SDK v0.47+ also returns it (`sdk_block`): the same block with the
+/// proposer's consensus address in bech32 (`virtenginevalcons1…`).
+fn sdk_block(block: &cosmos_sdk_proto::tendermint::types::Block) -> SdkBlock {
+    let header = block.header.clone().unwrap_or_default();
+    SdkBlock {
+        header: Some(SdkHeader {
+            version: header.version,
+            chain_id: header.chain_id,
+            height: header.height,
+            time: header.time,
+            last_block_id: header.last_block_id,
+            last_commit_hash: header.last_commit_hash,
+            data_hash: header.data_hash,
+            validators_hash: header.validators_hash,
+            next_validators_hash: header.next_validators_hash,
+            consensus_hash: header.consensus_hash,
+            app_hash: header.app_hash,
+            last_results_hash: header.last_results_hash,
+            evidence_hash: header.evidence_hash,
+            proposer_address: hpc_primitives::consensus_address(&header.proposer_address),
+        }),
+        data: block.data.clone(),
+        evidence: block.evidence.clone(),
+        last_commit: block.last_commit.clone(),
+    }
+}
+
 impl Handler {
     pub fn new(node: Arc<Node>, rpc: HttpClient) -> Arc<Self> {
         Arc::new(Self { node, rpc })
@@ -188,6 +216,9 @@ impl Handler {
                 Some(self.latest_block().await)
             }
             "/cosmos.base.tendermint.v1beta1.Service/GetSyncing" => Some(self.syncing().await),
+            "/cosmos.base.tendermint.v1beta1.Service/GetBlockByHeight" => {
+                Some(self.block_by_height(&body).await)
+            }
             _ => None,
         };
         if let Some(result) = consensus_engine {
@@ -372,11 +403,39 @@ impl Handler {
 
     async fn latest_block(&self) -> Result<Vec<u8>, Status> {
         let latest = self.rpc.latest_block().await.map_err(rpc_error)?;
+        let block: cosmos_sdk_proto::tendermint::types::Block = latest.block.into();
         #[allow(deprecated)]
         let response = GetLatestBlockResponse {
             block_id: Some(latest.block_id.into()),
-            block: Some(latest.block.into()),
-            sdk_block: None,
+            sdk_block: Some(sdk_block(&block)),
+            block: Some(block),
+        };
+        Ok(response.encode_to_vec())
+    }
+
+    async fn block_by_height(&self, body: &[u8]) -> Result<Vec<u8>, Status> {
+        let req: GetBlockByHeightRequest = decode(body)?;
+        let height = u64::try_from(req.height)
+            .ok()
+            .filter(|h| *h > 0)
+            .and_then(|h| tendermint::block::Height::try_from(h).ok())
+            .ok_or_else(|| {
+                Status::invalid_argument(format!("height: {} must be positive", req.height))
+            })?;
+        let latest = self.rpc.status().await.map_err(rpc_error)?;
+        if height > latest.sync_info.latest_block_height {
+            return Err(Status::invalid_argument(format!(
+                "height: {} is above the latest block {}",
+                req.height, latest.sync_info.latest_block_height
+            )));
+        }
+        let found = self.rpc.block(height).await.map_err(rpc_error)?;
+        let block: cosmos_sdk_proto::tendermint::types::Block = found.block.into();
+        #[allow(deprecated)]
+        let response = GetBlockByHeightResponse {
+            block_id: Some(found.block_id.into()),
+            sdk_block: Some(sdk_block(&block)),
+            block: Some(block),
         };
         Ok(response.encode_to_vec())
     }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use base64::Engine;
 use cosmos_sdk_proto::cosmos::bank::v1beta1::MsgSend;
 use cosmos_sdk_proto::cosmos::base::tendermint::v1beta1::{
-    GetLatestBlockRequest, GetLatestBlockResponse, GetSyncingRequest, GetSyncingResponse,
+    GetBlockByHeightRequest, GetBlockByHeightResponse, GetLatestBlockRequest,
+    GetLatestBlockResponse, GetSyncingRequest, GetSyncingResponse,
 };
 use cosmos_sdk_proto::cosmos::base::v1beta1::Coin;
 use cosmos_sdk_proto::cosmos::tx::v1beta1::TxRaw;
@@ -409,6 +410,50 @@ async fn chain_end_to_end_against_real_cometbft() {
     #[allow(deprecated)]
     let latest_height = latest.block.unwrap().header.unwrap().height;
     assert!(latest_height >= h as i64);
+    let sdk_header = latest.sdk_block.unwrap().header.unwrap();
+    assert_eq!(sdk_header.height, latest_height);
+    assert!(sdk_header
+        .proposer_address
+        .starts_with("virtenginevalcons1"));
+    // GetBlockByHeight: the block CometBFT has at that height, with its sdk_block.
+    let by_height: GetBlockByHeightResponse = grpc
+        .transport
+        .query(
+            "/cosmos.base.tendermint.v1beta1.Service/GetBlockByHeight",
+            &GetBlockByHeightRequest { height: h as i64 },
+            0,
+        )
+        .await
+        .unwrap();
+    #[allow(deprecated)]
+    let header = by_height.block.unwrap().header.unwrap();
+    let cometbft_block = node
+        .rpc()
+        .block(tendermint::block::Height::try_from(h).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(header.height, h as i64);
+    assert_eq!(
+        header.app_hash,
+        cometbft_block.block.header.app_hash.as_bytes()
+    );
+    let sdk_header = by_height.sdk_block.unwrap().header.unwrap();
+    assert_eq!(sdk_header.app_hash, header.app_hash);
+    assert!(sdk_header
+        .proposer_address
+        .starts_with("virtenginevalcons1"));
+    for bad in [0, -1, i64::MAX] {
+        let refused = grpc
+            .transport
+            .query::<_, GetBlockByHeightResponse>(
+                "/cosmos.base.tendermint.v1beta1.Service/GetBlockByHeight",
+                &GetBlockByHeightRequest { height: bad },
+                0,
+            )
+            .await;
+        let err = refused.expect_err("no block at that height").to_string();
+        assert!(err.contains("height"), "height {bad}: {err}");
+    }
     let syncing: GetSyncingResponse = grpc
         .transport
         .query(
