@@ -319,3 +319,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand, at every depth, says what it does in `--help`.
+    #[test]
+    fn every_subcommand_has_help_text() {
+        fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    out.push(path.clone());
+                }
+                undocumented(sub, &path, out);
+            }
+        }
+        let mut missing = Vec::new();
+        undocumented(&super::Cli::command(), "hpcd", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
+}

@@ -686,37 +686,39 @@ impl PageArgs {
 pub enum HpcQuery {
     /// Module params and authority.
     Params,
-    Cluster {
-        cluster_id: String,
-    },
+    /// One cluster: provider, region, capacity, state, price, reputation.
+    Cluster { cluster_id: String },
+    /// Registered clusters, by cluster id (filter by provider and state).
     Clusters {
+        /// Only this provider's clusters.
         #[arg(long)]
         provider: Option<String>,
+        /// Only clusters in this state.
         #[arg(long, value_enum)]
         state: Option<ClusterStateArg>,
         #[command(flatten)]
         page: PageArgs,
     },
-    Job {
-        job_id: String,
-    },
+    /// One job: owner, requirements, workload, state, routed cluster, exit code.
+    Job { job_id: String },
+    /// Jobs, by job id (filter by owner, provider and state).
     Jobs {
+        /// Only this owner's jobs.
         #[arg(long)]
         owner: Option<String>,
+        /// Only jobs scheduled to this provider's clusters.
         #[arg(long)]
         provider: Option<String>,
+        /// Only jobs in this state.
         #[arg(long, value_enum)]
         state: Option<JobStateArg>,
         #[command(flatten)]
         page: PageArgs,
     },
-    Decision {
-        decision_id: String,
-    },
+    /// One scheduling decision: job, cluster, score, fallback, block of the decision.
+    Decision { decision_id: String },
     /// The current decision of a job and its history.
-    DecisionByJob {
-        job_id: String,
-    },
+    DecisionByJob { job_id: String },
     /// The candidate table of a decision: why each cluster won or lost.
     Explain {
         decision_id: Option<String>,
@@ -730,40 +732,46 @@ pub enum HpcQuery {
         #[arg(long = "exclude")]
         excluded: Vec<String>,
     },
-    AuditRecord {
-        record_id: String,
-    },
+    /// One routing audit record: where a provider ran (or refused) a job, and why.
+    AuditRecord { record_id: String },
+    /// Routing audit records (filter by job, provider or decision).
     AuditRecords {
+        /// Only this job's records.
         #[arg(long)]
         job: Option<String>,
+        /// Only this provider's records.
         #[arg(long)]
         provider: Option<String>,
+        /// Only this decision's records.
         #[arg(long)]
         decision: Option<String>,
         #[command(flatten)]
         page: PageArgs,
     },
-    Violation {
-        violation_id: String,
-    },
+    /// One routing violation: type, severity, job, cluster, reporter, resolution.
+    Violation { violation_id: String },
+    /// Routing violations (filter by provider, type, job, decision or unresolved).
     Violations {
+        /// Only violations against this provider.
         #[arg(long)]
         provider: Option<String>,
+        /// Only violations of this type.
         #[arg(long = "type", value_enum)]
         violation_type: Option<ViolationTypeArg>,
+        /// Only violations not resolved yet.
         #[arg(long)]
         unresolved: bool,
+        /// Only this job's violations.
         #[arg(long)]
         job: Option<String>,
+        /// Only this decision's violations.
         #[arg(long)]
         decision: Option<String>,
         #[command(flatten)]
         page: PageArgs,
     },
     /// A provider's unresolved and total violation counts.
-    ViolationCount {
-        provider: String,
-    },
+    ViolationCount { provider: String },
 }
 
 fn check_address(field: &str, value: &Option<String>) -> Result<String> {
