@@ -9,6 +9,9 @@ pub enum ClientError {
     Keys(#[from] crate::keys::KeysError),
     #[error("invalid {field}: {reason}")]
     InvalidArgument { field: String, reason: String },
+    /// Writing the command's output failed (e.g. a closed pipe: `hpcd … | head`).
+    #[error("writing the output: {0}")]
+    Output(#[source] std::io::Error),
     #[error(
         "cannot connect to gRPC endpoint {addr}: {reason} (is the node running? see --grpc-addr)"
     )]

@@ -70,3 +70,45 @@ fn an_invalid_node_url_is_one_error_line_naming_the_flag() {
     let line = one_error_line(&["query", "hpc", "params", "--node", "not a url"]);
     assert!(line.starts_with("Error: invalid --node"), "{line}");
 }
+
+/// `hpcd … | head`: output into a pipe nobody reads any more ends the command quietly with
+/// success, as Unix tools do, instead of `Error: … Broken pipe`.
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    let home = tempfile::tempdir().expect("a temporary directory");
+    let home = home.path().to_str().expect("a UTF-8 path");
+    let add = Command::new(env!("CARGO_BIN_EXE_hpcd"))
+        .args([
+            "keys",
+            "add",
+            "k",
+            "--keyring-backend",
+            "test",
+            "--home",
+            home,
+        ])
+        .output()
+        .expect("running hpcd keys add");
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader); // every write to `writer` now fails with EPIPE
+    let out = Command::new(env!("CARGO_BIN_EXE_hpcd"))
+        .args(["keys", "list", "--keyring-backend", "test", "--home", home])
+        .stdout(writer)
+        .output()
+        .expect("running hpcd keys list");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -797,7 +797,7 @@ where
 {
     let path = format!("/virtengine.hpc.v1.Query/{method}");
     let resp: Resp = client.transport.query(&path, &req, 0).await?;
-    print(out, conn.output, &resp).map_err(|e| ClientError::invalid("output", e))
+    print(out, conn.output, &resp).map_err(ClientError::Output)
 }
 
 pub async fn run_hpc_query(

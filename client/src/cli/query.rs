@@ -56,7 +56,7 @@ pub async fn run_query(
     out: &mut dyn Write,
 ) -> Result<()> {
     let client = conn.query_client()?;
-    let io = |e: std::io::Error| ClientError::invalid("output", e);
+    let io = ClientError::Output;
     match cmd {
         QueryCommand::Auth(AuthQuery::Account { address }) => {
             let address = parse_address("ADDRESS", &address)?;

@@ -131,7 +131,7 @@ pub async fn sign_broadcast_print(
                 .collect::<Vec<_>>()
                 .join(", ")
         )
-        .map_err(|e| ClientError::invalid("output", e))?;
+        .map_err(ClientError::Output)?;
         let mut answer = String::new();
         input
             .read_line(&mut answer)
@@ -151,7 +151,7 @@ pub async fn sign_broadcast_print(
             "{}",
             base64::engine::general_purpose::STANDARD.encode(tx)
         )
-        .map_err(|e| ClientError::invalid("output", e));
+        .map_err(ClientError::Output);
     }
     let submitted = client.sign_and_broadcast(key, msgs, &opts).await?;
     let result = if args.no_wait {
@@ -161,7 +161,7 @@ pub async fn sign_broadcast_print(
             .wait_for_tx(&submitted.txhash, Duration::from_secs(60))
             .await?
     };
-    print_tx(out, conn.output, &result).map_err(|e| ClientError::invalid("output", e))?;
+    print_tx(out, conn.output, &result).map_err(ClientError::Output)?;
     if !result.is_ok() {
         return Err(result.into_error());
     }
