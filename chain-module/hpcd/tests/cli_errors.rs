@@ -112,3 +112,17 @@ fn a_closed_output_pipe_ends_quietly() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A malformed tx hash is refused before any node is asked (it was "not found" before).
+#[test]
+fn a_malformed_tx_hash_is_refused_naming_the_argument() {
+    for bad in ["zzz", &"A".repeat(63), &"G".repeat(64)] {
+        let out = hpcd(&["query", "tx", bad, "--grpc-addr", "127.0.0.1:1"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(
+            stderr.contains("<HASH>") && stderr.contains("64 hex digits"),
+            "{bad}: {stderr}"
+        );
+    }
+}

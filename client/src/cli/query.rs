@@ -21,7 +21,8 @@ pub enum QueryCommand {
     Hpc(super::hpc::HpcQuery),
     /// A tx by its hash, once included in a block.
     Tx {
-        /// The tx hash (hex).
+        /// The tx hash: 64 hex digits.
+        #[arg(value_parser = parse_tx_hash)]
         hash: String,
     },
 }
@@ -108,5 +109,17 @@ pub async fn run_query(
             })?;
             print_tx(out, conn.output, &result).map_err(io)
         }
+    }
+}
+
+/// A tx hash as CometBFT prints it (SHA-256, 64 hex digits), upper-cased.
+fn parse_tx_hash(hash: &str) -> std::result::Result<String, String> {
+    if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hash.to_ascii_uppercase())
+    } else {
+        Err(format!(
+            "a tx hash is 64 hex digits (SHA-256 of the tx bytes); got {} characters",
+            hash.chars().count()
+        ))
     }
 }
