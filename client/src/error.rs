@@ -50,6 +50,13 @@ pub enum ClientError {
     AccountNotFound(String),
     #[error("tx {hash} was not included within {timeout:?}")]
     Timeout { hash: String, timeout: Duration },
+    /// The node accepted the tx, then waiting for its block failed: it may well be
+    /// committed, so it must not be sent again blindly.
+    #[error(
+        "tx {txhash} was accepted by the node, but its inclusion could not be confirmed ({reason}); \
+         check with `hpcd query tx {txhash}` before sending it again"
+    )]
+    Unconfirmed { txhash: String, reason: String },
     #[error(
         "CometBFT RPC {url}: malformed answer to {call} (the RPC library could not decode it)"
     )]

@@ -13,6 +13,7 @@ use super::ConnectionArgs;
 use super::KeySource;
 use crate::chain::ChainClient;
 use crate::error::{ClientError, Result};
+use crate::transport::TxResult;
 use crate::tx::{address_of, to_any, GasSetting, TxOptions};
 
 /// Flags every tx command takes (Cosmos CLI names).
@@ -157,15 +158,32 @@ pub async fn sign_broadcast_print(
     let result = if args.no_wait {
         submitted
     } else {
-        client
+        let waited = client
             .wait_for_tx(&submitted.txhash, Duration::from_secs(60))
-            .await?
+            .await;
+        match confirmed(&submitted, waited) {
+            Ok(result) => result,
+            Err(e) => {
+                // The hash first, where scripts read results: the tx may be committed.
+                print_tx(out, conn.output, &submitted).map_err(ClientError::Output)?;
+                return Err(e);
+            }
+        }
     };
     print_tx(out, conn.output, &result).map_err(ClientError::Output)?;
     if !result.is_ok() {
         return Err(result.into_error());
     }
     Ok(())
+}
+
+/// The block result of a broadcast tx, or — when waiting for it failed (the node went away,
+/// the wait timed out) — an error that names the tx and does not call it failed.
+fn confirmed(submitted: &TxResult, waited: Result<TxResult>) -> Result<TxResult> {
+    waited.map_err(|e| ClientError::Unconfirmed {
+        txhash: submitted.txhash.clone(),
+        reason: e.to_string(),
+    })
 }
 
 pub async fn run_tx(
@@ -203,5 +221,41 @@ pub async fn run_tx(
             })?;
             super::hpc::run_hpc_tx(cmd, from, args, conn, keys, out, input).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepted() -> TxResult {
+        TxResult {
+            txhash: "AB".repeat(32),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_tx_whose_wait_failed_is_unconfirmed_with_its_hash_not_failed() {
+        let lost = ClientError::Connect {
+            addr: "http://127.0.0.1:9090".into(),
+            reason: "connection refused".into(),
+        };
+        let err = confirmed(&accepted(), Err(lost)).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ClientError::Unconfirmed { .. }), "{err:?}");
+        assert!(
+            text.contains(&"AB".repeat(32)) && text.contains("hpcd query tx"),
+            "{text}"
+        );
+        assert!(!text.contains("failed ("), "{text}");
+        let included = TxResult {
+            height: 7,
+            ..accepted()
+        };
+        assert_eq!(
+            confirmed(&accepted(), Ok(included.clone())).unwrap(),
+            included
+        );
     }
 }
