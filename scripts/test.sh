@@ -36,6 +36,9 @@ HPCD_BIN="$target_dir/debug/hpcd" ./testnet/localnet.sh smoke 4
 echo "== independent clients: CosmJS and cosmpy, unchanged, against a devnet (interop/run.sh)"
 HPCD_BIN="$target_dir/debug/hpcd" ./interop/run.sh
 
+echo "== the README's walk-through, as written, against a devnet (scripts/readme-test.sh)"
+HPCD_BIN="$target_dir/debug/hpcd" ./scripts/readme-test.sh
+
 echo "== compose network: 4 validators + 2 enforcers in Docker under faults (testnet/compose.sh test)"
 ./testnet/compose.sh test
 
