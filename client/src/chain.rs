@@ -30,6 +30,8 @@ const SIMULATION_GAS_LIMIT: u64 = 1_000_000;
 pub struct ChainClient {
     pub transport: Transport,
     pub chain_id: String,
+    /// Height the state queries read (0 = the latest), as the SDK's `--height`.
+    pub query_height: u64,
 }
 
 impl ChainClient {
@@ -62,6 +64,7 @@ impl ChainClient {
         Ok(Self {
             transport,
             chain_id,
+            query_height: 0,
         })
     }
 
@@ -71,7 +74,11 @@ impl ChainClient {
         };
         match self
             .transport
-            .query::<_, QueryAccountResponse>("/cosmos.auth.v1beta1.Query/Account", &req, 0)
+            .query::<_, QueryAccountResponse>(
+                "/cosmos.auth.v1beta1.Query/Account",
+                &req,
+                self.query_height,
+            )
             .await
         {
             Ok(resp) => {
@@ -95,7 +102,11 @@ impl ChainClient {
         };
         let resp: QueryBalanceResponse = self
             .transport
-            .query("/cosmos.bank.v1beta1.Query/Balance", &req, 0)
+            .query(
+                "/cosmos.bank.v1beta1.Query/Balance",
+                &req,
+                self.query_height,
+            )
             .await?;
         Ok(resp
             .balance

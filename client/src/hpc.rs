@@ -20,7 +20,11 @@ impl ChainClient {
         Resp: prost::Message + Default + 'static,
     {
         let path = format!("/virtengine.hpc.v1.Query/{method}");
-        match self.transport.query::<Req, Resp>(&path, &req, 0).await {
+        match self
+            .transport
+            .query::<Req, Resp>(&path, &req, self.query_height)
+            .await
+        {
             Ok(resp) => Ok(Some(resp)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
@@ -63,7 +67,7 @@ impl ChainClient {
             };
             let resp: QueryJobsResponse = self
                 .transport
-                .query("/virtengine.hpc.v1.Query/Jobs", &req, 0)
+                .query("/virtengine.hpc.v1.Query/Jobs", &req, self.query_height)
                 .await?;
             jobs.extend(resp.jobs);
             match resp.pagination {

@@ -128,6 +128,9 @@ enum Command {
     Query {
         #[command(flatten)]
         conn: ConnectionArgs,
+        /// Read the state at this height (0 = the latest); nodes keep recent heights only.
+        #[arg(long, global = true, default_value_t = 0)]
+        height: u64,
         #[command(subcommand)]
         command: QueryCommand,
     },
@@ -323,8 +326,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &mut input,
             ))?;
         }
-        Command::Query { conn, command } => {
-            runtime.block_on(hpc_client::cli::run_query(command, &conn, &mut out))?;
+        Command::Query {
+            conn,
+            height,
+            command,
+        } => {
+            runtime.block_on(hpc_client::cli::run_query(command, &conn, height, &mut out))?;
         }
     }
     Ok(())

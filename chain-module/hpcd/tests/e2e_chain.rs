@@ -274,6 +274,48 @@ async fn chain_end_to_end_against_real_cometbft() {
     assert_eq!(included.code, 0, "{}", included.raw_log);
     assert_eq!(account_state(&grpc, &alice_addr).await.1, before.1 + 1);
 
+    // --- `--height` on any query: the state before that tx, over gRPC and abci_query.
+    let balance_at = |height: i64, transport: &str, endpoint: &str| {
+        let out = node.cli_ok(&[
+            "query",
+            "bank",
+            "balances",
+            &alice_addr.to_string(),
+            "--height",
+            &height.to_string(),
+            transport,
+            endpoint,
+            "-o",
+            "json",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["balances"][0]["amount"]
+            .as_str()
+            .unwrap()
+            .parse::<u128>()
+            .unwrap()
+    };
+    for (transport, endpoint) in [
+        ("--grpc-addr", node.grpc_addr()),
+        ("--node", node.rpc_url()),
+    ] {
+        assert_eq!(
+            balance_at(included.height - 1, transport, &endpoint),
+            before.0
+        );
+        assert!(balance_at(included.height, transport, &endpoint) < before.0);
+    }
+    let params = node.cli_ok(&[
+        "query",
+        "hpc",
+        "params",
+        "--height",
+        &(included.height - 1).to_string(),
+        "--grpc-addr",
+        &node.grpc_addr(),
+    ]);
+    assert!(params.contains("authority"), "{params}");
+
     // --- Back-to-back txs from one account (sequences s..s+9, no waiting): the CheckTx
     // state accumulates sequences and rechecks keep them in order, so all ten commit.
     let account = grpc.signer_account(&alice_addr).await.unwrap();

@@ -796,17 +796,20 @@ where
     Resp: prost::Message + Default + Serialize + 'static,
 {
     let path = format!("/virtengine.hpc.v1.Query/{method}");
-    let resp: Resp = client.transport.query(&path, &req, 0).await?;
+    let resp: Resp = client
+        .transport
+        .query(&path, &req, client.query_height)
+        .await?;
     print(out, conn.output, &resp).map_err(ClientError::Output)
 }
 
 pub async fn run_hpc_query(
     cmd: HpcQuery,
+    client: &ChainClient,
     conn: &ConnectionArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let client = conn.query_client()?;
-    let c = &client;
+    let c = client;
     match cmd {
         HpcQuery::Params => {
             ask::<_, hpc::QueryParamsResponse>(c, "Params", hpc::QueryParamsRequest {}, conn, out)

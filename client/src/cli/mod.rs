@@ -45,6 +45,7 @@ impl ConnectionArgs {
         Ok(crate::chain::ChainClient {
             transport: self.transport()?,
             chain_id: String::new(),
+            query_height: 0,
         })
     }
 

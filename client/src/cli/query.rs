@@ -41,9 +41,6 @@ pub enum BankQuery {
         /// Only this denomination.
         #[arg(long)]
         denom: Option<String>,
-        /// Query the state at this height (0 = latest).
-        #[arg(long, default_value_t = 0)]
-        height: u64,
     },
 }
 
@@ -54,9 +51,11 @@ fn parse_address(field: &str, s: &str) -> Result<Address> {
 pub async fn run_query(
     cmd: QueryCommand,
     conn: &ConnectionArgs,
+    height: u64,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let client = conn.query_client()?;
+    let mut client = conn.query_client()?;
+    client.query_height = height;
     let io = ClientError::Output;
     match cmd {
         QueryCommand::Auth(AuthQuery::Account { address }) => {
@@ -85,13 +84,9 @@ pub async fn run_query(
             )
             .map_err(io)
         }
-        QueryCommand::Bank(BankQuery::Balances {
-            address,
-            denom,
-            height,
-        }) => {
+        QueryCommand::Bank(BankQuery::Balances { address, denom }) => {
             let address = parse_address("ADDRESS", &address)?;
-            let balances = client.all_balances(&address, height).await?;
+            let balances = client.all_balances(&address, client.query_height).await?;
             let balances: Vec<_> = balances
                 .into_iter()
                 .filter(|c| denom.as_deref().is_none_or(|d| d == c.denom))
@@ -99,7 +94,7 @@ pub async fn run_query(
                 .collect();
             print(out, conn.output, &json!({ "balances": balances })).map_err(io)
         }
-        QueryCommand::Hpc(cmd) => super::hpc::run_hpc_query(cmd, conn, out).await,
+        QueryCommand::Hpc(cmd) => super::hpc::run_hpc_query(cmd, &client, conn, out).await,
         QueryCommand::Tx { hash } => {
             let result = client.transport.get_tx(&hash).await?.ok_or_else(|| {
                 ClientError::invalid(

@@ -282,6 +282,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let client = ChainClient {
         transport,
         chain_id: config.chain.chain_id.clone(),
+        query_height: 0,
     };
     let prices = config.gas.prices().map_err(|e| anyhow!("gas.price: {e}"))?;
     let opts = TxOptions {
