@@ -54,54 +54,45 @@ async fn app_hashes(node: &TestNode, up_to: u64) -> Vec<Vec<u8>> {
     out
 }
 
-/// The services gRPC reflection lists (what `grpcurl list` prints), over v1 and v1alpha.
+/// The services one version of gRPC reflection lists (what `grpcurl list` prints); the two
+/// versions have the same shape in different generated modules.
+macro_rules! reflected_services {
+    ($version:ident, $channel:expr) => {{
+        use tonic_reflection::pb::$version as pb;
+        let mut client = pb::server_reflection_client::ServerReflectionClient::new($channel);
+        let request = pb::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(pb::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            )),
+        };
+        let mut answers = client
+            .server_reflection_info(futures::stream::iter([request]))
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(pb::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+            answers.message().await.unwrap().unwrap().message_response
+        else {
+            panic!("reflection answered something else than a service list")
+        };
+        let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        names.sort();
+        names
+    }};
+}
+
+/// The services gRPC reflection lists, over v1 and v1alpha.
 async fn reflected_services(grpc_addr: &str) -> (Vec<String>, Vec<String>) {
-    use tonic_reflection::pb::{v1, v1alpha};
     let channel = tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))
         .unwrap()
         .connect()
         .await
         .unwrap();
-    let mut client = v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
-    let request = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let mut answers = client
-        .server_reflection_info(futures::stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
-        answers.message().await.unwrap().unwrap().message_response
-    else {
-        panic!("v1 reflection answered something else than a service list")
-    };
-    let mut v1_names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    v1_names.sort();
-
-    let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(channel);
-    let request = v1alpha::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(
-            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
-        ),
-    };
-    let mut answers = client
-        .server_reflection_info(futures::stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
-        answers.message().await.unwrap().unwrap().message_response
-    else {
-        panic!("v1alpha reflection answered something else than a service list")
-    };
-    let mut v1alpha_names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    v1alpha_names.sort();
-    (v1_names, v1alpha_names)
+    (
+        reflected_services!(v1, channel.clone()),
+        reflected_services!(v1alpha, channel),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
