@@ -375,10 +375,10 @@ impl FromStr for StartHeight {
 impl<'de> Deserialize<'de> for StartHeight {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // A YAML number or string through the one parser; null (`~`) is the default.
-        let text = match serde_yaml::Value::deserialize(d)? {
-            serde_yaml::Value::Null => return Ok(StartHeight::default()),
-            serde_yaml::Value::String(t) => t,
-            serde_yaml::Value::Number(n) => n.to_string(),
+        let text = match yaml_serde::Value::deserialize(d)? {
+            yaml_serde::Value::Null => return Ok(StartHeight::default()),
+            yaml_serde::Value::String(t) => t,
+            yaml_serde::Value::Number(n) => n.to_string(),
             other => {
                 return Err(de::Error::custom(format!(
                     "{other:?} is not earliest, latest or a block height"
@@ -884,7 +884,7 @@ fn non_empty_path(field: &str, path: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Removes serde_yaml's own `<enclosing path>: ` prefix from its message, which is some
+/// Removes yaml_serde's own `<enclosing path>: ` prefix from its message, which is some
 /// dotted prefix of the full field path.
 fn strip_yaml_path<'a>(full: &str, message: &'a str) -> &'a str {
     let ends = full
@@ -920,9 +920,9 @@ impl Config {
 
     /// Parses YAML without validating values.
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
-        let de = serde_yaml::Deserializer::from_str(text);
+        let de = yaml_serde::Deserializer::from_str(text);
         serde_path_to_error::deserialize(de).map_err(|e| {
-            // serde_yaml names only the enclosing map (`hpc.routing: …`); the tracked path
+            // yaml_serde names only the enclosing map (`hpc.routing: …`); the tracked path
             // names the field itself (`hpc.routing.enforcement_mode`).
             let path = e.path().to_string();
             let inner = e.inner().to_string();
