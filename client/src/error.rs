@@ -61,6 +61,8 @@ pub enum ClientError {
         "CometBFT RPC {url}: malformed answer to {call} (the RPC library could not decode it)"
     )]
     MalformedRpcAnswer { url: String, call: &'static str },
+    #[error(transparent)]
+    Proof(#[from] crate::proof::ProofError),
     #[error("cannot decode {what}: {source}")]
     Decode {
         what: String,

@@ -8,6 +8,7 @@ pub mod events;
 pub mod hpc;
 pub mod keys;
 pub mod policy;
+pub mod proof;
 pub mod transport;
 pub mod tx;
 

@@ -11,7 +11,8 @@
 //!   record and violation ids;
 //! - [`submission`]: when a stored audit record or violation *is* a given submission (what
 //!   "already recorded" means);
-//! - [`reschedule`]: the kinds of a reschedule and who may ask for which.
+//! - [`reschedule`]: the kinds of a reschedule and who may ask for which;
+//! - [`store`]: the store keys of records and the ICS-23 spec that proves them.
 
 use hpc_proto::virtengine::hpc::v1::{
     RequesterRole, RescheduleKind, RoutingAuditRecord, RoutingViolation, SchedulingDecision,
@@ -127,6 +128,54 @@ pub mod attrs {
     pub const LOCAL_JOB_ID: &str = "local_job_id";
     /// `hpc_routing_audit_recorded` / `hpc_job_routed`: the record's reason code.
     pub const REASON_CODE: &str = "reason_code";
+}
+
+/// Where x/hpc records live in the chain's authenticated store and what proves them, so a
+/// client can prove a record from its id alone (the keeper writes records under these keys).
+pub mod store {
+    /// The `abci_query` path of raw-key reads (data = key); with `prove`, the answer carries
+    /// one [`PROOF_OP_TYPE`] proof op.
+    pub const QUERY_PATH: &str = "/store/main/key";
+    /// The proof op of a raw-key read: an ICS-23 `CommitmentProof` (existence or
+    /// non-existence) against the app hash, checked with [`proof_spec`].
+    pub const PROOF_OP_TYPE: &str = "ics23:jmt";
+
+    pub const JOB: &[u8] = b"hpc/j/";
+    pub const DECISION: &[u8] = b"hpc/d/";
+    pub const AUDIT_RECORD: &[u8] = b"hpc/a/";
+    pub const VIOLATION: &[u8] = b"hpc/v/";
+
+    /// The store key of the record `id` under `prefix` (one of the constants above).
+    pub fn key(prefix: &[u8], id: &str) -> Vec<u8> {
+        [prefix, id.as_bytes()].concat()
+    }
+
+    /// The ICS-23 spec of the chain's store, a sha256 Jellyfish Merkle tree whose root is
+    /// the app hash. Keys are compared by their sha256 (`prehash_key_before_comparison`),
+    /// which is how the tree orders its leaves; non-existence proofs depend on it.
+    pub fn proof_spec() -> ics23::ProofSpec {
+        use ics23::{HashOp, InnerSpec, LeafOp, LengthOp, ProofSpec};
+        ProofSpec {
+            leaf_spec: Some(LeafOp {
+                hash: HashOp::Sha256.into(),
+                prehash_key: HashOp::Sha256.into(),
+                prehash_value: HashOp::Sha256.into(),
+                length: LengthOp::NoPrefix.into(),
+                prefix: b"JMT::LeafNode".to_vec(),
+            }),
+            inner_spec: Some(InnerSpec {
+                hash: HashOp::Sha256.into(),
+                child_order: vec![0, 1],
+                min_prefix_length: 16,
+                max_prefix_length: 16,
+                child_size: 32,
+                empty_child: b"SPARSE_MERKLE_PLACEHOLDER_HASH__".to_vec(),
+            }),
+            min_depth: 0,
+            max_depth: 64,
+            prehash_key_before_comparison: true,
+        }
+    }
 }
 
 /// Limits of the free-text fields.

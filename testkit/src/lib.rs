@@ -235,8 +235,8 @@ impl TestNode {
     }
 
     pub fn cli_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        // `query` reaches the node over the network and has no home.
-        let home: &[&std::ffi::OsStr] = if args.first() == Some(&"query") {
+        // `query` and `verify` reach the node over the network and have no home.
+        let home: &[&std::ffi::OsStr] = if matches!(args.first(), Some(&"query" | &"verify")) {
             &[]
         } else {
             &["--home".as_ref(), self.home.as_os_str()]

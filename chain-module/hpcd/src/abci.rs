@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use hpc_primitives::contract::store::{PROOF_OP_TYPE, QUERY_PATH as STORE_QUERY_PATH};
 use hpc_state::consensus::{BlockLimits, ConsensusKeeper};
 use hpc_state::hpc::QueryClock;
 use hpc_state::tx::Mode;
@@ -15,13 +16,8 @@ use tendermint::abci::{request, response, Code, EventAttributeIndexExt};
 use tendermint::merkle::proof::{ProofOp, ProofOps};
 use tendermint::v0_38::abci::{ConsensusRequest, ConsensusResponse};
 
-/// The path prefix of raw-key store queries (`/store/main/key`, data = key), answered with
-/// an ICS-23 proof when `prove` is set.
-pub const STORE_QUERY_PATH: &str = "/store/main/key";
 /// Tx simulation, which runs on the CheckTx state at the latest height.
 pub const SIMULATE_PATH: &str = "/cosmos.tx.v1beta1.Service/Simulate";
-/// The proof op type of store query proofs: one ICS-23 proof against the app hash.
-pub const PROOF_OP_TYPE: &str = "ics23:jmt";
 
 /// A block executed by FinalizeBlock and waiting for Commit.
 struct PendingBlock {
@@ -367,7 +363,8 @@ impl Node {
             Err(e) => return fail(26, format!("height: {e}"), q.height.value()),
         };
         let height = clock.height;
-        if q.path == STORE_QUERY_PATH {
+        // Like the Cosmos SDK, store paths are accepted with or without the leading slash.
+        if q.path.trim_start_matches('/') == STORE_QUERY_PATH.trim_start_matches('/') {
             let key = q.data.to_vec();
             if !q.prove {
                 return response::Query {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, Context};
 use clap::{Args, Parser, Subcommand};
-use hpc_client::cli::{ConnectionArgs, KeySource, QueryCommand, TxArgs, TxCommand};
+use hpc_client::cli::{ConnectionArgs, KeySource, QueryCommand, TxArgs, TxCommand, VerifyArgs};
 use hpc_client::keys::{self, Backend, KeysCommand, KeysCommonArgs, KeysContext};
 use hpc_primitives::{Address, Coins};
 
@@ -122,6 +122,14 @@ enum Command {
         home: HomeArg,
         #[command(subcommand)]
         command: TxCommand,
+    },
+    /// Check a job, decision, audit record or violation (or its absence) against a block
+    /// you trust: a light client verifies the header, a Merkle proof the record.
+    Verify {
+        #[command(flatten)]
+        conn: ConnectionArgs,
+        #[command(flatten)]
+        args: VerifyArgs,
     },
     /// Query the chain.
     #[command(alias = "q")]
@@ -332,6 +340,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             command,
         } => {
             runtime.block_on(hpc_client::cli::run_query(command, &conn, height, &mut out))?;
+        }
+        Command::Verify { conn, args } => {
+            runtime.block_on(hpc_client::cli::run_verify(args, &conn, &mut out))?;
         }
     }
     Ok(())

@@ -526,14 +526,14 @@ async fn chain_end_to_end_against_real_cometbft() {
     let root = next.block.header.app_hash.as_bytes().to_vec();
     assert!(ics23::verify_membership::<ics23::HostFunctionsManager>(
         &proof,
-        &hpc_store::proof_spec(),
+        &hpc_primitives::contract::store::proof_spec(),
         &root,
         &key,
         &res.value
     ));
     assert!(!ics23::verify_membership::<ics23::HostFunctionsManager>(
         &proof,
-        &hpc_store::proof_spec(),
+        &hpc_primitives::contract::store::proof_spec(),
         &root,
         &key,
         b"999"

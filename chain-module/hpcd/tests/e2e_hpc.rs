@@ -328,6 +328,8 @@ async fn hpc_routing_end_to_end_through_the_cli() {
         query(&node, &["clusters", "--provider", &p2])["clusters"][0]["cluster_id"] == "cluster-b"
     );
 
+    proofs_verify_from_a_trusted_block(&node, &job, &decision, &violation_id).await;
+
     // The whole module state survives export → import with the same app hash.
     let imported = support::export_and_reimport(&mut node).await;
     let grpc = imported.grpc_addr();
@@ -343,4 +345,300 @@ async fn hpc_routing_end_to_end_through_the_cli() {
     ]))
     .unwrap();
     assert_eq!(job_again["job"]["state"], "JOB_STATE_ROUTED");
+}
+
+/// `hpcd query hpc … --prove` and `hpcd verify`: a customer checks where the job ran
+/// from a block they trust; every tampering of the proof, the header or the trusted block
+/// is refused for its own reason.
+async fn proofs_verify_from_a_trusted_block(
+    node: &TestNode,
+    job: &str,
+    decision: &str,
+    violation_id: &str,
+) {
+    use hpc_client::proof::{self, ProofError, RecordKind, RecordProof, TrustAnchor};
+
+    let rpc_url = node.rpc_url();
+    let anchor_height = 2u64;
+    let anchor_commit = node
+        .rpc()
+        .commit(tendermint::block::Height::from(2u32))
+        .await
+        .unwrap();
+    let anchor = TrustAnchor {
+        height: anchor_height,
+        hash: anchor_commit.signed_header.header.hash(),
+    };
+    let trust = anchor.hash.to_string();
+    let trust_args = ["--trust-height", "2", "--trust-hash", &trust];
+
+    // The CLI: a saved proof, then verified.
+    let saved = node.cli_ok(&[
+        "query",
+        "hpc",
+        "audit-record",
+        "routing-audit-1",
+        "--prove",
+        "--node",
+        &rpc_url,
+    ]);
+    let saved_proof: RecordProof = serde_json::from_str(&saved).unwrap();
+    assert_eq!(
+        saved_proof.record.as_ref().unwrap()["actual_cluster_id"],
+        "cluster-a"
+    );
+    let path = write_json(node, "proof.json", serde_json::from_str(&saved).unwrap());
+    let verify = |kind: &str, id: &str, extra: &[&str]| -> Value {
+        let mut args = vec!["verify", kind, id, "--node", &rpc_url, "-o", "json"];
+        args.extend_from_slice(&trust_args);
+        args.extend_from_slice(extra);
+        serde_json::from_str(&node.cli_ok(&args)).unwrap()
+    };
+    let verified = verify("audit-record", "routing-audit-1", &["--proof", &path]);
+    assert_eq!(verified["record"]["actual_cluster_id"], "cluster-a");
+    assert_eq!(verified["record"]["job_id"], job);
+    assert_eq!(verified["trusted_height"], 2);
+    assert_eq!(verified["header_height"], saved_proof.height + 1);
+    // Live proofs of the job, its decision and its violation; and of a record that is not.
+    assert_eq!(
+        verify("job", job, &[])["record"]["state"],
+        "JOB_STATE_ROUTED"
+    );
+    assert_eq!(
+        verify("decision", decision, &[])["record"]["selected_cluster_id"],
+        "cluster-a"
+    );
+    assert_eq!(
+        verify("violation", violation_id, &[])["record"]["resolved"],
+        true
+    );
+    assert_eq!(
+        verify("audit-record", "routing-audit-999", &[])["record"],
+        Value::Null
+    );
+    let refused = node.cli(&[
+        "verify",
+        "audit-record",
+        "routing-audit-2",
+        "--proof",
+        &path,
+        "--node",
+        &rpc_url,
+        "--trust-height",
+        "2",
+        "--trust-hash",
+        &trust,
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("--proof") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+
+    // The library, with each tampering.
+    let rpc = node.rpc();
+    let trusted = proof::fetch_trusted_block(&rpc, &rpc_url, &anchor)
+        .await
+        .unwrap();
+    let options = proof::light_client_options(proof::DEFAULT_TRUSTING_PERIOD);
+    let now = proof::now().unwrap();
+    let check = |p: &RecordProof| proof::verify(p, &anchor, &trusted, &options, now);
+    check(&saved_proof).expect("the untouched proof verifies");
+
+    type Tamper = Box<dyn Fn(&mut RecordProof)>;
+    type Expected = fn(&ProofError) -> bool;
+    let value_with_cluster = |p: &RecordProof, cluster: &str| {
+        use base64::Engine;
+        use prost::Message;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let bytes = b64.decode(p.value.as_ref().unwrap()).unwrap();
+        let mut record =
+            hpc_proto::virtengine::hpc::v1::RoutingAuditRecord::decode(bytes.as_slice()).unwrap();
+        record.actual_cluster_id = cluster.into();
+        (
+            b64.encode(record.encode_to_vec()),
+            serde_json::to_value(&record).unwrap(),
+        )
+    };
+    let created = saved_proof.record.as_ref().unwrap()["created_height"]
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    let before_record = proof::fetch_proof(
+        &rpc,
+        &rpc_url,
+        RecordKind::AuditRecord,
+        "x",
+        Some(created - 1),
+    )
+    .await
+    .unwrap();
+    let forged_app_hash = tendermint::AppHash::try_from(vec![0xAB; 32]).unwrap();
+    let (forged_header, forged_validators) =
+        forge(&saved_proof.signed_header, forged_app_hash.clone());
+    let cases: Vec<(&str, Tamper, Expected)> = vec![
+        (
+            "record moved to another cluster",
+            Box::new(move |p| {
+                let (value, record) = value_with_cluster(p, "cluster-b");
+                p.value = Some(value);
+                p.record = Some(record);
+            }),
+            |e| matches!(e, ProofError::Merkle { .. }),
+        ),
+        (
+            "readable record edited",
+            Box::new(move |p| {
+                p.record = Some(value_with_cluster(p, "cluster-b").1);
+            }),
+            |e| matches!(e, ProofError::RecordMismatch),
+        ),
+        (
+            "presented as another record",
+            Box::new(|p| p.id = "routing-audit-2".into()),
+            |e| matches!(e, ProofError::Merkle { .. }),
+        ),
+        (
+            "presented as a violation",
+            Box::new(|p| p.kind = RecordKind::Violation),
+            |e| matches!(e, ProofError::Merkle { .. }),
+        ),
+        (
+            "claimed absent",
+            Box::new(|p| {
+                p.value = None;
+                p.record = None;
+            }),
+            |e| matches!(e, ProofError::Merkle { .. }),
+        ),
+        ("height off by one", Box::new(|p| p.height -= 1), |e| {
+            matches!(e, ProofError::WrongHeader { .. })
+        }),
+        (
+            "header of a height before the record",
+            Box::new(move |p| {
+                p.height = before_record.height;
+                p.signed_header = before_record.signed_header.clone();
+                p.validators = before_record.validators.clone();
+            }),
+            |e| matches!(e, ProofError::Merkle { .. }),
+        ),
+        (
+            "header with a forged app hash",
+            Box::new({
+                let forged = forged_app_hash.clone();
+                move |p| p.signed_header.header.app_hash = forged.clone()
+            }),
+            |e| matches!(e, ProofError::LightClient { .. }),
+        ),
+        (
+            "header re-signed by a forged validator set",
+            Box::new(move |p| {
+                p.signed_header = forged_header.clone();
+                p.validators = forged_validators.clone();
+            }),
+            |e| matches!(e, ProofError::LightClient { .. }),
+        ),
+        (
+            "validators swapped",
+            Box::new({
+                let (_, forged) = forge(&saved_proof.signed_header, forged_app_hash.clone());
+                move |p| p.validators = forged.clone()
+            }),
+            |e| matches!(e, ProofError::LightClient { .. }),
+        ),
+        (
+            "merkle proof garbage",
+            Box::new(|p| p.merkle_proof = "AAEC".into()),
+            |e| {
+                matches!(
+                    e,
+                    ProofError::Malformed {
+                        field: "merkle_proof",
+                        ..
+                    }
+                )
+            },
+        ),
+    ];
+    for (name, tamper, expected) in cases {
+        let mut tampered = saved_proof.clone();
+        tamper(&mut tampered);
+        let err = check(&tampered).expect_err(name);
+        assert!(expected(&err), "{name}: {err}");
+    }
+
+    // A wrong anchor, a forged trusted block, an anchor older than the trusting period.
+    let wrong_anchor = TrustAnchor {
+        hash: tendermint::Hash::Sha256([1; 32]),
+        ..anchor
+    };
+    let err = proof::verify(&saved_proof, &wrong_anchor, &trusted, &options, now).unwrap_err();
+    assert!(matches!(err, ProofError::AnchorMismatch { .. }), "{err}");
+    let mut forged_trust = trusted.clone();
+    forged_trust.next_validators = forge(&trusted.signed_header, forged_app_hash).1;
+    let err = proof::verify(&saved_proof, &anchor, &forged_trust, &options, now).unwrap_err();
+    assert!(matches!(err, ProofError::AnchorValidators), "{err}");
+    let expired =
+        (trusted.signed_header.header.time + std::time::Duration::from_secs(15 * 86400)).unwrap();
+    let err = proof::verify(&saved_proof, &anchor, &trusted, &options, expired).unwrap_err();
+    assert!(matches!(err, ProofError::LightClient { .. }), "{err}");
+
+    // Store paths work with or without the leading slash, as in the Cosmos SDK.
+    let key = RecordKind::AuditRecord.key("routing-audit-1");
+    let bare = rpc
+        .abci_query(Some("store/main/key".into()), key, None, false)
+        .await
+        .unwrap();
+    assert!(bare.code.is_ok(), "{}", bare.log);
+    assert!(!bare.value.is_empty());
+}
+
+/// `real` re-made with `app_hash` and signed by a one-validator set the forger holds the
+/// key of: self-consistent, so only trust from the anchor can expose it.
+fn forge(
+    real: &tendermint::block::signed_header::SignedHeader,
+    app_hash: tendermint::AppHash,
+) -> (
+    tendermint::block::signed_header::SignedHeader,
+    tendermint::validator::Set,
+) {
+    use tendermint::block::CommitSig;
+    use tendermint::vote::{Type, ValidatorIndex, Vote};
+    let key = ed25519_consensus::SigningKey::from([7u8; 32]);
+    let public =
+        tendermint::PublicKey::from_raw_ed25519(key.verification_key().as_bytes()).unwrap();
+    let validator = tendermint::validator::Info::new(public, 10u32.into());
+    let set = tendermint::validator::Set::without_proposer(vec![validator.clone()]);
+    let mut header = real.header.clone();
+    header.app_hash = app_hash;
+    header.validators_hash = set.hash();
+    header.next_validators_hash = set.hash();
+    let mut commit = real.commit.clone();
+    commit.block_id.hash = header.hash();
+    let vote = Vote {
+        vote_type: Type::Precommit,
+        height: commit.height,
+        round: commit.round,
+        block_id: Some(commit.block_id),
+        timestamp: Some(header.time),
+        validator_address: validator.address,
+        validator_index: ValidatorIndex::try_from(0u32).unwrap(),
+        signature: None,
+        extension: Vec::new(),
+        extension_signature: None,
+    };
+    let sign_bytes = vote.into_signable_vec(header.chain_id.clone());
+    let signature = key.sign(&sign_bytes);
+    commit.signatures = vec![CommitSig::BlockIdFlagCommit {
+        validator_address: validator.address,
+        timestamp: header.time,
+        signature: Some(tendermint::Signature::try_from(signature.to_bytes().as_slice()).unwrap()),
+    }];
+    (
+        tendermint::block::signed_header::SignedHeader::new(header, commit).unwrap(),
+        set,
+    )
 }

@@ -216,7 +216,7 @@ impl Storage {
     }
 
     /// The value at `key` and version with an ICS-23 existence or non-existence proof
-    /// against that version's root.
+    /// against that version's root (verified with `hpc_primitives::contract::store::proof_spec`).
     pub fn get_with_proof(
         &self,
         key: &[u8],
@@ -243,11 +243,6 @@ impl Storage {
         let tx = self.db.begin_read().map_err(db_err)?;
         tx.open_table(VALUES).map_err(db_err)?.len().map_err(db_err)
     }
-}
-
-/// The ICS-23 proof spec that proofs from [`Storage::get_with_proof`] verify against.
-pub fn proof_spec() -> ics23::ProofSpec {
-    jmt::ics23_spec()
 }
 
 fn latest_at(

@@ -1,4 +1,5 @@
-use hpc_store::{proof_spec, Changes, Delta, StateRead, StateWrite, Storage, StoreError};
+use hpc_primitives::contract::store::proof_spec;
+use hpc_store::{Changes, Delta, StateRead, StateWrite, Storage, StoreError};
 
 fn changes(entries: &[(&str, Option<&str>)]) -> Changes {
     entries
@@ -143,6 +144,47 @@ fn proofs_verify_existence_and_absence_against_the_root() {
         &root.to_vec(),
         b"bank/balance/carol"
     ));
+}
+
+#[test]
+fn the_contract_proof_spec_is_the_trees_own() {
+    assert_eq!(proof_spec(), jmt::ics23_spec());
+}
+
+/// With many keys, absent keys fall between neighbours on both sides (and beyond the
+/// first and last leaf): every non-existence proof verifies, and none proves a present key.
+#[test]
+fn non_existence_proofs_verify_between_any_neighbours() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(&dir.path().join("s.redb")).unwrap();
+    let present: Vec<String> = (0..64).map(|i| format!("hpc/a/record-{i}")).collect();
+    let entries: Vec<(&str, Option<&str>)> =
+        present.iter().map(|k| (k.as_str(), Some("v"))).collect();
+    let root = commit(&storage, 1, &entries).to_vec();
+    let spec = proof_spec();
+    for i in 64..128 {
+        let absent = format!("hpc/a/record-{i}");
+        let (value, proof) = storage.get_with_proof(absent.as_bytes(), 1).unwrap();
+        assert_eq!(value, None);
+        assert!(
+            ics23::verify_non_membership::<ics23::HostFunctionsManager>(
+                &proof,
+                &spec,
+                &root,
+                absent.as_bytes()
+            ),
+            "{absent}"
+        );
+        let present_key = present[i - 64].as_bytes();
+        assert!(
+            !ics23::verify_non_membership::<ics23::HostFunctionsManager>(
+                &proof,
+                &spec,
+                &root,
+                present_key
+            )
+        );
+    }
 }
 
 #[test]

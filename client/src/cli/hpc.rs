@@ -9,12 +9,14 @@ use hpc_primitives::Address;
 use hpc_proto::virtengine::hpc::v1 as hpc;
 use serde::Serialize;
 
-use super::output::print;
+use super::output::{print, OutputFormat};
 use super::tx::{sign_broadcast_print, TxArgs};
 use super::{ConnectionArgs, KeySource};
 use crate::chain::ChainClient;
 use crate::error::{ClientError, Result};
 use crate::policy::parse_policy;
+use crate::proof::RecordKind;
+use crate::transport::Transport;
 use crate::tx::{address_of, to_any};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -700,7 +702,11 @@ pub enum HpcQuery {
         page: PageArgs,
     },
     /// One job: owner, requirements, workload, state, routed cluster, exit code.
-    Job { job_id: String },
+    Job {
+        job_id: String,
+        #[command(flatten)]
+        prove: ProveArg,
+    },
     /// Jobs, by job id (filter by owner, provider and state).
     Jobs {
         /// Only this owner's jobs.
@@ -716,7 +722,11 @@ pub enum HpcQuery {
         page: PageArgs,
     },
     /// One scheduling decision: job, cluster, score, fallback, block of the decision.
-    Decision { decision_id: String },
+    Decision {
+        decision_id: String,
+        #[command(flatten)]
+        prove: ProveArg,
+    },
     /// The current decision of a job and its history.
     DecisionByJob { job_id: String },
     /// The candidate table of a decision: why each cluster won or lost.
@@ -733,7 +743,11 @@ pub enum HpcQuery {
         excluded: Vec<String>,
     },
     /// One routing audit record: where a provider ran (or refused) a job, and why.
-    AuditRecord { record_id: String },
+    AuditRecord {
+        record_id: String,
+        #[command(flatten)]
+        prove: ProveArg,
+    },
     /// Routing audit records (filter by job, provider or decision).
     AuditRecords {
         /// Only this job's records.
@@ -749,7 +763,11 @@ pub enum HpcQuery {
         page: PageArgs,
     },
     /// One routing violation: type, severity, job, cluster, reporter, resolution.
-    Violation { violation_id: String },
+    Violation {
+        violation_id: String,
+        #[command(flatten)]
+        prove: ProveArg,
+    },
     /// Routing violations (filter by provider, type, job, decision or unresolved).
     Violations {
         /// Only violations against this provider.
@@ -782,6 +800,34 @@ fn check_address(field: &str, value: &Option<String>) -> Result<String> {
             .map(|a| a.to_string())
             .map_err(|e| ClientError::invalid(field, e)),
     }
+}
+
+/// `--prove` on the queries of single records.
+#[derive(Args, Clone, Debug)]
+pub struct ProveArg {
+    /// Print the record (or its absence) with its Merkle proof and the signed header that
+    /// commits it, as JSON, to check with `hpcd verify` (needs --node).
+    #[arg(long)]
+    prove: bool,
+}
+
+/// Prints the proof of a record at the query height (default: the newest provable one).
+async fn print_proof(
+    kind: RecordKind,
+    id: &str,
+    client: &ChainClient,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let Transport::Rpc { client: rpc, url } = &client.transport else {
+        return Err(ClientError::invalid(
+            "--prove",
+            "needs --node: proofs and signed headers come from CometBFT's RPC",
+        ));
+    };
+    let height = (client.query_height > 0).then_some(client.query_height);
+    let proof = crate::proof::fetch_proof(rpc, url, kind, id, height).await?;
+    // Always JSON: a proof is meant to be saved and verified.
+    print(out, OutputFormat::Json, &proof).map_err(ClientError::Output)
 }
 
 async fn ask<Req, Resp>(
@@ -837,7 +883,10 @@ pub async fn run_hpc_query(
             };
             ask::<_, hpc::QueryClustersResponse>(c, "Clusters", req, conn, out).await
         }
-        HpcQuery::Job { job_id } => {
+        HpcQuery::Job { job_id, prove } if prove.prove => {
+            print_proof(RecordKind::Job, &job_id, c, out).await
+        }
+        HpcQuery::Job { job_id, .. } => {
             ask::<_, hpc::QueryJobResponse>(c, "Job", hpc::QueryJobRequest { job_id }, conn, out)
                 .await
         }
@@ -855,7 +904,10 @@ pub async fn run_hpc_query(
             };
             ask::<_, hpc::QueryJobsResponse>(c, "Jobs", req, conn, out).await
         }
-        HpcQuery::Decision { decision_id } => {
+        HpcQuery::Decision { decision_id, prove } if prove.prove => {
+            print_proof(RecordKind::Decision, &decision_id, c, out).await
+        }
+        HpcQuery::Decision { decision_id, .. } => {
             ask::<_, hpc::QuerySchedulingDecisionResponse>(
                 c,
                 "SchedulingDecision",
@@ -897,7 +949,10 @@ pub async fn run_hpc_query(
             ask::<_, hpc::QuerySimulateScheduleResponse>(c, "SimulateSchedule", req, conn, out)
                 .await
         }
-        HpcQuery::AuditRecord { record_id } => {
+        HpcQuery::AuditRecord { record_id, prove } if prove.prove => {
+            print_proof(RecordKind::AuditRecord, &record_id, c, out).await
+        }
+        HpcQuery::AuditRecord { record_id, .. } => {
             ask::<_, hpc::QueryRoutingAuditRecordResponse>(
                 c,
                 "RoutingAuditRecord",
@@ -928,7 +983,11 @@ pub async fn run_hpc_query(
             )
             .await
         }
-        HpcQuery::Violation { violation_id } => {
+        HpcQuery::Violation {
+            violation_id,
+            prove,
+        } if prove.prove => print_proof(RecordKind::Violation, &violation_id, c, out).await,
+        HpcQuery::Violation { violation_id, .. } => {
             ask::<_, hpc::QueryRoutingViolationResponse>(
                 c,
                 "RoutingViolation",

@@ -5,11 +5,13 @@ mod logging;
 mod output;
 mod query;
 mod tx;
+mod verify;
 
 pub use logging::init_logging;
 pub use output::OutputFormat;
 pub use query::{run_query, QueryCommand};
 pub use tx::{run_tx, sign_broadcast_print, TxArgs, TxCommand};
+pub use verify::{run_verify, VerifyArgs};
 
 use clap::Args;
 

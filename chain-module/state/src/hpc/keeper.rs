@@ -25,6 +25,7 @@
 
 use std::collections::BTreeSet;
 
+use hpc_primitives::contract::store;
 use hpc_proto::virtengine::hpc::v1::{
     Cluster, ClusterState, Job, JobRequirements, ProviderViolationCount, RoutingAuditRecord,
     RoutingViolation, SchedulingDecision,
@@ -42,19 +43,19 @@ pub const CLUSTERS_BY_PROVIDER: &[u8] = b"hpc/cp/";
 const ACTIVE_CLUSTERS: &[u8] = b"hpc/ca/";
 const ACTIVE_BY_REGION: &[u8] = b"hpc/car/";
 const ACTIVE_BY_GPU: &[u8] = b"hpc/cag/";
-pub const JOB: &[u8] = b"hpc/j/";
+pub const JOB: &[u8] = store::JOB;
 pub const JOBS_BY_OWNER: &[u8] = b"hpc/jo/";
 /// A job's workload, written once at submission: status updates rewrite the job record
 /// without paying again for the script's bytes.
 const JOB_WORKLOAD: &[u8] = b"hpc/jw/";
 pub const JOBS_BY_PROVIDER_STATE: &[u8] = b"hpc/jp/";
-pub const DECISION: &[u8] = b"hpc/d/";
+pub const DECISION: &[u8] = store::DECISION;
 pub const DECISIONS_BY_JOB: &[u8] = b"hpc/dj/";
-pub const AUDIT: &[u8] = b"hpc/a/";
+pub const AUDIT: &[u8] = store::AUDIT_RECORD;
 pub const AUDIT_BY_JOB: &[u8] = b"hpc/aj/";
 pub const AUDIT_BY_PROVIDER: &[u8] = b"hpc/ap/";
 pub const AUDIT_BY_DECISION: &[u8] = b"hpc/ad/";
-pub const VIOLATION: &[u8] = b"hpc/v/";
+pub const VIOLATION: &[u8] = store::VIOLATION;
 pub const VIOLATIONS_BY_JOB: &[u8] = b"hpc/vj/";
 pub const VIOLATIONS_BY_PROVIDER: &[u8] = b"hpc/vp/";
 pub const VIOLATIONS_BY_DECISION: &[u8] = b"hpc/vd/";
@@ -68,6 +69,13 @@ pub const PRUNE_AUDITS: &[u8] = b"hpc/px/a/";
 pub const PRUNE_VIOLATIONS: &[u8] = b"hpc/px/v/";
 /// `<queue name>` → the queue key the retention sweep examines next.
 const PRUNE_CURSOR: &[u8] = b"hpc/pc/";
+
+/// The value of every index entry: its key is what matters, but ICS-23 proofs (like the
+/// Cosmos SDK's stores) cannot cover an empty value, and a proof of absence fails when an
+/// empty entry is a neighbour of the absent key.
+fn index_entry() -> Vec<u8> {
+    vec![1]
+}
 
 /// Longest id accepted anywhere (ids are length-prefixed with one byte in keys).
 pub const MAX_ID_LEN: usize = 128;
@@ -193,7 +201,7 @@ impl Keeper {
             state.delete(key);
         }
         for key in new_keys.into_iter().filter(|k| !old_keys.contains(k)) {
-            state.put(key, Vec::new());
+            state.put(key, index_entry());
         }
         let provider = addr_bytes(&cluster.provider_address);
         put_proto(state, k(&[CLUSTER, cluster.cluster_id.as_bytes()]), cluster);
@@ -203,7 +211,7 @@ impl Keeper {
                 &provider,
                 cluster.cluster_id.as_bytes(),
             ]),
-            Vec::new(),
+            index_entry(),
         );
     }
 
@@ -290,7 +298,7 @@ impl Keeper {
             }
         }
         if let Some(key) = Self::provider_state_key(job) {
-            state.put(key, Vec::new());
+            state.put(key, index_entry());
         }
         state.put(
             k(&[
@@ -298,7 +306,7 @@ impl Keeper {
                 &addr_bytes(&job.owner),
                 job.job_id.as_bytes(),
             ]),
-            Vec::new(),
+            index_entry(),
         );
         let key = k(&[JOB, job.job_id.as_bytes()]);
         match &job.workload {
@@ -327,7 +335,7 @@ impl Keeper {
         put_proto(state, k(&[DECISION, d.decision_id.as_bytes()]), d);
         state.put(
             k(&[DECISIONS_BY_JOB, &lp(&d.job_id), d.decision_id.as_bytes()]),
-            Vec::new(),
+            index_entry(),
         );
         state.put(
             k(&[
@@ -335,7 +343,7 @@ impl Keeper {
                 &d.created_height.to_be_bytes(),
                 d.decision_id.as_bytes(),
             ]),
-            Vec::new(),
+            index_entry(),
         );
     }
 
@@ -366,18 +374,18 @@ impl Keeper {
     pub fn insert_audit(state: &mut impl StateWrite, r: &RoutingAuditRecord) {
         let id = r.record_id.as_bytes();
         put_proto(state, k(&[AUDIT, id]), r);
-        state.put(k(&[AUDIT_BY_JOB, &lp(&r.job_id), id]), Vec::new());
+        state.put(k(&[AUDIT_BY_JOB, &lp(&r.job_id), id]), index_entry());
         state.put(
             k(&[AUDIT_BY_PROVIDER, &addr_bytes(&r.provider_address), id]),
-            Vec::new(),
+            index_entry(),
         );
         state.put(
             k(&[AUDIT_BY_DECISION, &lp(&r.scheduling_decision_id), id]),
-            Vec::new(),
+            index_entry(),
         );
         state.put(
             k(&[PRUNE_AUDITS, &r.created_height.to_be_bytes(), id]),
-            Vec::new(),
+            index_entry(),
         );
     }
 
@@ -433,7 +441,7 @@ impl Keeper {
             }
         }
         for key in Self::violation_index_keys(v) {
-            state.put(key, Vec::new());
+            state.put(key, index_entry());
         }
         put_proto(state, k(&[VIOLATION, v.violation_id.as_bytes()]), v);
     }

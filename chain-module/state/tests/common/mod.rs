@@ -80,6 +80,7 @@ impl Chain {
     pub fn next_block(&mut self) {
         let block = self.block();
         self.app.end_block(&mut self.state, &block);
+        assert_provable(&self.state);
         self.height += 1;
         self.time += 5;
     }
@@ -116,8 +117,11 @@ impl Chain {
         .unwrap();
         let bytes = doc.sign(&signer.sk).unwrap().to_bytes().unwrap();
         let block = self.block();
-        self.app
-            .execute_tx(&mut self.state, &block, &bytes, Mode::Deliver)
+        let out = self
+            .app
+            .execute_tx(&mut self.state, &block, &bytes, Mode::Deliver);
+        assert_provable(&self.state);
+        out
     }
 
     pub fn ok(&mut self, signer: &Key, msgs: Vec<Any>) -> TxOutcome {
@@ -170,6 +174,14 @@ impl Chain {
             )
             .unwrap();
         Resp::decode(bytes.as_slice()).unwrap()
+    }
+}
+
+/// Every stored value can be proven: ICS-23 cannot cover an empty value, so one would
+/// make its key unprovable and break proofs of absence next to it.
+fn assert_provable(state: &BTreeMap<Vec<u8>, Vec<u8>>) {
+    if let Some((key, _)) = state.iter().find(|(_, value)| value.is_empty()) {
+        panic!("empty value stored at {}", String::from_utf8_lossy(key));
     }
 }
 
