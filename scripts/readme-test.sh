@@ -42,4 +42,9 @@ grep -q "hello from hpc-job-1" "$scratch/walkthrough.out" || {
     echo "readme-test: FAILED: the routed job's output is missing" >&2
     exit 1
 }
-echo "readme-test: the README's commands ran as written; hpc-job-1 COMPLETED on a provider's cluster"
+grep -q "verified from trusted block 1" "$scratch/walkthrough.out" || {
+    cat "$scratch/walkthrough.out"
+    echo "readme-test: FAILED: the audit record's proof was not verified" >&2
+    exit 1
+}
+echo "readme-test: the README's commands ran as written; hpc-job-1 COMPLETED on a provider's cluster and its audit record verified"

@@ -137,6 +137,9 @@ pub fn light_client_options(trusting_period: Duration) -> Options {
 /// What a verified proof established.
 #[derive(Clone, Debug, Serialize)]
 pub struct Verified {
+    /// One line for people, e.g. `audit record "routing-audit-1" exists at height 41
+    /// (header 42 verified from trusted block 1)`.
+    pub summary: String,
     pub kind: RecordKind,
     pub id: String,
     pub height: u64,
@@ -202,11 +205,25 @@ pub fn verify(
 ) -> Result<Verified, ProofError> {
     verify_header(proof, anchor, trusted, options, now)?;
     let record = verify_record(proof)?;
+    let header_height = proof.signed_header.header.height.value();
+    let summary = format!(
+        "{} {:?} {} at height {} (header {header_height} verified from trusted block {})",
+        proof.kind.name(),
+        proof.id,
+        if record.is_some() {
+            "exists"
+        } else {
+            "does not exist"
+        },
+        proof.height,
+        anchor.height
+    );
     Ok(Verified {
+        summary,
         kind: proof.kind,
         id: proof.id.clone(),
         height: proof.height,
-        header_height: proof.signed_header.header.height.value(),
+        header_height,
         header_time: proof.signed_header.header.time.to_rfc3339(),
         trusted_height: anchor.height,
         record,

@@ -398,6 +398,10 @@ async fn proofs_verify_from_a_trusted_block(
     assert_eq!(verified["record"]["actual_cluster_id"], "cluster-a");
     assert_eq!(verified["record"]["job_id"], job);
     assert_eq!(verified["trusted_height"], 2);
+    assert!(verified["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("audit record \"routing-audit-1\" exists at height"));
     assert_eq!(verified["header_height"], saved_proof.height + 1);
     // Live proofs of the job, its decision and its violation; and of a record that is not.
     assert_eq!(
@@ -412,10 +416,12 @@ async fn proofs_verify_from_a_trusted_block(
         verify("violation", violation_id, &[])["record"]["resolved"],
         true
     );
-    assert_eq!(
-        verify("audit-record", "routing-audit-999", &[])["record"],
-        Value::Null
-    );
+    let absent = verify("audit-record", "routing-audit-999", &[]);
+    assert_eq!(absent["record"], Value::Null);
+    assert!(absent["summary"]
+        .as_str()
+        .unwrap()
+        .contains("does not exist"));
     let refused = node.cli(&[
         "verify",
         "audit-record",

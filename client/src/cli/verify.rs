@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::output::print;
+use super::output::{print, OutputFormat};
 use super::ConnectionArgs;
 use crate::error::{ClientError, Result};
 use crate::proof::{self, RecordKind, RecordProof, TrustAnchor};
@@ -88,7 +88,17 @@ pub async fn run_verify(
     let trusted = proof::fetch_trusted_block(rpc, url, &anchor).await?;
     let options = proof::light_client_options(args.trusting_period);
     let verified = proof::verify(&record_proof, &anchor, &trusted, &options, proof::now()?)?;
-    print(out, conn.output, &verified).map_err(ClientError::Output)
+    match conn.output {
+        OutputFormat::Json => print(out, conn.output, &verified),
+        // The verdict first, then what was proven.
+        OutputFormat::Text => {
+            writeln!(out, "verified: {}", verified.summary).and_then(|()| match &verified.record {
+                Some(record) => print(out, conn.output, record),
+                None => Ok(()),
+            })
+        }
+    }
+    .map_err(ClientError::Output)
 }
 
 /// Reads a saved proof, which must be of the record named on the command line.
