@@ -221,6 +221,24 @@ impl TestNode {
         format!("127.0.0.1:{}", self.base_port + 3)
     }
 
+    /// A raw HTTP GET to the CometBFT RPC (no client library validates what is sent).
+    pub fn rpc_get(&self, path_and_query: &str) -> String {
+        use std::io::{Read, Write};
+        let address = self.rpc_url().trim_start_matches("http://").to_string();
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path_and_query} HTTP/1.0\r\nHost: {address}\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    }
+
     pub fn rpc(&self) -> HttpClient {
         HttpClient::new(self.rpc_url().as_str()).unwrap()
     }
