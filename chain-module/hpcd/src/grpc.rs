@@ -603,18 +603,37 @@ pub async fn serve(
             |builder, name| builder.with_service_name(name),
         )
     };
-    tonic::transport::Server::builder()
-        .add_service(reflection().build_v1()?)
+    let mut routes = tonic::service::Routes::new(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .add_service(PathRouter::<AuthQuery>::new(handler.clone()))
         .add_service(PathRouter::<BankQuery>::new(handler.clone()))
         .add_service(PathRouter::<TxService>::new(handler.clone()))
         .add_service(PathRouter::<TendermintService>::new(handler.clone()))
         .add_service(PathRouter::<ConsensusQuery>::new(handler.clone()))
-        .add_service(PathRouter::<HpcQuery>::new(handler))
+        .add_service(PathRouter::<HpcQuery>::new(handler));
+    let router = routes.axum_router_mut();
+    *router = std::mem::take(router).fallback(unknown_service);
+    tonic::transport::Server::builder()
+        .add_routes(routes)
         .serve_with_shutdown(addr, shutdown)
         .await?;
     Ok(())
+}
+
+/// A call to a service this node does not serve: UNIMPLEMENTED naming the method and what
+/// is served (tonic's own answer has no message).
+async fn unknown_service(uri: axum::http::Uri) -> axum::response::Response {
+    let served: Vec<&str> = listed_services().collect();
+    Status::unimplemented(unknown_service_message(uri.path(), &served)).into_http()
+}
+
+fn unknown_service_message(path: &str, served: &[&str]) -> String {
+    // The path is the caller's: bounded, so the answer stays small.
+    let path: String = path.chars().take(200).collect();
+    format!(
+        "unknown gRPC method {path}: this node serves {}",
+        served.join(", ")
+    )
 }
 
 #[cfg(test)]

@@ -497,6 +497,30 @@ async fn chain_end_to_end_against_real_cometbft() {
         .await
         .unwrap();
     assert!(!syncing.syncing);
+    // A service this node does not serve: UNIMPLEMENTED, naming the method and what is.
+    let unknown = grpc
+        .transport
+        .query::<_, GetSyncingResponse>(
+            "/cosmos.staking.v1beta1.Query/Params",
+            &GetSyncingRequest {},
+            0,
+        )
+        .await
+        .expect_err("staking is not served");
+    match unknown {
+        hpc_client::ClientError::Grpc { status, .. } => {
+            assert_eq!(status.code(), tonic::Code::Unimplemented);
+            assert!(
+                status
+                    .message()
+                    .starts_with("unknown gRPC method /cosmos.staking.v1beta1.Query/Params")
+                    && status.message().contains("cosmos.bank.v1beta1.Query"),
+                "{}",
+                status.message()
+            );
+        }
+        other => panic!("{other}"),
+    }
 
     let key = [b"bank/b/".as_slice(), bob_addr.as_bytes(), b"uvirt"].concat();
     let proof_height = node.height().await.unwrap() - 1;
