@@ -12,7 +12,7 @@ use hpc_primitives::contract::{self, ids, reschedule};
 use hpc_proto::to_any;
 use hpc_proto::virtengine::hpc::v1::*;
 use hpc_state::consensus::BlockLimits;
-use hpc_state::hpc::keeper::Keeper;
+use hpc_state::hpc::keeper::{self as keys, Keeper};
 use hpc_state::hpc::{default_params, HpcKeeper};
 use hpc_state::{App, TxOutcome};
 use prost::Message;
@@ -1677,4 +1677,86 @@ fn genesis_refuses_ids_in_another_namespace() {
         err.contains("hpc.violations[0].violation_id") && err.contains("namespace"),
         "{err}"
     );
+}
+
+/// State-only filters read the by-state indexes, which follow every transition: the
+/// answer lists exactly the items in that state, in id order, page by page.
+#[test]
+fn state_filters_list_exactly_the_items_in_that_state_as_they_move() {
+    let World {
+        mut chain,
+        alice,
+        p1,
+        ..
+    } = world();
+    let mut jobs = Vec::new();
+    for _ in 0..3 {
+        let out = chain.ok(&alice, vec![submit(&alice, 1)]);
+        jobs.push(scheduled(&out, "job_id"));
+    }
+    chain.ok(&alice, vec![cancel(&alice, jobs[1].clone())]);
+    let in_state = |chain: &Chain, state: JobState, limit: u64| -> (Vec<String>, Vec<u8>) {
+        let r: QueryJobsResponse = chain.query(
+            "Jobs",
+            QueryJobsRequest {
+                state: state as i32,
+                pagination: Some(
+                    cosmos_sdk_proto::cosmos::base::query::v1beta1::PageRequest {
+                        limit,
+                        ..Default::default()
+                    },
+                ),
+                ..Default::default()
+            },
+        );
+        let ids = r.jobs.into_iter().map(|j| j.job_id).collect();
+        (ids, r.pagination.unwrap_or_default().next_key)
+    };
+    assert_eq!(
+        in_state(&chain, JobState::Scheduled, 10).0,
+        vec![jobs[0].clone(), jobs[2].clone()]
+    );
+    assert_eq!(
+        in_state(&chain, JobState::Cancelled, 10).0,
+        vec![jobs[1].clone()]
+    );
+    let (first, next) = in_state(&chain, JobState::Scheduled, 1);
+    assert_eq!((first, next.is_empty()), (vec![jobs[0].clone()], false));
+    assert!(in_state(&chain, JobState::Completed, 10).0.is_empty());
+    // The index itself holds no stale entry (the page filter would hide one).
+    let indexed = |state: JobState| -> Vec<String> {
+        let prefix = [keys::JOBS_BY_STATE, &[state as u8]].concat();
+        chain
+            .state
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| String::from_utf8(k[prefix.len()..].to_vec()).unwrap())
+            .collect()
+    };
+    assert_eq!(
+        indexed(JobState::Scheduled),
+        vec![jobs[0].clone(), jobs[2].clone()]
+    );
+    assert_eq!(indexed(JobState::Cancelled), vec![jobs[1].clone()]);
+
+    chain.ok(
+        &p1,
+        vec![to_any(&MsgDeregisterCluster {
+            provider: p1.addr.to_string(),
+            cluster_id: "cluster-a".into(),
+        })],
+    );
+    let clusters_in = |state: ClusterState| -> Vec<String> {
+        let r: QueryClustersResponse = chain.query(
+            "Clusters",
+            QueryClustersRequest {
+                state: state as i32,
+                ..Default::default()
+            },
+        );
+        r.clusters.into_iter().map(|c| c.cluster_id).collect()
+    };
+    assert_eq!(clusters_in(ClusterState::Deregistered), vec!["cluster-a"]);
+    assert_eq!(clusters_in(ClusterState::Active), vec!["cluster-b"]);
+    assert!(clusters_in(ClusterState::Offline).is_empty());
 }

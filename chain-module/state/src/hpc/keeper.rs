@@ -9,10 +9,12 @@
 //! |---|---|
 //! | `c/<cluster_id>` | Cluster |
 //! | `cp/<addr><cluster_id>` | index: clusters by provider |
+//! | `cs/<state><cluster_id>` | index: clusters by state (one byte) |
 //! | `ca/<cluster_id>`, `car/<lp(region)><cluster_id>`, `cag/<lp(gpu_type)><cluster_id>` | scheduler candidates: ACTIVE clusters, all / by region / by GPU type |
 //! | `j/<job_id>` | Job |
 //! | `jo/<addr><job_id>` | index: jobs by owner |
 //! | `jp/<addr><state><job_id>` | index: jobs by provider and state |
+//! | `js/<state><job_id>` | index: jobs by state |
 //! | `d/<decision_id>` | SchedulingDecision |
 //! | `dj/<lp(job_id)><decision_id>` | index: decisions of a job (history) |
 //! | `a/<record_id>` | RoutingAuditRecord |
@@ -40,6 +42,7 @@ use crate::codec::{get_proto, get_u64, put_proto, put_u64};
 
 pub const CLUSTER: &[u8] = b"hpc/c/";
 pub const CLUSTERS_BY_PROVIDER: &[u8] = b"hpc/cp/";
+pub const CLUSTERS_BY_STATE: &[u8] = b"hpc/cs/";
 const ACTIVE_CLUSTERS: &[u8] = b"hpc/ca/";
 const ACTIVE_BY_REGION: &[u8] = b"hpc/car/";
 const ACTIVE_BY_GPU: &[u8] = b"hpc/cag/";
@@ -49,6 +52,7 @@ pub const JOBS_BY_OWNER: &[u8] = b"hpc/jo/";
 /// without paying again for the script's bytes.
 const JOB_WORKLOAD: &[u8] = b"hpc/jw/";
 pub const JOBS_BY_PROVIDER_STATE: &[u8] = b"hpc/jp/";
+pub const JOBS_BY_STATE: &[u8] = b"hpc/js/";
 pub const DECISION: &[u8] = store::DECISION;
 pub const DECISIONS_BY_JOB: &[u8] = b"hpc/dj/";
 pub const AUDIT: &[u8] = store::AUDIT_RECORD;
@@ -75,6 +79,22 @@ const PRUNE_CURSOR: &[u8] = b"hpc/pc/";
 /// empty entry is a neighbour of the absent key.
 fn index_entry() -> Vec<u8> {
     vec![1]
+}
+
+/// An enum state as the one byte index keys order by (states are small positive numbers;
+/// an out-of-range one cannot be stored, since messages check enums).
+fn state_byte(state: i32) -> u8 {
+    u8::try_from(state).unwrap_or(u8::MAX)
+}
+
+/// Replaces the index entries `old` with `new`, touching only those that changed.
+fn move_index_entries(state: &mut impl StateWrite, old: &[Vec<u8>], new: Vec<Vec<u8>>) {
+    for key in old.iter().filter(|key| !new.contains(key)) {
+        state.delete(key);
+    }
+    for key in new.into_iter().filter(|key| !old.contains(key)) {
+        state.put(key, index_entry());
+    }
 }
 
 /// Longest id accepted anywhere (ids are length-prefixed with one byte in keys).
@@ -178,14 +198,17 @@ impl Keeper {
         get_proto(state, &k(&[CLUSTER, id.as_bytes()]))
     }
 
-    /// The candidate index entries of a cluster: only ACTIVE clusters can be scheduled, so
-    /// the others (deregistered ones above all) cost the scheduler nothing.
-    fn candidate_keys(cluster: &Cluster) -> Vec<Vec<u8>> {
-        if cluster.state != ClusterState::Active as i32 {
-            return Vec::new();
-        }
+    /// The index entries that follow a cluster's state: by state, and the scheduler's
+    /// candidate entries. Only ACTIVE clusters can be scheduled, so the others
+    /// (deregistered ones above all) cost the scheduler nothing.
+    fn state_index_keys(cluster: &Cluster) -> Vec<Vec<u8>> {
         let id = cluster.cluster_id.as_bytes();
+        let by_state = k(&[CLUSTERS_BY_STATE, &[state_byte(cluster.state)], id]);
+        if cluster.state != ClusterState::Active as i32 {
+            return vec![by_state];
+        }
         vec![
+            by_state,
             k(&[ACTIVE_CLUSTERS, id]),
             k(&[ACTIVE_BY_REGION, &lp(&cluster.region), id]),
             k(&[ACTIVE_BY_GPU, &lp(&cluster.gpu_type), id]),
@@ -194,15 +217,9 @@ impl Keeper {
 
     pub fn set_cluster(state: &mut impl StateWrite, cluster: &Cluster) {
         let old_keys = Self::cluster(state, &cluster.cluster_id)
-            .map(|old| Self::candidate_keys(&old))
+            .map(|old| Self::state_index_keys(&old))
             .unwrap_or_default();
-        let new_keys = Self::candidate_keys(cluster);
-        for key in old_keys.iter().filter(|k| !new_keys.contains(k)) {
-            state.delete(key);
-        }
-        for key in new_keys.into_iter().filter(|k| !old_keys.contains(k)) {
-            state.put(key, index_entry());
-        }
+        move_index_entries(state, &old_keys, Self::state_index_keys(cluster));
         let provider = addr_bytes(&cluster.provider_address);
         put_proto(state, k(&[CLUSTER, cluster.cluster_id.as_bytes()]), cluster);
         state.put(
@@ -278,28 +295,28 @@ impl Keeper {
         job
     }
 
-    fn provider_state_key(job: &Job) -> Option<Vec<u8>> {
-        if job.provider_address.is_empty() {
-            return None;
+    /// The index entries that follow a job's state (and provider, once scheduled).
+    fn state_index_keys_of_job(job: &Job) -> Vec<Vec<u8>> {
+        let id = job.job_id.as_bytes();
+        let state = [state_byte(job.state)];
+        let mut keys = vec![k(&[JOBS_BY_STATE, &state, id])];
+        if !job.provider_address.is_empty() {
+            keys.push(k(&[
+                JOBS_BY_PROVIDER_STATE,
+                &addr_bytes(&job.provider_address),
+                &state,
+                id,
+            ]));
         }
-        Some(k(&[
-            JOBS_BY_PROVIDER_STATE,
-            &addr_bytes(&job.provider_address),
-            &[job.state as u8],
-            job.job_id.as_bytes(),
-        ]))
+        keys
     }
 
-    /// Writes a job and moves its provider/state index entry if either changed.
+    /// Writes a job and moves its state and provider/state index entries if they changed.
     pub fn set_job(state: &mut impl StateWrite, job: &Job) {
-        if let Some(old) = Self::job(state, &job.job_id) {
-            if let Some(old_key) = Self::provider_state_key(&old) {
-                state.delete(&old_key);
-            }
-        }
-        if let Some(key) = Self::provider_state_key(job) {
-            state.put(key, index_entry());
-        }
+        let old_keys = Self::job(state, &job.job_id)
+            .map(|old| Self::state_index_keys_of_job(&old))
+            .unwrap_or_default();
+        move_index_entries(state, &old_keys, Self::state_index_keys_of_job(job));
         state.put(
             k(&[
                 JOBS_BY_OWNER,

@@ -159,13 +159,23 @@ pub fn route(
                 wanted_state == ClusterState::Unspecified as i32 || c.state == wanted_state
             };
             let (clusters, page) = if req.provider_address.is_empty() {
-                paginate_filtered(
-                    state,
-                    keys::CLUSTER,
-                    req.pagination.as_ref(),
-                    |_, v| decode::<Cluster>(v),
-                    state_filter,
-                )?
+                if wanted_state == ClusterState::Unspecified as i32 {
+                    paginate_filtered(
+                        state,
+                        keys::CLUSTER,
+                        req.pagination.as_ref(),
+                        |_, v| decode::<Cluster>(v),
+                        state_filter,
+                    )?
+                } else {
+                    paginate_filtered(
+                        state,
+                        &[keys::CLUSTERS_BY_STATE, &[wanted_state as u8]].concat(),
+                        req.pagination.as_ref(),
+                        by_id(|id| Keeper::cluster(&state, id)),
+                        state_filter,
+                    )?
+                }
             } else {
                 let provider = address("provider_address", &req.provider_address)?;
                 let prefix = [keys::CLUSTERS_BY_PROVIDER, provider.as_bytes()].concat();
@@ -232,6 +242,14 @@ pub fn route(
                 paginate_filtered(
                     state,
                     &prefix,
+                    req.pagination.as_ref(),
+                    by_id(|id| Keeper::job(&state, id)),
+                    filter,
+                )?
+            } else if wanted_state != JobState::Unspecified as i32 {
+                paginate_filtered(
+                    state,
+                    &[keys::JOBS_BY_STATE, &[wanted_state as u8]].concat(),
                     req.pagination.as_ref(),
                     by_id(|id| Keeper::job(&state, id)),
                     filter,
