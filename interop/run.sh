@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The independent-client suite: CosmJS (npm) and cosmpy (pip), unchanged, against a fresh
-# devnet (one validator and both dev providers' enforcers) in its own directory and ports.
+# The independent-client suite: CosmJS (npm), cosmpy (pip) and the Cosmos SDK's Go client
+# (Go modules), unchanged, against a fresh devnet (one validator and both dev providers'
+# enforcers) in its own directory and ports.
 #
 #   ./interop/run.sh            install the clients' pinned packages when missing, start the
-#                               devnet, run both suites, stop the devnet (also on failure)
+#                               devnet, run the three suites, stop the devnet (also on failure)
 #
 # Environment: INTEROP_DIR (devnet dir, default target/interop-devnet), INTEROP_PORT_OFFSET
 # (added to the devnet's ports, default 700), HPCD_BIN / ENFORCER_BIN (prebuilt binaries).
-# Needs node + npm and python3 (with venv); packages come from the npm registry and PyPI.
+# Needs node + npm, python3 (with venv) and go; packages come from the npm registry, PyPI
+# and the Go module proxy.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -35,8 +37,18 @@ install_cosmpy() {
     fi
 }
 
+# The Go client is a program of ours built with the SDK's own client packages
+# (versions pinned in interop/gosdk/go.sum).
+build_gosdk() {
+    command -v go >/dev/null || { log "error: go is required (the Go SDK client)"; exit 1; }
+    log "building the Go SDK client (cosmos-sdk $(awk '$1 == "github.com/cosmos/cosmos-sdk" {print $2}' "$here/gosdk/go.mod"))"
+    mkdir -p "$repo/target/interop"
+    (cd "$here/gosdk" && go build -o "$repo/target/interop/gosdk" .)
+}
+
 install_cosmjs
 install_cosmpy
+build_gosdk
 
 trap '"$repo/testnet/devnet.sh" stop >/dev/null 2>&1 || true' EXIT
 log "starting a fresh devnet in $devnet_dir (ports +$offset)"
@@ -48,4 +60,6 @@ log "CosmJS $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["v
 (cd "$here/cosmjs" && timeout 300 node suite.mjs)
 log "cosmpy $("$here/cosmpy/.venv/bin/python" -c 'import importlib.metadata as m; print(m.version("cosmpy"))')"
 timeout 300 "$here/cosmpy/.venv/bin/python" "$here/cosmpy/suite.py"
-log "both clients passed"
+account() { python3 -c 'import json,sys; print([a for a in json.load(open(sys.argv[1]))["accounts"] if a["name"] == sys.argv[2]][0][sys.argv[3]])' "$DEV_ACCOUNTS" "$1" "$2"; }
+timeout 120 "$repo/target/interop/gosdk" "$RPC_URL" "$GRPC_ADDR" "$CHAIN_ID" "$(account alice mnemonic)" "$(account bob address)"
+log "all three clients passed"

@@ -43,6 +43,16 @@ impl Coins {
     /// Validates proto coins as `sdk.Coins.Validate` does: valid denoms, positive
     /// amounts, sorted, no duplicates.
     pub fn from_proto(coins: &[ProtoCoin], field: &str) -> Result<Self, CoinsError> {
+        Self::parse(coins, field, false)
+    }
+
+    /// As [`Coins::from_proto`], but zero amounts are valid and hold nothing (a fee whose
+    /// amounts are all zero, which the Cosmos SDK accepts and deducts nothing for).
+    pub fn from_proto_zeros_allowed(coins: &[ProtoCoin], field: &str) -> Result<Self, CoinsError> {
+        Self::parse(coins, field, true)
+    }
+
+    fn parse(coins: &[ProtoCoin], field: &str, zeros_allowed: bool) -> Result<Self, CoinsError> {
         let mut out = BTreeMap::new();
         let mut last: Option<&str> = None;
         for coin in coins {
@@ -58,7 +68,7 @@ impl Coins {
                     coin.amount, coin.denom
                 ))
             })?;
-            if amount == 0 {
+            if amount == 0 && !zeros_allowed {
                 return Err(CoinsError(format!(
                     "{field}: amount of {} must be positive",
                     coin.denom
@@ -73,7 +83,9 @@ impl Coins {
                 }
             }
             last = Some(&coin.denom);
-            out.insert(coin.denom.clone(), amount);
+            if amount > 0 {
+                out.insert(coin.denom.clone(), amount);
+            }
         }
         Ok(Self(out))
     }

@@ -478,6 +478,29 @@ fn cosmjs_simulation_tx(from: &Key, to: &Key, amount: u128, seq: u64) -> Vec<u8>
     .encode_to_vec()
 }
 
+/// What the Cosmos SDK's Go client (v0.50 `tx.CalculateGas`) simulates: SIGN_MODE_DIRECT
+/// with an empty signature, and the fee its gas prices give for a zero gas limit, `0uvirt`.
+fn go_sdk_simulation_tx(from: &Key, to: &Key, amount: u128, seq: u64) -> Vec<u8> {
+    use cosmos_sdk_proto::cosmos::base::v1beta1::Coin as ProtoCoin;
+    use cosmos_sdk_proto::cosmos::tx::v1beta1 as txpb;
+    let signed = TxSpec::new(from, to, amount, seq, 0).sign();
+    let raw = txpb::TxRaw::decode(signed.as_slice()).unwrap();
+    let mut auth_info = txpb::AuthInfo::decode(raw.auth_info_bytes.as_slice()).unwrap();
+    auth_info.fee = Some(txpb::Fee {
+        amount: vec![ProtoCoin {
+            denom: "uvirt".into(),
+            amount: "0".into(),
+        }],
+        ..Default::default()
+    });
+    txpb::TxRaw {
+        body_bytes: raw.body_bytes,
+        auth_info_bytes: auth_info.encode_to_vec(),
+        signatures: vec![Vec::new()],
+    }
+    .encode_to_vec()
+}
+
 fn simulated_gas(
     app: &App,
     state: &BTreeMap<Vec<u8>, Vec<u8>>,
@@ -497,14 +520,21 @@ fn simulated_gas(
 }
 
 #[test]
-fn a_cosmjs_style_simulation_estimates_the_signed_txs_gas_from_above() {
+fn cosmjs_and_go_sdk_style_simulations_estimate_the_signed_txs_gas_from_above() {
     let app = App::default();
     let (alice, bob, carol) = (key(1), key(2), key(3));
     // bob already has an account, carol gets hers with the transfer (more gas).
     let state = genesis(&app, &[(&alice, 1_000_000), (&bob, 5)]);
-    for to in [&bob, &carol] {
-        let simulated = simulated_gas(&app, &state, cosmjs_simulation_tx(&alice, to, 10, 0))
-            .expect("an unspecified sign mode, an empty signature and no fee simulate");
+    let cases = [
+        (&bob, cosmjs_simulation_tx(&alice, &bob, 10, 0)),
+        (&carol, cosmjs_simulation_tx(&alice, &carol, 10, 0)),
+        (&bob, go_sdk_simulation_tx(&alice, &bob, 10, 0)),
+        (&carol, go_sdk_simulation_tx(&alice, &carol, 10, 0)),
+    ];
+    for (to, simulation) in cases {
+        let simulated = simulated_gas(&app, &state, simulation).expect(
+            "an unspecified sign mode, an empty signature and no fee or a zero fee simulate",
+        );
         let mut exec = state.clone();
         let real = app.execute_tx(
             &mut exec,

@@ -207,11 +207,7 @@ fn simulated_missing_bytes(tx: &DecodedTx) -> u64 {
     let unsigned = (0..tx.auth_info.signer_infos.len())
         .filter(|&i| tx.raw.signatures.get(i).is_none_or(|s| s.is_empty()))
         .count() as u64;
-    let no_fee = tx
-        .auth_info
-        .fee
-        .as_ref()
-        .is_none_or(|f| f.amount.is_empty());
+    let no_fee = tx.auth_info.fee.as_ref().is_none_or(fee_is_zero);
     unsigned
         .saturating_mul(SIMULATED_SIGNATURE_BYTES)
         .saturating_add(if no_fee { SIMULATED_FEE_BYTES } else { 0 })
@@ -272,8 +268,20 @@ fn fee_payer_of(fee: &Fee, signers: &[Address]) -> Result<Address, TxError> {
     Ok(payer)
 }
 
+/// No fee, or amounts that are all zero: the Cosmos SDK deducts nothing for such a fee and
+/// accepts it (its Go client simulates with `0uvirt`, gas prices × a zero gas limit).
+fn fee_is_zero(fee: &Fee) -> bool {
+    fee.amount
+        .iter()
+        .all(|coin| coin.amount.parse::<u128>() == Ok(0))
+}
+
 fn fee_coins(fee: &Fee) -> Result<Coins, TxError> {
-    let coins = Coins::from_proto(&fee.amount, "auth_info.fee.amount")?;
+    let coins = if fee_is_zero(fee) {
+        Coins::from_proto_zeros_allowed(&fee.amount, "auth_info.fee.amount")?
+    } else {
+        Coins::from_proto(&fee.amount, "auth_info.fee.amount")?
+    };
     if let Some((denom, _)) = coins.iter().find(|(denom, _)| *denom != FEE_DENOM) {
         return Err(TxError::insufficient_fee(format!(
             "auth_info.fee.amount: fees are paid in {FEE_DENOM}, not {denom}"
