@@ -1,6 +1,8 @@
 //! The application: genesis, tx execution, proposals and queries, as pure functions of
 //! state and block facts. The node (`hpcd`) owns storage and calls these.
 
+use std::sync::Arc;
+
 use cosmos_sdk_proto::cosmos::base::abci::v1beta1::{GasInfo, Result as AbciResult, TxMsgData};
 use cosmos_sdk_proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
 use hpc_store::{Changes, Delta, StateRead, StateWrite};
@@ -18,7 +20,7 @@ use crate::gas::{GasMeter, Metered};
 use crate::hpc;
 use crate::query::handle;
 use crate::serde_util::GenesisError;
-use crate::tx::{decode_tx, gas_limit_of, run_ante, Mode};
+use crate::tx::{decode_tx, gas_limit_of, run_ante, Mode, NodeLocal};
 
 /// `app_state` of the genesis file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,12 +101,21 @@ fn apply(state: &mut impl StateWrite, changes: Changes) {
 /// Node-local settings that do not affect consensus.
 #[derive(Clone, Debug, Default)]
 pub struct App {
-    pub min_gas_prices: GasPrices,
+    node: Arc<NodeLocal>,
 }
 
 impl App {
     pub fn new(min_gas_prices: GasPrices) -> Self {
-        Self { min_gas_prices }
+        Self {
+            node: Arc::new(NodeLocal {
+                min_gas_prices,
+                verified: Default::default(),
+            }),
+        }
+    }
+
+    pub fn min_gas_prices(&self) -> &GasPrices {
+        &self.node.min_gas_prices
     }
 
     /// Writes the genesis state. Fails (naming the field) on any invalid entry.
@@ -172,7 +183,7 @@ impl App {
         let (ante, ante_changes) = {
             let mut ante_state = Metered::new(Delta::new(&*state), &meter);
             let ante = guarded("ante", || {
-                run_ante(&mut ante_state, &mut ctx, &tx, mode, &self.min_gas_prices)
+                run_ante(&mut ante_state, &mut ctx, &tx, mode, &self.node)
             });
             let ante = match ante {
                 Ok(ante) => ante,

@@ -641,3 +641,44 @@ fn consensus_params_are_served_as_the_cosmos_sdk_does() {
         Err(QueryError::UnknownPath(_))
     ));
 }
+
+/// A node that verified a block's signatures in CheckTx (its cache warm) and one that sees
+/// the txs first in the block (cold) execute it identically, bad signatures included.
+#[test]
+fn the_verified_signature_cache_changes_no_outcome() {
+    use cosmos_sdk_proto::cosmos::tx::v1beta1::TxRaw;
+    let (alice, bob, carol) = (key(1), key(2), key(3));
+    let warm = App::default();
+    let cold = App::default();
+    let genesis_state = genesis(&warm, &[(&alice, 1_000_000), (&bob, 1_000_000)]);
+    let mut txs: Vec<Vec<u8>> = (0..4)
+        .map(|seq| TxSpec::new(&alice, &carol, 10, seq, 0).sign())
+        .collect();
+    // bob's tx twice: once with a corrupted signature (refused), then valid.
+    let valid = TxSpec::new(&bob, &carol, 7, 0, 1).sign();
+    let mut corrupted = TxRaw::decode(valid.as_slice()).unwrap();
+    corrupted.signatures[0][10] ^= 1;
+    txs.push(corrupted.encode_to_vec());
+    txs.push(valid);
+    // The warm node checked every tx as it entered its mempool.
+    let mut check_state = genesis_state.clone();
+    for tx in &txs {
+        warm.execute_tx(&mut check_state, &block(2), tx, Mode::Check);
+    }
+    let (mut warm_state, mut cold_state) = (genesis_state.clone(), genesis_state);
+    for tx in &txs {
+        let w = warm.execute_tx(&mut warm_state, &block(2), tx, Mode::Deliver);
+        let c = cold.execute_tx(&mut cold_state, &block(2), tx, Mode::Deliver);
+        assert_eq!(
+            (w.code, w.gas_used, &w.events, &w.log),
+            (c.code, c.gas_used, &c.events, &c.log)
+        );
+    }
+    assert_eq!(warm_state, cold_state);
+    assert_eq!(
+        sequence(&warm, &warm_state, &bob),
+        1,
+        "only the valid tx counted"
+    );
+    assert_eq!(balance(&warm_state, &addr(&carol)), 4 * 10 + 7);
+}

@@ -10,7 +10,7 @@ use k256::ecdsa::signature::Verifier;
 use k256::ecdsa::{Signature, VerifyingKey};
 use prost::Message;
 
-use super::{DecodedTx, Mode, ValidatedMsg};
+use super::{DecodedTx, Mode, ValidatedMsg, VerifiedSignatures};
 use crate::address::Address;
 use crate::auth::{pack_pubkey, unpack_pubkey};
 use crate::auth::{AuthKeeper, AuthParams};
@@ -43,6 +43,22 @@ pub struct AnteOutcome {
     pub fee: Coins,
 }
 
+/// What the ante handler takes from the node rather than from the chain: neither can make
+/// two nodes disagree on a block (the minimum gas prices apply to the mempool only; the
+/// verified-signature cache only skips repeated work).
+#[derive(Debug, Default)]
+pub struct NodeLocal {
+    pub min_gas_prices: GasPrices,
+    pub verified: VerifiedSignatures,
+}
+
+/// Signer `index` of `tx`, at address `signer`.
+struct SignerOfTx<'a> {
+    tx: &'a DecodedTx,
+    index: usize,
+    signer: &'a Address,
+}
+
 /// Runs the ante checks against `state`, charging gas to `ctx.meter`: small steps in the
 /// Cosmos SDK's decorator order, so the cheap stateless checks and the fee come before
 /// the costly signature verification.
@@ -51,7 +67,7 @@ pub fn run_ante(
     ctx: &mut ExecCtx,
     tx: &DecodedTx,
     mode: Mode,
-    min_gas_prices: &GasPrices,
+    node: &NodeLocal,
 ) -> Result<AnteOutcome, TxError> {
     let params = AuthKeeper::params(state);
     let limits = ConsensusKeeper::limits(state);
@@ -64,7 +80,7 @@ pub fn run_ante(
     let fee_payer = fee_payer_of(fee, &signers)?;
     let fee_coins = fee_coins(fee)?;
     if matches!(mode, Mode::Check | Mode::Recheck) {
-        check_min_gas_prices(&fee_coins, fee.gas_limit, min_gas_prices)?;
+        check_min_gas_prices(&fee_coins, fee.gas_limit, &node.min_gas_prices)?;
     }
     let deducted = fee_to_deduct(state, mode, &fee_payer, &fee_coins);
     deduct_fee(state, ctx, &fee_payer, &deducted)?;
@@ -72,7 +88,19 @@ pub fn run_ante(
         .attr("fee", &fee_coins)
         .attr("fee_payer", fee_payer)];
     for (i, signer) in signers.iter().enumerate() {
-        events.extend(verify_signer(state, ctx, tx, mode, &params, i, signer)?);
+        let signer_tx = SignerOfTx {
+            tx,
+            index: i,
+            signer,
+        };
+        events.extend(verify_signer(
+            state,
+            ctx,
+            &signer_tx,
+            mode,
+            &params,
+            &node.verified,
+        )?);
     }
     ctx.events.splice(0..0, events);
     Ok(AnteOutcome {
@@ -340,12 +368,16 @@ fn deduct_fee(
 fn verify_signer(
     state: &mut impl StateWrite,
     ctx: &mut ExecCtx,
-    tx: &DecodedTx,
+    of: &SignerOfTx,
     mode: Mode,
     params: &AuthParams,
-    i: usize,
-    signer: &Address,
+    verified: &VerifiedSignatures,
 ) -> Result<Vec<Event>, TxError> {
+    let SignerOfTx {
+        tx,
+        index: i,
+        signer,
+    } = *of;
     let info = &tx.auth_info.signer_infos[i];
     let mut account = AuthKeeper::account(state, signer).ok_or_else(|| {
         TxError::unknown_address(format!(
@@ -376,7 +408,10 @@ fn verify_signer(
             chain_id: ctx.block.chain_id.clone(),
             account_number: account.account_number,
         };
-        if !verify_secp256k1(&pubkey, &sign_doc.encode_to_vec(), &tx.raw.signatures[i]) {
+        let (message, signature) = (sign_doc.encode_to_vec(), &tx.raw.signatures[i]);
+        if !verified.check(&pubkey, &message, signature, || {
+            verify_secp256k1(&pubkey, &message, signature)
+        }) {
             return Err(TxError::unauthorized(format!(
                 "signature verification failed; please verify account number ({}), sequence ({}) and chain-id ({})",
                 account.account_number, account.sequence, ctx.block.chain_id

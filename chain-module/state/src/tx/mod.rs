@@ -4,10 +4,12 @@ mod ante;
 mod decode;
 mod msg;
 pub mod unknown_fields;
+mod verified;
 
-pub use ante::{run_ante, AnteOutcome, MAX_MSGS_PER_TX};
+pub use ante::{run_ante, AnteOutcome, NodeLocal, MAX_MSGS_PER_TX};
 pub use decode::{decode_tx, gas_limit_of, DecodedTx};
 pub use msg::{to_any, Msg, Validated, ValidatedMsg};
+pub use verified::VerifiedSignatures;
 
 /// Why a tx is being executed; decides which checks run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
