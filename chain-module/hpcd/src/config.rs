@@ -19,6 +19,27 @@ pub struct AppConfig {
     pub cometbft: CometConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub pruning: PruningConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PruningConfig {
+    /// How many recent heights stay queryable (and provable); older state is deleted at
+    /// each commit. 0 keeps every height (an archive node).
+    pub keep_recent: u64,
+}
+
+/// About 28 hours of 1-second blocks.
+pub const DEFAULT_KEEP_RECENT: u64 = 100_000;
+
+impl Default for PruningConfig {
+    fn default() -> Self {
+        Self {
+            keep_recent: DEFAULT_KEEP_RECENT,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +98,7 @@ impl Default for AppConfig {
             grpc: GrpcConfig::default(),
             cometbft: CometConfig::default(),
             log: LogConfig::default(),
+            pruning: PruningConfig::default(),
         }
     }
 }
@@ -89,6 +111,8 @@ pub struct Settings {
     pub cometbft_binary: String,
     pub log_json: bool,
     pub log_level: String,
+    /// 0 = keep every height.
+    pub keep_recent: u64,
 }
 
 impl AppConfig {
@@ -121,7 +145,11 @@ impl AppConfig {
                 self.log.level
             )
         })?;
+        if self.pruning.keep_recent == 1 {
+            bail!("pruning.keep-recent: must be 0 (keep every height) or at least 2 (the latest height and the one before, which a restarting node may replay)");
+        }
         Ok(Settings {
+            keep_recent: self.pruning.keep_recent,
             min_gas_prices,
             grpc,
             cometbft_binary: self.cometbft.binary.clone(),
@@ -378,12 +406,22 @@ mod tests {
                 },
                 "cometbft.binary",
             ),
+            (
+                AppConfig {
+                    pruning: PruningConfig { keep_recent: 1 },
+                    ..Default::default()
+                },
+                "pruning.keep-recent",
+            ),
         ];
         for (config, field) in cases {
             let err = config.validate().unwrap_err().to_string();
             assert!(err.starts_with(field), "{err}");
         }
         assert!(AppConfig::default().validate().is_ok());
+        // A home written before pruning existed keeps working, with the default.
+        let older: AppConfig = toml::from_str("minimum-gas-prices = \"\"\n").unwrap();
+        assert_eq!(older.validate().unwrap().keep_recent, DEFAULT_KEEP_RECENT);
         let unknown =
             toml::from_str::<AppConfig>("minimum-gas-prices = \"\"\nmin-gas = 1\n").unwrap_err();
         assert!(unknown.to_string().contains("min-gas"), "{unknown}");

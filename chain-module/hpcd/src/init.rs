@@ -162,6 +162,12 @@ binary = "{binary}"
 format = "{log_format}"
 # A tracing filter, e.g. "info" or "hpcd=debug,info". RUST_LOG overrides it.
 level = "{log_level}"
+
+[pruning]
+# How many recent heights stay queryable and provable; older state is deleted at each
+# commit, so the store grows with live state, not with history. 0 keeps every height
+# (an archive node); otherwise at least 2.
+keep-recent = {keep_recent}
 "#,
         gas = config.minimum_gas_prices,
         grpc_enable = config.grpc.enable,
@@ -169,6 +175,7 @@ level = "{log_level}"
         binary = config.cometbft.binary,
         log_format = config.log.format,
         log_level = config.log.level,
+        keep_recent = config.pruning.keep_recent,
     );
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }

@@ -105,12 +105,14 @@ async fn shutdown_signal() {
 
 pub async fn start(home: &Home, settings: &Settings, opts: StartOptions) -> anyhow::Result<()> {
     let comet = home.comet_addresses()?;
-    let storage = Storage::open(&home.state_db()).with_context(|| {
-        format!(
-            "opening {} (is another hpcd using this home?)",
-            home.state_db().display()
-        )
-    })?;
+    let storage = Storage::open(&home.state_db())
+        .with_context(|| {
+            format!(
+                "opening {} (is another hpcd using this home?)",
+                home.state_db().display()
+            )
+        })?
+        .with_keep_recent(settings.keep_recent);
     let node = Node::new(storage, App::new(settings.min_gas_prices.clone()));
     let (height, app_hash) = node.last_commit();
     tracing::info!(height, app_hash = %hex::encode_upper(&app_hash), home = %home.0.display(), "opened application state");

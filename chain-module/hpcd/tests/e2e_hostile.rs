@@ -119,3 +119,30 @@ async fn node_height_after_restart(node: &mut TestNode) -> u64 {
     node.start(1).await;
     node.height().await.unwrap()
 }
+
+/// A node that keeps 5 heights: queries of older ones get an error naming the oldest kept
+/// height, kept ones answer, and the chain goes on (pruning runs in every commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pruning_node_refuses_pruned_heights_by_name_and_keeps_committing() {
+    let mut node = TestNode::init("e2e-pruning");
+    let app_toml = node.home.join("config/app.toml");
+    let config = std::fs::read_to_string(&app_toml).unwrap();
+    assert!(config.contains("keep-recent = 100000"), "{config}");
+    std::fs::write(
+        &app_toml,
+        config.replace("keep-recent = 100000", "keep-recent = 5"),
+    )
+    .unwrap();
+    node.start(12).await;
+    let latest = node.height().await.unwrap();
+    let params = "/abci_query?path=%22/virtengine.hpc.v1.Query/Params%22&height=";
+    let old = node.rpc_get(&format!("{params}2"));
+    assert!(old.contains("\"code\":26"), "{old}");
+    assert!(
+        old.contains("height 2 is pruned: this node keeps heights"),
+        "{old}"
+    );
+    let kept = node.rpc_get(&format!("{params}{}", latest - 2));
+    assert!(kept.contains("\"code\":0"), "{kept}");
+    assert_still_committing(&mut node).await;
+}

@@ -3,9 +3,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use borsh::BorshDeserialize;
-use jmt::storage::{HasPreimage, LeafNode, Node, NodeBatch, NodeKey, TreeReader};
+use jmt::storage::{
+    HasPreimage, LeafNode, Node, NodeBatch, NodeKey, StaleNodeIndexBatch, TreeReader,
+};
 use jmt::{KeyHash, OwnedValue, Sha256Jmt, Version};
-use redb::{Database, ReadOnlyTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadOnlyTable, ReadableTable, ReadableTableMetadata, TableDefinition};
 use sha2::Sha256;
 
 use crate::delta::Changes;
@@ -27,6 +29,15 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// node agreed on), kept so they answer the same after a restart.
 const BLOCK_TIMES: TableDefinition<u64, i64> = TableDefinition::new("block_times");
 const LATEST_VERSION: &str = "latest_version";
+/// The oldest version still readable (absent: every version is).
+const EARLIEST_VERSION: &str = "earliest_version";
+/// Tree nodes replaced from a version on: (stale_since_version, borsh(NodeKey)). Such a node
+/// belongs only to versions before that one, so pruning those versions deletes it.
+const STALE_NODES: TableDefinition<(u64, &[u8]), ()> = TableDefinition::new("stale_nodes");
+/// The keys written at each version: (version, key). Once that version is the oldest kept,
+/// the key's older entries in [`VALUES`] (and its entry at that version, if a deletion) can
+/// no longer be read.
+const WRITTEN: TableDefinition<(u64, &[u8]), ()> = TableDefinition::new("written_keys");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -41,6 +52,8 @@ pub enum StoreError {
     VersionUnavailable { requested: u64, latest: Option<u64> },
     #[error("cannot commit version {attempted}: the next version must be {expected}")]
     OutOfOrder { attempted: u64, expected: u64 },
+    #[error("height {requested} is pruned: this node keeps heights {earliest} and later (app.toml pruning.keep-recent)")]
+    Pruned { requested: u64, earliest: u64 },
 }
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
@@ -51,6 +64,8 @@ fn db_err(e: impl std::fmt::Display) -> StoreError {
 #[derive(Clone)]
 pub struct Storage {
     db: Arc<Database>,
+    /// How many of the latest versions stay readable; 0 keeps every version.
+    keep_recent: u64,
 }
 
 /// The result of [`Storage::prepare`]: the new root and everything [`Storage::commit`]
@@ -60,6 +75,7 @@ pub struct PreparedCommit {
     pub version: u64,
     pub root: [u8; 32],
     node_batch: NodeBatch,
+    stale_nodes: StaleNodeIndexBatch,
     changes: Changes,
     block_time_seconds: Option<i64>,
 }
@@ -83,8 +99,42 @@ impl Storage {
         tx.open_table(VALUES).map_err(db_err)?;
         tx.open_table(PREIMAGES).map_err(db_err)?;
         tx.open_table(META).map_err(db_err)?;
+        tx.open_table(STALE_NODES).map_err(db_err)?;
+        tx.open_table(WRITTEN).map_err(db_err)?;
         tx.commit().map_err(db_err)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            db: Arc::new(db),
+            keep_recent: 0,
+        })
+    }
+
+    /// Keep only the latest `keep_recent` versions readable (0 keeps all): each commit then
+    /// deletes what only older versions used, so the store grows with live state, not with
+    /// history. Roots and proofs of kept versions are unchanged.
+    pub fn with_keep_recent(mut self, keep_recent: u64) -> Self {
+        self.keep_recent = keep_recent;
+        self
+    }
+
+    /// The oldest readable version (0 when nothing was ever pruned).
+    pub fn earliest_version(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let meta = tx.open_table(META).map_err(db_err)?;
+        Ok(meta
+            .get(EARLIEST_VERSION)
+            .map_err(db_err)?
+            .map_or(0, |v| v.value()))
+    }
+
+    fn check_not_pruned(&self, version: u64) -> Result<(), StoreError> {
+        let earliest = self.earliest_version()?;
+        if version < earliest {
+            return Err(StoreError::Pruned {
+                requested: version,
+                earliest,
+            });
+        }
+        Ok(())
     }
 
     /// The last committed version, `None` for a fresh store.
@@ -96,6 +146,7 @@ impl Storage {
 
     /// The Merkle root at a committed version.
     pub fn root_hash(&self, version: u64) -> Result<[u8; 32], StoreError> {
+        self.check_not_pruned(version)?;
         let reader = self.tree_reader()?;
         let root = Sha256Jmt::new(&reader)
             .get_root_hash_option(version)
@@ -119,6 +170,7 @@ impl Storage {
                 })
             }
         };
+        self.check_not_pruned(version)?;
         let tx = self.db.begin_read().map_err(db_err)?;
         Ok(Snapshot {
             version: Some(version),
@@ -155,6 +207,7 @@ impl Storage {
             version,
             root: root.0,
             node_batch: batch.node_batch,
+            stale_nodes: batch.stale_node_index_batch,
             changes,
             block_time_seconds: None,
         })
@@ -179,11 +232,22 @@ impl Storage {
                     .insert(key.as_slice(), node.as_slice())
                     .map_err(db_err)?;
             }
+            let mut stale = tx.open_table(STALE_NODES).map_err(db_err)?;
+            for index in &prepared.stale_nodes {
+                let key = borsh::to_vec(&index.node_key).map_err(db_err)?;
+                stale
+                    .insert((index.stale_since_version, key.as_slice()), ())
+                    .map_err(db_err)?;
+            }
             let mut values = tx.open_table(VALUES).map_err(db_err)?;
             let mut preimages = tx.open_table(PREIMAGES).map_err(db_err)?;
+            let mut written = tx.open_table(WRITTEN).map_err(db_err)?;
             for (key, value) in &prepared.changes {
                 values
                     .insert((key.as_slice(), prepared.version), value.as_deref())
+                    .map_err(db_err)?;
+                written
+                    .insert((prepared.version, key.as_slice()), ())
                     .map_err(db_err)?;
                 let hash = KeyHash::with::<Sha256>(key).0;
                 preimages.insert(&hash, key.as_slice()).map_err(db_err)?;
@@ -196,7 +260,18 @@ impl Storage {
                 times.insert(prepared.version, seconds).map_err(db_err)?;
             }
         }
+        if let Some(oldest_kept) = self.oldest_kept(prepared.version) {
+            prune(&tx, oldest_kept)?;
+        }
         tx.commit().map_err(db_err)
+    }
+
+    /// The oldest version to keep once `latest` is committed, if pruning is on.
+    fn oldest_kept(&self, latest: u64) -> Option<u64> {
+        match self.keep_recent {
+            0 => None,
+            keep => Some(latest.saturating_add(1).saturating_sub(keep)),
+        }
     }
 
     /// The block time recorded with `version`, or with the latest version before it that has
@@ -243,6 +318,81 @@ impl Storage {
         let tx = self.db.begin_read().map_err(db_err)?;
         tx.open_table(VALUES).map_err(db_err)?.len().map_err(db_err)
     }
+
+    /// Number of stored tree nodes (for diagnostics and tests).
+    pub fn node_entries(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        tx.open_table(NODES).map_err(db_err)?.len().map_err(db_err)
+    }
+}
+
+/// Deletes, inside the commit's write transaction, everything that only versions before
+/// `oldest_kept` could read; those versions become unreadable (readers holding an older
+/// snapshot keep their view: redb transactions are isolated).
+fn prune(tx: &redb::WriteTransaction, oldest_kept: u64) -> Result<(), StoreError> {
+    let mut meta = tx.open_table(META).map_err(db_err)?;
+    let earliest = meta
+        .get(EARLIEST_VERSION)
+        .map_err(db_err)?
+        .map_or(0, |v| v.value());
+    if oldest_kept <= earliest {
+        return Ok(());
+    }
+    // (v, []) sorts before every (v, key): this bound takes every version ≤ oldest_kept.
+    let up_to = ..(oldest_kept.saturating_add(1), &[][..]);
+
+    let mut stale = tx.open_table(STALE_NODES).map_err(db_err)?;
+    let mut nodes = tx.open_table(NODES).map_err(db_err)?;
+    let dead: Vec<(u64, Vec<u8>)> = collect_keys(&stale, up_to)?;
+    for (since, node) in &dead {
+        nodes.remove(node.as_slice()).map_err(db_err)?;
+        stale.remove((*since, node.as_slice())).map_err(db_err)?;
+    }
+
+    let mut written = tx.open_table(WRITTEN).map_err(db_err)?;
+    let mut values = tx.open_table(VALUES).map_err(db_err)?;
+    for (version, key) in collect_keys(&written, up_to)? {
+        // Entries before `version` are shadowed by it for every kept version.
+        let older: Vec<u64> = values
+            .range((key.as_slice(), 0)..(key.as_slice(), version))
+            .map_err(db_err)?
+            .map(|entry| entry.map(|(k, _)| k.value().1))
+            .collect::<Result<_, _>>()
+            .map_err(db_err)?;
+        for old in older {
+            values.remove((key.as_slice(), old)).map_err(db_err)?;
+        }
+        // A deletion with nothing before it reads the same as no entry at all.
+        let is_deletion = values
+            .get((key.as_slice(), version))
+            .map_err(db_err)?
+            .is_some_and(|v| v.value().is_none());
+        if is_deletion {
+            values.remove((key.as_slice(), version)).map_err(db_err)?;
+        }
+        written.remove((version, key.as_slice())).map_err(db_err)?;
+    }
+    meta.insert(EARLIEST_VERSION, oldest_kept).map_err(db_err)?;
+    Ok(())
+}
+
+/// The `(version, bytes)` keys of `table` in `range`, copied out so the table can change.
+fn collect_keys(
+    table: &redb::Table<(u64, &[u8]), ()>,
+    range: std::ops::RangeTo<(u64, &[u8])>,
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    table
+        .range(range)
+        .map_err(db_err)?
+        .map(|entry| {
+            entry
+                .map(|(k, _)| {
+                    let (version, bytes) = k.value();
+                    (version, bytes.to_vec())
+                })
+                .map_err(db_err)
+        })
+        .collect()
 }
 
 fn latest_at(

@@ -247,3 +247,121 @@ fn block_times_are_kept_per_version_outside_the_merkle_state_and_survive_reopeni
     assert_eq!(storage.block_time(4).unwrap(), Some(1_700_000_005));
     assert_eq!(storage.block_time(99).unwrap(), Some(1_700_000_005));
 }
+
+/// Versions 1..=30, each overwriting 20 live keys, deleting one and adding one: history
+/// grows, live state does not.
+fn history(version: u64) -> Changes {
+    let mut c = Changes::new();
+    for i in 0..20 {
+        c.insert(
+            format!("live/{i}").into_bytes(),
+            Some(format!("{version}").into_bytes()),
+        );
+    }
+    c.insert(format!("born/{version}").into_bytes(), Some(b"x".to_vec()));
+    if version > 1 {
+        c.insert(format!("born/{}", version - 1).into_bytes(), None);
+    }
+    c
+}
+
+#[test]
+fn a_pruned_store_reads_and_proves_kept_versions_like_a_full_one_and_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = Storage::open(&dir.path().join("full.redb")).unwrap();
+    let pruned = Storage::open(&dir.path().join("pruned.redb"))
+        .unwrap()
+        .with_keep_recent(3);
+    let spec = proof_spec();
+    let mut pruned_entries = Vec::new();
+    for version in 1..=30u64 {
+        let roots: Vec<[u8; 32]> = [&full, &pruned]
+            .iter()
+            .map(|store| {
+                let prepared = store.prepare(history(version), version).unwrap();
+                let root = prepared.root;
+                store.commit(prepared).unwrap();
+                root
+            })
+            .collect();
+        assert_eq!(
+            roots[0], roots[1],
+            "pruning never changes a root (version {version})"
+        );
+        pruned_entries.push((
+            pruned.value_entries().unwrap(),
+            pruned.node_entries().unwrap(),
+        ));
+        let earliest = version.saturating_sub(2).max(1);
+        assert!(pruned.earliest_version().unwrap() <= earliest);
+        for kept in earliest..=version {
+            let (a, b) = (
+                full.snapshot(Some(kept)).unwrap(),
+                pruned.snapshot(Some(kept)).unwrap(),
+            );
+            assert_eq!(
+                a.range(b"", None, 1000),
+                b.range(b"", None, 1000),
+                "version {kept}"
+            );
+            let root = pruned.root_hash(kept).unwrap().to_vec();
+            for key in [
+                format!("live/7"),
+                format!("born/{kept}"),
+                format!("born/{}", kept.saturating_sub(1)),
+            ] {
+                let (value, proof) = pruned.get_with_proof(key.as_bytes(), kept).unwrap();
+                let ok = match &value {
+                    Some(v) => ics23::verify_membership::<ics23::HostFunctionsManager>(
+                        &proof,
+                        &spec,
+                        &root,
+                        key.as_bytes(),
+                        v,
+                    ),
+                    None => ics23::verify_non_membership::<ics23::HostFunctionsManager>(
+                        &proof,
+                        &spec,
+                        &root,
+                        key.as_bytes(),
+                    ),
+                };
+                assert!(ok, "{key} at {kept}");
+                assert_eq!(value, a.get(key.as_bytes()));
+            }
+        }
+    }
+    assert_eq!(pruned.earliest_version().unwrap(), 28);
+    for old in [1, 10, 27] {
+        assert!(
+            matches!(pruned.snapshot(Some(old)), Err(StoreError::Pruned { requested, earliest: 28 }) if requested == old)
+        );
+        assert!(matches!(
+            pruned.root_hash(old),
+            Err(StoreError::Pruned { .. })
+        ));
+        assert!(matches!(
+            pruned.get_with_proof(b"live/1", old),
+            Err(StoreError::Pruned { .. })
+        ));
+    }
+    // Entries stay flat once pruning runs; the full store's grow with every version.
+    let steady = &pruned_entries[2..];
+    let nodes = steady.iter().map(|(_, n)| *n);
+    assert!(
+        steady.iter().all(|(v, _)| *v == steady[0].0)
+            && nodes.clone().max().unwrap() - nodes.min().unwrap() <= 5,
+        "{pruned_entries:?}"
+    );
+    assert!(full.value_entries().unwrap() > 3 * pruned_entries[29].0);
+    assert!(full.node_entries().unwrap() > 3 * pruned_entries[29].1);
+    // Reopened, it remembers what it pruned.
+    drop(pruned);
+    let reopened = Storage::open(&dir.path().join("pruned.redb")).unwrap();
+    assert_eq!(reopened.earliest_version().unwrap(), 28);
+    assert!(reopened.snapshot(Some(27)).is_err());
+    assert_eq!(
+        reopened.snapshot(Some(30)).unwrap().get(b"live/3"),
+        Some(b"30".to_vec())
+    );
+}
