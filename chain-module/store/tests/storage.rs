@@ -306,7 +306,7 @@ fn a_pruned_store_reads_and_proves_kept_versions_like_a_full_one_and_stays_bound
             );
             let root = pruned.root_hash(kept).unwrap().to_vec();
             for key in [
-                format!("live/7"),
+                "live/7".to_string(),
                 format!("born/{kept}"),
                 format!("born/{}", kept.saturating_sub(1)),
             ] {
