@@ -751,11 +751,10 @@ fn history_state(
 }
 
 fn section_d(args: &Args) {
-    let active = 50;
-    println!("## (d) SubmitJob through execute_tx as history grows: {active} active clusters, {} reps (+1 warm-up)
-", args.reps);
-    println!("| deregistered clusters | violations per active cluster | gas per SubmitJob | median µs/SubmitJob | min µs/SubmitJob | × first row (time) |");
-    println!("|---|---|---|---|---|---|");
+    println!("## (d) SubmitJob through execute_tx as clusters and history grow (default params: at most {} clusters evaluated per decision), {} reps (+1 warm-up)
+", hpc_state::hpc::default_params().max_clusters_evaluated, args.reps);
+    println!("| active clusters | deregistered clusters | violations per active cluster | gas per SubmitJob | median µs/SubmitJob | min µs/SubmitJob | × first row (time) |");
+    println!("|---|---|---|---|---|---|---|");
     let app = App::default();
     let submitter_key = key(0);
     let submitter = address_of(&submitter_key);
@@ -800,7 +799,15 @@ fn section_d(args: &Args) {
         })
         .collect();
     let mut first: Option<Stats> = None;
-    for (deregistered, violations) in [(20, 1), (2_000, 1), (20, 100), (2_000, 100)] {
+    let rows = [
+        (50, 20, 1),
+        (50, 2_000, 1),
+        (50, 20, 100),
+        (50, 2_000, 100),
+        (1_000, 0, 1),
+        (10_000, 0, 1),
+    ];
+    for (active, deregistered, violations) in rows {
         let base = history_state(&app, &submitter, active, deregistered, violations);
         let mut gas = 0;
         let s = bench(args.reps, || {
@@ -818,7 +825,7 @@ fn section_d(args: &Args) {
         let ratio = first.map_or(1.0, |f| s.median.as_secs_f64() / f.median.as_secs_f64());
         first.get_or_insert(s);
         println!(
-            "| {deregistered} | {violations} | {gas} | {:.1} | {:.1} | {ratio:.2} |",
+            "| {active} | {deregistered} | {violations} | {gas} | {:.1} | {:.1} | {ratio:.2} |",
             us(s.median) / jobs as f64,
             us(s.min) / jobs as f64,
         );
