@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
-# Builds release binaries and runs the project's benchmarks (see docs/benchmarks.md):
-#   1. state_machine     in-process: execute_tx, x/hpc scheduler, store commit/proofs
-#   2. chain_throughput  real nodes: hpcd vs CometBFT kvstore, same run, committed tx/s
-# Extra arguments are passed to chain_throughput, e.g. `scripts/bench.sh --txs 5000`.
-# Output is also saved under target/bench/.
+# The benchmark suite (see docs/benchmarks.md):
+#   1. state_machine     in-process: execute_tx, the verified-signature cache, the x/hpc
+#                        scheduler, SubmitJob as clusters grow, store commit/proofs
+#   2. chain_throughput  real nodes: hpcd vs CometBFT kvstore and kvstore-socket in the same
+#                        run: committed tx/s and CPU per committed tx
+#
+#   scripts/bench.sh [ARGS]      release builds, full runs; ARGS go to chain_throughput
+#                                (e.g. --txs 20000 --accounts 20000 --hpcd-block-max-gas=-1);
+#                                writes docs/benchmarks/summary.json
+#   scripts/bench.sh --smoke     debug builds, a few seconds of each (CI: they keep working);
+#                                writes target/bench/summary-smoke.json
+#
+# Every figure is printed with its baseline; the raw output is saved under target/bench/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
 
+mode=full
+if [ "${1:-}" = "--smoke" ]; then
+    mode=smoke
+    shift
+fi
+
 COMETBFT_BIN="$(./scripts/install-cometbft.sh | tail -n 1)"
 export COMETBFT_BIN
 
-# Optional third baseline: the same kvstore app behind CometBFT's socket ABCI client
+# The kvstore-socket baseline: the same kvstore app behind CometBFT's socket ABCI client
 # (abci-cli of the pinned CometBFT release). Built from the Go module cache when the
 # cometbft module is there (install-cometbft.sh put it there), else with `go install`.
 if [ ! -x .bin/abci-cli ] && command -v go >/dev/null 2>&1; then
@@ -27,14 +41,60 @@ if [ ! -x .bin/abci-cli ] && command -v go >/dev/null 2>&1; then
     fi
 fi
 
-echo "== cargo build --release -p hpc-bench -p hpcd" >&2
-cargo build --release -p hpc-bench -p hpcd
-
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 mkdir -p target/bench
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+figures="target/bench/figures-$mode-$stamp.jsonl"
+if [ "$mode" = smoke ]; then
+    echo "== cargo build -p hpc-bench -p hpcd (debug: smoke)" >&2
+    cargo build -p hpc-bench -p hpcd
+    bin="$target_dir/debug"
+    state_args=(--txs 40 --accounts 4 --block-txs 20 --reps 1)
+    chain_args=(--txs 200 --accounts 20 "$@")
+    summary=target/bench/summary-smoke.json
+else
+    echo "== cargo build --release -p hpc-bench -p hpcd" >&2
+    cargo build --release -p hpc-bench -p hpcd
+    bin="$target_dir/release"
+    state_args=()
+    chain_args=("$@")
+    summary=docs/benchmarks/summary.json
+fi
+export HPCD_BIN="$bin/hpcd"
 
-echo "== state_machine" >&2
-target/release/state_machine | tee "target/bench/state_machine-$stamp.md"
+echo "== state_machine ${state_args[*]}" >&2
+"$bin/state_machine" "${state_args[@]}" --summary "$figures" | tee "target/bench/state_machine-$mode-$stamp.md"
 
-echo "== chain_throughput $*" >&2
-target/release/chain_throughput "$@" | tee "target/bench/chain_throughput-$stamp.md"
+echo "== chain_throughput ${chain_args[*]}" >&2
+"$bin/chain_throughput" "${chain_args[@]}" --summary "$figures" | tee "target/bench/chain_throughput-$mode-$stamp.md"
+
+# One JSON document: every figure with its baseline, the commit and the machine.
+mkdir -p "$(dirname "$summary")"
+python3 - "$figures" "$summary" "$mode" <<'PY'
+import json, os, subprocess, sys
+figures_path, summary_path, mode = sys.argv[1:]
+figures = [json.loads(line) for line in open(figures_path) if line.strip()]
+expected = [
+    "execute_tx Deliver of a MsgSend after CheckTx (signature verified once)",
+    "scheduler: schedule() over 10 000 clusters, per decision",
+    "SubmitJob (execute_tx) with 10 000 active clusters",
+]
+if os.path.exists(".bin/abci-cli"):
+    expected += ["committed MsgSend tx/s", "CPU per committed MsgSend (hpcd + cometbft)"]
+missing = [name for name in expected if name not in {f["name"] for f in figures}]
+if missing:
+    sys.exit(f"bench: figures missing from the run: {missing}")
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+doc = {
+    "mode": mode,
+    "commit": commit,
+    "machine": f"{os.cpu_count()} CPUs",
+    "figures": figures,
+}
+with open(summary_path, "w") as out:
+    json.dump(doc, out, indent=2, ensure_ascii=False)
+    out.write("\n")
+for f in figures:
+    print(f"{f['name']}: {f['value']:.3g} {f['unit']} vs {f['baseline_name']} {f['baseline']:.3g} (ratio {f['ratio']:.2f}); goal: {f['goal']}")
+print(f"bench: {len(figures)} figures written to {summary_path}")
+PY

@@ -33,11 +33,14 @@ echo "== 4-validator network: app hashes must agree at every height"
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 HPCD_BIN="$target_dir/debug/hpcd" ./testnet/localnet.sh smoke 4
 
-echo "== independent clients: CosmJS and cosmpy, unchanged, against a devnet (interop/run.sh)"
+echo "== independent clients: CosmJS, cosmpy and the Go SDK client, unchanged, against a devnet (interop/run.sh)"
 HPCD_BIN="$target_dir/debug/hpcd" ./interop/run.sh
 
 echo "== the README's walk-through, as written, against a devnet (scripts/readme-test.sh)"
 HPCD_BIN="$target_dir/debug/hpcd" ./scripts/readme-test.sh
+
+echo "== benchmark smoke: every bench binary on a tiny load (full runs: scripts/bench.sh)"
+./scripts/bench.sh --smoke
 
 echo "== compose network: 4 validators + 2 enforcers in Docker under faults (testnet/compose.sh test)"
 ./testnet/compose.sh test

@@ -82,6 +82,10 @@ struct Args {
     /// Default: $ABCI_CLI_BIN or .bin/abci-cli when present (scripts/bench.sh builds it).
     #[arg(long)]
     abci_cli: Option<PathBuf>,
+    /// Append this run's figures (JSON lines) to this file (scripts/bench.sh gathers them
+    /// into docs/benchmarks/summary.json).
+    #[arg(long)]
+    summary: Option<std::path::PathBuf>,
     /// Only run one chain: "hpcd", "kvstore" or "kvstore-socket".
     #[arg(long)]
     only: Option<String>,
@@ -1194,6 +1198,36 @@ fn print_table(results: &[ChainResult]) {
     }
 }
 
+/// Goal 1 of issue 12, against kvstore-socket measured in the same round.
+fn summary_figures(results: &[ChainResult]) -> Vec<hpc_bench::summary::Figure> {
+    use hpc_bench::summary::Figure;
+    let find = |c: &str| results.iter().find(|r| r.chain == c);
+    let (Some(hpcd), Some(base)) = (find("hpcd"), find("kvstore-socket")) else {
+        return Vec::new();
+    };
+    let cpu_ms = |r: &ChainResult| {
+        1000.0 * r.cpu.iter().map(|(_, s)| s).sum::<f64>() / r.committed.max(1) as f64
+    };
+    vec![
+        Figure::new(
+            "committed MsgSend tx/s",
+            hpcd.tps_b().unwrap_or(0.0),
+            "tx/s",
+            "kvstore-socket committed tx/s",
+            base.tps_b().unwrap_or(0.0),
+        )
+        .goal("ratio >= 0.6"),
+        Figure::new(
+            "CPU per committed MsgSend (hpcd + cometbft)",
+            cpu_ms(hpcd),
+            "ms",
+            "kvstore-socket CPU per committed tx (abci-cli + cometbft)",
+            cpu_ms(base),
+        )
+        .goal("value <= 0.92 ms (half of issue 12's 1.84 ms)"),
+    ]
+}
+
 fn run_one(args: &Args, chain: &str) -> anyhow::Result<ChainResult> {
     // A fresh runtime per measurement: nothing of one chain's run lingers into the next.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -1298,6 +1332,9 @@ fn main() -> anyhow::Result<()> {
                 .trim()
         );
         all.push(results);
+    }
+    if let (Some(path), Some(last)) = (&args.summary, all.last()) {
+        hpc_bench::summary::append(path, &summary_figures(last))?;
     }
     if all.len() > 1 {
         println!("\n## all rounds: committed tx/s (hdr first→next)");

@@ -47,6 +47,8 @@ use k256::ecdsa::signature::Verifier;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
+use hpc_bench::summary::{self, Figure};
+
 const CHAIN_ID: &str = "hpc-bench-1";
 const BLOCK_TIME: i64 = 1_700_000_000;
 /// What `hpcd init` writes into the genesis (CometBFT's default max_bytes, hpcd's max_gas).
@@ -70,6 +72,10 @@ struct Args {
     /// Timed repetitions per figure (after one warm-up run).
     #[arg(long, default_value_t = 7)]
     reps: usize,
+    /// Append the headline figures (JSON lines) to this file (scripts/bench.sh gathers
+    /// them into docs/benchmarks/summary.json).
+    #[arg(long)]
+    summary: Option<std::path::PathBuf>,
     /// Run only some sections: any of a,b,c,d (comma-separated).
     #[arg(long, default_value = "a,b,c,d")]
     sections: String,
@@ -228,7 +234,7 @@ fn print_row(name: &str, s: Stats, per: usize, unit: &str, reference: Option<Sta
     let _ = unit;
 }
 
-fn section_a(args: &Args) {
+fn section_a(args: &Args) -> Vec<Figure> {
     let w = workload(args);
     let n = w.txs.len();
     let avg_bytes = w.txs.iter().map(Vec::len).sum::<usize>() / n;
@@ -447,6 +453,15 @@ fn section_a(args: &Args) {
         pct(prepare_total), per_block(prepare_total),
         pct(commit_total), per_block(commit_total)
     );
+    let per_tx = |s: Stats| us(s.median) / n as f64;
+    vec![Figure::new(
+        "execute_tx Deliver of a MsgSend after CheckTx (signature verified once)",
+        per_tx(deliver_after_check),
+        "µs/tx",
+        "execute_tx Deliver of a MsgSend first seen in the block",
+        per_tx(deliver_mem),
+    )
+    .goal("lever of goal 1: the ratio is the FinalizeBlock cost left per mempool tx")]
 }
 
 fn clusters(n: usize) -> Vec<Cluster> {
@@ -493,7 +508,7 @@ fn clusters(n: usize) -> Vec<Cluster> {
         .collect()
 }
 
-fn section_b(args: &Args) {
+fn section_b(args: &Args) -> Vec<Figure> {
     println!("## (b) x/hpc scheduler: schedule() per decision, default params (candidate cap 64), {} reps (+1 warm-up)\n", args.reps);
     let params = hpc_state::hpc::default_params();
     let requirements = JobRequirements {
@@ -514,9 +529,10 @@ fn section_b(args: &Args) {
         v.sort_by(|a, b| a.cluster_id.cmp(&b.cluster_id));
         black_box(v);
     };
+    let mut figures = Vec::new();
     println!("| clusters | policy | median µs/decision | min µs/decision | decisions/s | eligible rows | baseline: clone+sort input µs | × baseline |");
     println!("|---|---|---|---|---|---|---|---|");
-    for n in [10usize, 100, 1000] {
+    for n in [10usize, 100, 1000, 10_000] {
         let cs = clusters(n);
         let excluded = vec!["cluster-00003".to_string()];
         for (label, policy) in [
@@ -553,6 +569,18 @@ fn section_b(args: &Args) {
                 }
                 t.elapsed()
             });
+            if n == 10_000 && policy.is_none() {
+                figures.push(
+                    Figure::new(
+                        "scheduler: schedule() over 10 000 clusters, per decision",
+                        us(s.median) / iters as f64,
+                        "µs",
+                        "cloning and sorting those 10 000 clusters",
+                        us(base.median) / iters as f64,
+                    )
+                    .goal("goal 4: <= 5 000 µs per decision at 10 000 clusters"),
+                );
+            }
             println!(
                 "| {n} | {label} | {:.1} | {:.1} | {:.0} | {eligible} of {} | {:.1} | {:.1} |",
                 us(s.median) / iters as f64,
@@ -565,6 +593,7 @@ fn section_b(args: &Args) {
         }
     }
     println!();
+    figures
 }
 
 fn section_c(args: &Args) {
@@ -750,7 +779,7 @@ fn history_state(
     state
 }
 
-fn section_d(args: &Args) {
+fn section_d(args: &Args) -> Vec<Figure> {
     println!("## (d) SubmitJob through execute_tx as clusters and history grow (default params: at most {} clusters evaluated per decision), {} reps (+1 warm-up)
 ", hpc_state::hpc::default_params().max_clusters_evaluated, args.reps);
     println!("| active clusters | deregistered clusters | violations per active cluster | gas per SubmitJob | median µs/SubmitJob | min µs/SubmitJob | × first row (time) |");
@@ -799,6 +828,7 @@ fn section_d(args: &Args) {
         })
         .collect();
     let mut first: Option<Stats> = None;
+    let mut figures = Vec::new();
     let rows = [
         (50, 20, 1),
         (50, 2_000, 1),
@@ -823,7 +853,19 @@ fn section_d(args: &Args) {
             t.elapsed()
         });
         let ratio = first.map_or(1.0, |f| s.median.as_secs_f64() / f.median.as_secs_f64());
-        first.get_or_insert(s);
+        let first_row = *first.get_or_insert(s);
+        if active == 10_000 {
+            figures.push(
+                Figure::new(
+                    "SubmitJob (execute_tx) with 10 000 active clusters",
+                    us(s.median) / jobs as f64,
+                    "µs",
+                    "SubmitJob with 50 active clusters",
+                    us(first_row.median) / jobs as f64,
+                )
+                .goal("goal 4: <= 5 000 µs, bounded by params.max_clusters_evaluated, not by clusters registered"),
+            );
+        }
         println!(
             "| {active} | {deregistered} | {violations} | {gas} | {:.1} | {:.1} | {ratio:.2} |",
             us(s.median) / jobs as f64,
@@ -831,6 +873,7 @@ fn section_d(args: &Args) {
         );
     }
     println!();
+    figures
 }
 
 fn main() {
@@ -855,16 +898,20 @@ fn main() {
             .trim()
     );
     let sections: Vec<&str> = args.sections.split(',').map(str::trim).collect();
+    let mut figures = Vec::new();
     if sections.contains(&"a") {
-        section_a(&args);
+        figures.extend(section_a(&args));
     }
     if sections.contains(&"b") {
-        section_b(&args);
+        figures.extend(section_b(&args));
     }
     if sections.contains(&"c") {
         section_c(&args);
     }
     if sections.contains(&"d") {
-        section_d(&args);
+        figures.extend(section_d(&args));
+    }
+    if let Some(path) = &args.summary {
+        summary::append(path, &figures).expect("writes the summary");
     }
 }
