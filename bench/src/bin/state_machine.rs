@@ -76,9 +76,12 @@ struct Args {
     /// them into docs/benchmarks/summary.json).
     #[arg(long)]
     summary: Option<std::path::PathBuf>,
-    /// Run only some sections: any of a,b,c,d (comma-separated).
-    #[arg(long, default_value = "a,b,c,d")]
+    /// Run only some sections: any of a,b,c,d,e (comma-separated).
+    #[arg(long, default_value = "a,b,c,d,e")]
     sections: String,
+    /// Section (e): stored audit records per run (comma-separated, smallest first).
+    #[arg(long, default_value = "10000,100000,1000000")]
+    list_records: String,
 }
 
 /// Median and minimum of a set of timings.
@@ -876,6 +879,175 @@ fn section_d(args: &Args) -> Vec<Figure> {
     figures
 }
 
+/// A state with `records` audit records (two per job, jobs alternately ROUTED and
+/// COMPLETED) and one violation per ten records, over two providers.
+fn listing_state(records: usize) -> (BTreeMap<Vec<u8>, Vec<u8>>, [String; 2]) {
+    use hpc_proto::virtengine::hpc::v1::{Job, JobState, RoutingAuditRecord};
+    let providers = [0, 1].map(|i| address_of(&key(9_000 + i)).to_string());
+    let mut state = BTreeMap::new();
+    for i in 0..records {
+        let job = i / 2;
+        let provider = &providers[job % 2];
+        if i % 2 == 0 {
+            Keeper::set_job(
+                &mut state,
+                &Job {
+                    job_id: format!("job-{job:08}"),
+                    owner: provider.clone(),
+                    provider_address: provider.clone(),
+                    state: if job % 4 < 2 {
+                        JobState::Routed
+                    } else {
+                        JobState::Completed
+                    } as i32,
+                    ..Default::default()
+                },
+            );
+        }
+        Keeper::insert_audit(
+            &mut state,
+            &RoutingAuditRecord {
+                record_id: format!("{provider}:ra-{i:08}"),
+                job_id: format!("job-{job:08}"),
+                scheduling_decision_id: format!("decision-{job:08}"),
+                actual_cluster_id: "cluster-a".into(),
+                provider_address: provider.clone(),
+                created_height: 1 + (i / 1000) as u64,
+                ..Default::default()
+            },
+        );
+        if i % 10 == 0 {
+            Keeper::set_violation(
+                &mut state,
+                &RoutingViolation {
+                    violation_id: format!("v-{i:08}"),
+                    job_id: format!("job-{job:08}"),
+                    provider_address: provider.clone(),
+                    actual_cluster_id: "cluster-a".into(),
+                    severity: 1,
+                    created_height: 1,
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    (state, providers)
+}
+
+fn section_e(args: &Args) -> Vec<Figure> {
+    use hpc_proto::cosmos_sdk_proto::cosmos::base::query::v1beta1::PageRequest;
+    use hpc_proto::virtengine::hpc::v1::{
+        JobState, QueryJobsRequest, QueryRoutingAuditRecordsRequest, QueryRoutingViolationsRequest,
+    };
+    let sizes: Vec<usize> = args
+        .list_records
+        .split(',')
+        .map(|n| n.trim().parse().expect("--list-records: numbers"))
+        .collect();
+    println!("## (e) list queries as stored records grow: a page of 100 (or one job's records), median of {} reps (+1 warm-up)\n", args.reps);
+    println!("| stored audit records | jobs by provider+state | audit records by job | audit records by provider | unresolved violations by provider | build s |");
+    println!("|---|---|---|---|---|---|");
+    let app = App::default();
+    let clock = hpc_state::hpc::QueryClock {
+        height: 1_000,
+        block_time_seconds: BLOCK_TIME,
+    };
+    let page = || {
+        Some(PageRequest {
+            limit: 100,
+            ..Default::default()
+        })
+    };
+    let mut worst_per_size = Vec::new();
+    for &records in &sizes {
+        let built = Instant::now();
+        let (state, providers) = listing_state(records);
+        let build_secs = built.elapsed().as_secs_f64();
+        let middle_job = format!("job-{:08}", records / 4);
+        let queries: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "Jobs",
+                QueryJobsRequest {
+                    provider_address: providers[0].clone(),
+                    state: JobState::Routed as i32,
+                    pagination: page(),
+                    ..Default::default()
+                }
+                .encode_to_vec(),
+            ),
+            (
+                "RoutingAuditRecords",
+                QueryRoutingAuditRecordsRequest {
+                    job_id: middle_job,
+                    ..Default::default()
+                }
+                .encode_to_vec(),
+            ),
+            (
+                "RoutingAuditRecords",
+                QueryRoutingAuditRecordsRequest {
+                    provider_address: providers[1].clone(),
+                    pagination: page(),
+                    ..Default::default()
+                }
+                .encode_to_vec(),
+            ),
+            (
+                "RoutingViolations",
+                QueryRoutingViolationsRequest {
+                    provider_address: providers[0].clone(),
+                    unresolved_only: true,
+                    pagination: page(),
+                    ..Default::default()
+                }
+                .encode_to_vec(),
+            ),
+        ];
+        let mut cells = Vec::new();
+        for (method, request) in &queries {
+            let path = format!("/virtengine.hpc.v1.Query/{method}");
+            let answer = app
+                .query(&path, request, &state, clock)
+                .expect("the query answers");
+            assert!(!answer.is_empty(), "{method} found nothing");
+            let s = bench(args.reps, || {
+                let t = Instant::now();
+                for _ in 0..100 {
+                    black_box(
+                        app.query(&path, black_box(request), &state, clock)
+                            .expect("answers"),
+                    );
+                }
+                t.elapsed()
+            });
+            cells.push(us(s.median) / 100.0);
+        }
+        println!(
+            "| {records} | {:.1} µs | {:.1} µs | {:.1} µs | {:.1} µs | {build_secs:.1} |",
+            cells[0], cells[1], cells[2], cells[3]
+        );
+        worst_per_size.push(cells.into_iter().fold(0.0, f64::max));
+    }
+    println!();
+    let (Some(first), Some(last)) = (worst_per_size.first(), worst_per_size.last()) else {
+        return Vec::new();
+    };
+    vec![Figure::new(
+        &format!(
+            "slowest list query at {} stored audit records",
+            sizes.last().copied().unwrap_or(0)
+        ),
+        *last,
+        "µs",
+        &format!(
+            "the same at {} stored audit records",
+            sizes.first().copied().unwrap_or(0)
+        ),
+        *first,
+    )
+    .goal("goal 5: flat (ratio near 1): index range scans, no full prefix scans")]
+}
+
 fn main() {
     let args = Args::parse();
     println!(
@@ -910,6 +1082,9 @@ fn main() {
     }
     if sections.contains(&"d") {
         figures.extend(section_d(&args));
+    }
+    if sections.contains(&"e") {
+        figures.extend(section_e(&args));
     }
     if let Some(path) = &args.summary {
         summary::append(path, &figures).expect("writes the summary");
