@@ -488,7 +488,11 @@ pub fn schedule(req: &ScheduleRequest) -> ScheduleOutcome {
     let weights = effective_weights(req.policy, req.params);
 
     let mut clusters: Vec<&Cluster> = req.clusters.iter().collect();
-    clusters.sort_by(|a, b| a.cluster_id.as_bytes().cmp(b.cluster_id.as_bytes()));
+    let by_id = |a: &&Cluster, b: &&Cluster| a.cluster_id.as_bytes().cmp(b.cluster_id.as_bytes());
+    // The keeper loads candidates in id order already: check before sorting.
+    if !clusters.is_sorted_by(|a, b| by_id(a, b).is_le()) {
+        clusters.sort_by(by_id);
+    }
 
     let evaluated: Vec<Evaluated> = clusters
         .into_iter()
@@ -590,9 +594,30 @@ pub fn schedule(req: &ScheduleRequest) -> ScheduleOutcome {
         })
         .collect();
 
-    let mut rows: Vec<CandidateEvaluation> = evaluated
-        .iter()
-        .map(|e| {
+    // The table keeps the `cap` best rows (eligible first, higher score first, smaller id
+    // first: a total order, ids are unique), in id order. Selecting them before building
+    // rows makes a decision's allocations grow with the cap, not with the clusters given.
+    let total_candidates = u32::try_from(evaluated.len()).unwrap_or(u32::MAX);
+    let cap = usize::try_from(req.params.max_candidates_per_decision.max(1)).unwrap_or(usize::MAX);
+    let rank = |e: &Evaluated| {
+        let eligible = is_eligible(e);
+        (eligible, if eligible { e.score } else { 0 })
+    };
+    let mut kept: Vec<usize> = (0..evaluated.len()).collect();
+    if kept.len() > cap {
+        kept.select_nth_unstable_by(cap - 1, |&a, &b| {
+            rank(&evaluated[b])
+                .cmp(&rank(&evaluated[a]))
+                .then(a.cmp(&b))
+        });
+        kept.truncate(cap);
+        // `evaluated` is in id order, so index order is id order.
+        kept.sort_unstable();
+    }
+    let rows: Vec<CandidateEvaluation> = kept
+        .into_iter()
+        .map(|i| {
+            let e = &evaluated[i];
             let eligible = is_eligible(e);
             let mut row = CandidateEvaluation {
                 cluster_id: e.cluster.cluster_id.clone(),
@@ -612,19 +637,6 @@ pub fn schedule(req: &ScheduleRequest) -> ScheduleOutcome {
             row
         })
         .collect();
-
-    let total_candidates = u32::try_from(rows.len()).unwrap_or(u32::MAX);
-    let cap = usize::try_from(req.params.max_candidates_per_decision.max(1)).unwrap_or(usize::MAX);
-    if rows.len() > cap {
-        rows.sort_by(|a, b| {
-            b.eligible
-                .cmp(&a.eligible)
-                .then(b.score_bps.cmp(&a.score_bps))
-                .then(a.cluster_id.as_bytes().cmp(b.cluster_id.as_bytes()))
-        });
-        rows.truncate(cap);
-        rows.sort_by(|a, b| a.cluster_id.as_bytes().cmp(b.cluster_id.as_bytes()));
-    }
 
     ScheduleOutcome {
         selected,
@@ -1885,6 +1897,38 @@ mod tests {
 
     fn encoded(o: &ScheduleOutcome) -> Vec<Vec<u8>> {
         o.candidates.iter().map(|c| c.encode_to_vec()).collect()
+    }
+
+    /// The table at any cap is the documented rule applied to the full table: rank every
+    /// row (eligible first, higher score, smaller id), keep the first `cap`, order by id.
+    #[test]
+    fn truncation_at_any_cap_is_the_documented_rule_applied_to_the_full_table() {
+        let clusters = generated_clusters(300, 11);
+        let mut r = requirements();
+        r.allowed_regions = vec!["eu-west".into(), "us-east".into()];
+        let pol = policy(PolicyMode::Permissive);
+        let mut full_params = params();
+        full_params.max_candidates_per_decision = u32::MAX;
+        let full = run(&clusters, &r, Some(&pol), &full_params, &[]);
+        assert_eq!(full.candidates.len(), 300);
+        for cap in [1u32, 2, 7, 64, 299, 300, 301] {
+            let mut p = params();
+            p.max_candidates_per_decision = cap;
+            let truncated = run(&clusters, &r, Some(&pol), &p, &[]);
+            let mut expected = full.candidates.clone();
+            expected.sort_by(|a, b| {
+                b.eligible
+                    .cmp(&a.eligible)
+                    .then(b.score_bps.cmp(&a.score_bps))
+                    .then(a.cluster_id.cmp(&b.cluster_id))
+            });
+            expected.truncate(cap as usize);
+            expected.sort_by(|a, b| a.cluster_id.cmp(&b.cluster_id));
+            assert_eq!(truncated.candidates, expected, "cap {cap}");
+            assert_eq!(truncated.total_candidates, 300);
+            assert_eq!(truncated.selected, full.selected);
+            assert_eq!(truncated.ineligible_counts, full.ineligible_counts);
+        }
     }
 
     #[test]
