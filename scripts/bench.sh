@@ -2,7 +2,8 @@
 # The benchmark suite (see docs/benchmarks.md):
 #   1. state_machine     in-process: execute_tx, the verified-signature cache, the x/hpc
 #                        scheduler, SubmitJob as clusters grow, store commit/proofs, list
-#                        queries from 10 000 to 1 000 000 stored audit records
+#                        queries from 10 000 to 1 000 000 stored audit records, audit
+#                        record batches and the disk they take
 #   2. chain_throughput  real nodes: hpcd vs CometBFT kvstore and kvstore-socket in the same
 #                        run: committed tx/s and CPU per committed tx
 #
@@ -50,7 +51,7 @@ if [ "$mode" = smoke ]; then
     echo "== cargo build -p hpc-bench -p hpcd (debug: smoke)" >&2
     cargo build -p hpc-bench -p hpcd
     bin="$target_dir/debug"
-    state_args=(--txs 40 --accounts 4 --block-txs 20 --reps 1 --list-records 1000,5000)
+    state_args=(--txs 40 --accounts 4 --block-txs 20 --reps 1 --list-records 1000,5000 --audit-records 200)
     chain_args=(--txs 200 --accounts 20 "$@")
     summary=target/bench/summary-smoke.json
 else
@@ -81,6 +82,10 @@ expected = [
     "SubmitJob (execute_tx) with 10 000 active clusters",
 ]
 expected_prefixes = ["slowest list query at "]
+expected += [
+    "audit records/s through execute_tx (batches of params.max_batch_size, one core)",
+    "disk per 1 000 000 audit records, keep-recent 2 (extrapolated from the run)",
+]
 if os.path.exists(".bin/abci-cli"):
     expected += ["committed MsgSend tx/s", "CPU per committed MsgSend (hpcd + cometbft)"]
 names = {f["name"] for f in figures}

@@ -76,9 +76,12 @@ struct Args {
     /// them into docs/benchmarks/summary.json).
     #[arg(long)]
     summary: Option<std::path::PathBuf>,
-    /// Run only some sections: any of a,b,c,d,e (comma-separated).
-    #[arg(long, default_value = "a,b,c,d,e")]
+    /// Run only some sections: any of a,b,c,d,e,f (comma-separated).
+    #[arg(long, default_value = "a,b,c,d,e,f")]
     sections: String,
+    /// Section (f): audit records recorded per repetition (in batches of params.max_batch_size).
+    #[arg(long, default_value_t = 10_000)]
+    audit_records: usize,
     /// Section (e): stored audit records per run (comma-separated, smallest first).
     #[arg(long, default_value = "10000,100000,1000000")]
     list_records: String,
@@ -782,6 +785,46 @@ fn history_state(
     state
 }
 
+/// A signed SubmitJob of one node running an inline script.
+fn submit_job_tx(owner_key: &SigningKey, account_number: u64, sequence: u64) -> Vec<u8> {
+    let owner = address_of(owner_key);
+    let msg = to_any(&MsgSubmitJob {
+        owner: owner.to_string(),
+        requirements: Some(JobRequirements {
+            nodes: 1,
+            max_runtime_seconds: 3_600,
+            ..Default::default()
+        }),
+        workload: Some(hpc_proto::virtengine::hpc::v1::JobWorkload {
+            source: Some(
+                hpc_proto::virtengine::hpc::v1::job_workload::Source::InlineScript(
+                    b"#!/bin/sh\necho bench\n".to_vec(),
+                ),
+            ),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let account = SignerAccount {
+        address: owner,
+        account_number,
+        sequence,
+    };
+    let fee = Coins::single("uvirt", 100_000);
+    sign_tx(
+        owner_key,
+        CHAIN_ID,
+        &account,
+        vec![msg],
+        "",
+        0,
+        &fee,
+        4_000_000,
+        false,
+    )
+    .expect("signs")
+}
+
 fn section_d(args: &Args) -> Vec<Figure> {
     println!("## (d) SubmitJob through execute_tx as clusters and history grow (default params: at most {} clusters evaluated per decision), {} reps (+1 warm-up)
 ", hpc_state::hpc::default_params().max_clusters_evaluated, args.reps);
@@ -792,43 +835,7 @@ fn section_d(args: &Args) -> Vec<Figure> {
     let submitter = address_of(&submitter_key);
     let jobs = 50u64;
     let txs: Vec<Vec<u8>> = (0..jobs)
-        .map(|seq| {
-            let msg = to_any(&MsgSubmitJob {
-                owner: submitter.to_string(),
-                requirements: Some(JobRequirements {
-                    nodes: 1,
-                    max_runtime_seconds: 3_600,
-                    ..Default::default()
-                }),
-                workload: Some(hpc_proto::virtengine::hpc::v1::JobWorkload {
-                    source: Some(
-                        hpc_proto::virtengine::hpc::v1::job_workload::Source::InlineScript(
-                            b"#!/bin/sh\necho bench\n".to_vec(),
-                        ),
-                    ),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            });
-            let account = SignerAccount {
-                address: submitter,
-                account_number: 0,
-                sequence: seq,
-            };
-            let fee = Coins::single("uvirt", 100_000);
-            sign_tx(
-                &submitter_key,
-                CHAIN_ID,
-                &account,
-                vec![msg],
-                "",
-                0,
-                &fee,
-                4_000_000,
-                false,
-            )
-            .expect("signs")
-        })
+        .map(|seq| submit_job_tx(&submitter_key, 0, seq))
         .collect();
     let mut first: Option<Stats> = None;
     let mut figures = Vec::new();
@@ -1048,6 +1055,214 @@ fn section_e(args: &Args) -> Vec<Figure> {
     .goal("goal 5: flat (ratio near 1): index range scans, no full prefix scans")]
 }
 
+/// An in-memory state, as the state machine tests use.
+type MemState = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// A chain where `jobs` SubmitJob txs scheduled one job each onto the provider's only
+/// cluster; returns it with each job's (job id, decision id).
+fn routed_jobs_state(
+    app: &App,
+    owner_key: &SigningKey,
+    provider: &Address,
+    jobs: usize,
+) -> (MemState, Vec<(String, String)>) {
+    let mut state = BTreeMap::new();
+    let owner = address_of(owner_key);
+    app.init_chain(
+        &mut state,
+        CHAIN_ID,
+        &LIMITS,
+        &app_state(&[owner, *provider]),
+    )
+    .expect("genesis");
+    let mut cluster = clusters(1).remove(0);
+    cluster.cluster_id = "cluster-audit".into();
+    cluster.provider_address = provider.to_string();
+    cluster.state = ClusterState::Active as i32;
+    cluster.health = ClusterHealth::Healthy as i32;
+    cluster.total_nodes = 1_000_000;
+    cluster.available_nodes = 1_000_000;
+    cluster.reserved_nodes = 0;
+    Keeper::set_cluster(&mut state, &cluster);
+    let scheduled = (0..jobs as u64)
+        .map(|seq| {
+            let out = app.execute_tx(
+                &mut state,
+                &block(2),
+                &submit_job_tx(owner_key, 0, seq),
+                Mode::Deliver,
+            );
+            assert!(out.is_ok(), "{}", out.log);
+            let attr = |name: &str| {
+                out.events
+                    .iter()
+                    .filter(|e| e.kind == "hpc_job_scheduled")
+                    .flat_map(|e| e.attributes.iter())
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .expect("hpc_job_scheduled names the job and decision")
+            };
+            (attr("job_id"), attr("decision_id"))
+        })
+        .collect();
+    (state, scheduled)
+}
+
+/// Grows a redb store from `base` with `txs` in blocks of `per_block` txs (each prepared
+/// and committed like hpcd's Commit); returns the growth of its allocated pages per record.
+fn disk_per_record(
+    app: &App,
+    base: &MemState,
+    txs: &[Vec<u8>],
+    per_block: usize,
+    keep_recent: u64,
+) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("application.redb");
+    let storage = Storage::open(&path)
+        .expect("store opens")
+        .with_keep_recent(keep_recent);
+    let genesis: Changes = base
+        .iter()
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect();
+    storage
+        .commit(storage.prepare(genesis, 1).expect("genesis root"))
+        .expect("genesis commit");
+    let size = || storage.allocated_bytes().expect("store stats") as f64;
+    let before = size();
+    for (b, chunk) in txs.chunks(per_block).enumerate() {
+        let height = 2 + b as u64;
+        let mut state = Delta::new(storage.snapshot(None).expect("snapshot"));
+        for tx in chunk {
+            let out = app.execute_tx(&mut state, &block(height), tx, Mode::Deliver);
+            assert!(out.is_ok(), "{}", out.log);
+        }
+        let (_, changes) = state.into_parts();
+        storage
+            .commit(storage.prepare(changes, height).expect("prepare"))
+            .expect("commit");
+    }
+    let records: usize = txs.len() * hpc_state::hpc::default_params().max_batch_size as usize;
+    (size() - before) / records as f64
+}
+
+/// MsgRecordRoutingAudit batches, as an enforcer sends them (params.max_batch_size records,
+/// one approved record per job), through execute_tx: the state machine's ceiling for
+/// goal 2, without CometBFT.
+fn section_f(args: &Args) -> Vec<Figure> {
+    use hpc_proto::virtengine::hpc::v1::{
+        AuditStatus, EnforcementMode, MsgRecordRoutingAudit, RoutingAuditRecord,
+    };
+    let batch = hpc_state::hpc::default_params().max_batch_size as usize;
+    let records = args.audit_records.max(batch);
+    println!("## (f) audit records: MsgRecordRoutingAudit batches of {batch} (params.max_batch_size) through execute_tx, {records} records, {} reps (+1 warm-up)\n", args.reps);
+    let app = App::default();
+    let (owner_key, provider_key) = (key(0), key(1));
+    let provider = address_of(&provider_key);
+    let (base, jobs) = routed_jobs_state(&app, &owner_key, &provider, records);
+    let txs: Vec<Vec<u8>> = jobs
+        .chunks(batch)
+        .enumerate()
+        .map(|(seq, chunk)| {
+            let msg = to_any(&MsgRecordRoutingAudit {
+                provider: provider.to_string(),
+                records: chunk
+                    .iter()
+                    .map(|(job, decision)| RoutingAuditRecord {
+                        record_id: format!("{provider}:ra-{job}"),
+                        job_id: job.clone(),
+                        scheduling_decision_id: decision.clone(),
+                        actual_cluster_id: "cluster-audit".into(),
+                        status: AuditStatus::Approved as i32,
+                        reason: "job routed to scheduled cluster".into(),
+                        enforcement_mode: EnforcementMode::Strict as i32,
+                        ..Default::default()
+                    })
+                    .collect(),
+            });
+            let account = SignerAccount {
+                address: provider,
+                account_number: 1,
+                sequence: seq as u64,
+            };
+            sign_tx(
+                &provider_key,
+                CHAIN_ID,
+                &account,
+                vec![msg],
+                "",
+                0,
+                &Coins::single("uvirt", 1_000_000),
+                100_000_000,
+                false,
+            )
+            .expect("signs")
+        })
+        .collect();
+    let mut gas = 0;
+    let deliver = bench(args.reps, || {
+        let app = App::default();
+        let mut state = base.clone();
+        let t = Instant::now();
+        for tx in &txs {
+            let out = app.execute_tx(&mut state, &block(3), tx, Mode::Deliver);
+            assert!(out.is_ok(), "{}", out.log);
+            gas = out.gas_used;
+        }
+        t.elapsed()
+    });
+    let per_second = records as f64 / deliver.median.as_secs_f64();
+    let tx_bytes = txs.iter().map(Vec::len).sum::<usize>() as f64 / records as f64;
+    let per_block = usize::try_from(LIMITS.max_gas as u64 / gas.max(1))
+        .unwrap_or(1)
+        .max(1);
+    let archive = disk_per_record(&app, &base, &txs, per_block, 0);
+    let pruned = disk_per_record(&app, &base, &txs, per_block, 2);
+    println!("| figure | value |");
+    println!("|---|---|");
+    println!("| records/s through execute_tx (one core, signatures verified, BTreeMap state) | {per_second:.0} |");
+    println!(
+        "| µs per record (median) | {:.1} |",
+        us(deliver.median) / records as f64
+    );
+    println!(
+        "| gas per record (a full batch's gas / {batch}) | {} |",
+        gas / batch as u64
+    );
+    println!("| tx bytes per record | {tx_bytes:.0} |");
+    println!(
+        "| batches per block under hpcd init's max_gas {} | {per_block} ({} records/block) |",
+        LIMITS.max_gas,
+        per_block * batch
+    );
+    for (node, bytes) in [
+        ("archive node (keep-recent 0)", archive),
+        ("keep-recent 2", pruned),
+    ] {
+        println!("| disk bytes per record, {node} (growth of redb's allocated pages over {records} records in blocks of {per_block} batches) | {bytes:.0} ({:.2} GB per 1 000 000, extrapolated) |", bytes * 1e6 / 1e9);
+    }
+    println!();
+    vec![
+        Figure::new(
+            "disk per 1 000 000 audit records, keep-recent 2 (extrapolated from the run)",
+            pruned * 1e6 / 1e9,
+            "GB",
+            "the same on an archive node (keep-recent 0)",
+            archive * 1e6 / 1e9,
+        )
+        .goal("goal 6: disk grows with live state, not with history"),
+        Figure::new(
+        "audit records/s through execute_tx (batches of params.max_batch_size, one core)",
+        per_second,
+        "records/s",
+        "goal 2's 10 000 records/s committed",
+        10_000.0,
+    )
+    .goal("goal 2: >= 10 000 records/s committed through the real enforcer path (this is the state machine's ceiling, without CometBFT)"),
+    ]
+}
+
 fn main() {
     let args = Args::parse();
     println!(
@@ -1085,6 +1300,9 @@ fn main() {
     }
     if sections.contains(&"e") {
         figures.extend(section_e(&args));
+    }
+    if sections.contains(&"f") {
+        figures.extend(section_f(&args));
     }
     if let Some(path) = &args.summary {
         summary::append(path, &figures).expect("writes the summary");

@@ -319,6 +319,16 @@ impl Storage {
         tx.open_table(VALUES).map_err(db_err)?.len().map_err(db_err)
     }
 
+    /// Bytes of the database's allocated pages: what the state occupies, free pages (which
+    /// later writes reuse) excluded (for diagnostics and benchmarks).
+    pub fn allocated_bytes(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let stats = tx.stats().map_err(db_err)?;
+        let bytes = stats.allocated_pages() * stats.page_size() as u64;
+        tx.abort().map_err(db_err)?;
+        Ok(bytes)
+    }
+
     /// Number of stored tree nodes (for diagnostics and tests).
     pub fn node_entries(&self) -> Result<u64, StoreError> {
         let tx = self.db.begin_read().map_err(db_err)?;
