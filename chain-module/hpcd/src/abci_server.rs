@@ -73,8 +73,16 @@ where
     });
 }
 
+/// Requests read ahead of their answers on one connection.
+const READ_AHEAD: usize = 256;
+
+/// A request read, with the signature verification started for it (new CheckTx only).
+type Pending = (pb::Request, Option<tokio::task::JoinHandle<()>>);
+
 /// Serves one connection until CometBFT closes it. Requests are answered in order, as the
-/// socket protocol requires.
+/// socket protocol requires, but read ahead: the signatures of new mempool txs are
+/// verified on other cores while earlier requests are answered, so CheckTx, which must
+/// run in arrival order, finds that work done.
 pub async fn serve_connection<S>(socket: S, node: Arc<Node>) -> Result<(), ConnectionError>
 where
     S: AsyncRead + AsyncWrite,
@@ -82,16 +90,52 @@ where
     let (read, write) = tokio::io::split(socket);
     let mut reader = BufReader::new(read);
     let mut writer = BufWriter::new(write);
-    while let Some(request) = read_request(&mut reader).await? {
-        let response = respond(&node, request).await?;
-        write_response(&mut writer, response).await?;
-        // More requests already buffered are answered before one flush.
-        if reader.buffer().is_empty() {
-            writer.flush().await?;
+    let (queue, mut pending) = tokio::sync::mpsc::channel::<Pending>(READ_AHEAD);
+    let reading = {
+        let node = node.clone();
+        async move {
+            while let Some(request) = read_request(&mut reader).await? {
+                let verifying = preverify(&node, &request);
+                if queue.send((request, verifying)).await.is_err() {
+                    break;
+                }
+            }
+            Ok::<(), ConnectionError>(())
         }
-    }
-    writer.flush().await?;
+    };
+    let answering = async {
+        while let Some((request, verifying)) = pending.recv().await {
+            if let Some(verifying) = verifying {
+                // Its outcome is in the node's verified-signature cache (or not): CheckTx
+                // decides either way.
+                let _ = verifying.await;
+            }
+            let response = respond(&node, request).await?;
+            write_response(&mut writer, response).await?;
+            // More requests already read are answered before one flush.
+            if pending.is_empty() {
+                writer.flush().await?;
+            }
+        }
+        writer.flush().await?;
+        Ok(())
+    };
+    tokio::try_join!(reading, answering)?;
     Ok(())
+}
+
+/// Starts verifying the signatures of a new mempool tx on the blocking pool.
+fn preverify(node: &Arc<Node>, request: &pb::Request) -> Option<tokio::task::JoinHandle<()>> {
+    let Some(pb::request::Value::CheckTx(check)) = &request.value else {
+        return None;
+    };
+    if check.r#type != pb::CheckTxType::New as i32 {
+        return None;
+    }
+    let (node, tx) = (node.clone(), check.tx.clone());
+    Some(tokio::task::spawn_blocking(move || {
+        node.preverify_signatures(&tx)
+    }))
 }
 
 async fn read_request<R>(reader: &mut R) -> Result<Option<pb::Request>, ConnectionError>

@@ -118,6 +118,13 @@ impl App {
         &self.node.min_gas_prices
     }
 
+    /// Verifies a mempool tx's signatures ahead of its CheckTx, on any thread (see
+    /// [`crate::tx::preverify_signatures`]): CheckTx, which runs in arrival order, then
+    /// finds them verified. Changes nothing else.
+    pub fn preverify_signatures(&self, state: &impl StateRead, chain_id: &str, tx_bytes: &[u8]) {
+        crate::tx::preverify_signatures(state, chain_id, tx_bytes, &self.node.verified);
+    }
+
     /// Writes the genesis state. Fails (naming the field) on any invalid entry.
     pub fn init_chain(
         &self,

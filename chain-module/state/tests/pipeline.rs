@@ -682,3 +682,42 @@ fn the_verified_signature_cache_changes_no_outcome() {
     );
     assert_eq!(balance(&warm_state, &addr(&carol)), 4 * 10 + 7);
 }
+
+/// Verifying signatures ahead of CheckTx (the ABCI server does it on other cores) changes
+/// no CheckTx outcome: valid, corrupted, wrong-signer, unknown-account and malformed txs
+/// are answered exactly as without it.
+#[test]
+fn preverified_signatures_change_no_check_tx_outcome() {
+    use cosmos_sdk_proto::cosmos::tx::v1beta1::{AuthInfo, TxRaw};
+    let (alice, bob, carol, stranger) = (key(1), key(2), key(3), key(9));
+    let ahead = App::default();
+    let plain = App::default();
+    let state = genesis(&ahead, &[(&alice, 1_000_000), (&bob, 1_000_000)]);
+    let valid = TxSpec::new(&alice, &carol, 10, 0, 0).sign();
+    let mut corrupted = TxRaw::decode(valid.as_slice()).unwrap();
+    corrupted.signatures[0][5] ^= 1;
+    // bob's key and signature (bob's account number) over alice's transfer.
+    let bobs = TxRaw::decode(TxSpec::new(&bob, &carol, 10, 0, 1).sign().as_slice()).unwrap();
+    let mut wrong_signer = TxRaw::decode(valid.as_slice()).unwrap();
+    let mut auth = AuthInfo::decode(wrong_signer.auth_info_bytes.as_slice()).unwrap();
+    auth.signer_infos = AuthInfo::decode(bobs.auth_info_bytes.as_slice())
+        .unwrap()
+        .signer_infos;
+    wrong_signer.auth_info_bytes = auth.encode_to_vec();
+    let txs = [
+        valid.clone(),
+        corrupted.encode_to_vec(),
+        wrong_signer.encode_to_vec(),
+        TxSpec::new(&stranger, &carol, 10, 0, 7).sign(),
+        b"not a tx".to_vec(),
+        TxSpec::new(&alice, &carol, 10, 0, 0).sign(),
+    ];
+    let (mut a, mut b) = (state.clone(), state.clone());
+    for tx in &txs {
+        ahead.preverify_signatures(&state, CHAIN, tx);
+        let x = ahead.execute_tx(&mut a, &block(2), tx, Mode::Check);
+        let y = plain.execute_tx(&mut b, &block(2), tx, Mode::Check);
+        assert_eq!((x.code, &x.log, x.gas_used), (y.code, &y.log, y.gas_used));
+    }
+    assert_eq!(a, b);
+}

@@ -5,7 +5,7 @@
 use base64::Engine;
 use cosmos_sdk_proto::cosmos::tx::signing::v1beta1::SignMode;
 use cosmos_sdk_proto::cosmos::tx::v1beta1::{mode_info, Fee, SignDoc, SignerInfo};
-use hpc_store::StateWrite;
+use hpc_store::{StateRead, StateWrite};
 use k256::ecdsa::signature::Verifier;
 use k256::ecdsa::{Signature, VerifyingKey};
 use prost::Message;
@@ -432,6 +432,45 @@ fn verify_signer(
     }
     AuthKeeper::set_account(state, signer, &account);
     Ok(events)
+}
+
+/// Verifies, ahead of the tx's CheckTx and on any thread, the signatures of `tx_bytes`
+/// whose signer info carries its public key, with the account number of that key's
+/// account in `state`, and remembers the successes in `verified`. A hint only: it answers
+/// nothing and writes no state; CheckTx still runs every check in arrival order and just
+/// finds the work done (or, for anything skipped here, does it).
+pub fn preverify_signatures(
+    state: &impl StateRead,
+    chain_id: &str,
+    tx_bytes: &[u8],
+    verified: &VerifiedSignatures,
+) {
+    let Ok(tx) = super::decode_tx(tx_bytes) else {
+        return;
+    };
+    for (info, signature) in tx.auth_info.signer_infos.iter().zip(&tx.raw.signatures) {
+        let Some(pubkey) = info
+            .public_key
+            .as_ref()
+            .and_then(|any| unpack_pubkey(any).ok())
+        else {
+            continue;
+        };
+        let address = Address::from_secp256k1_pubkey(&pubkey);
+        let Some(account) = AuthKeeper::account(state, &address) else {
+            continue;
+        };
+        let message = SignDoc {
+            body_bytes: tx.raw.body_bytes.clone(),
+            auth_info_bytes: tx.raw.auth_info_bytes.clone(),
+            chain_id: chain_id.to_string(),
+            account_number: account.account_number,
+        }
+        .encode_to_vec();
+        verified.check(&pubkey, &message, signature, || {
+            verify_secp256k1(&pubkey, &message, signature)
+        });
+    }
 }
 
 fn check_sign_mode(info: &SignerInfo, i: usize) -> Result<(), TxError> {

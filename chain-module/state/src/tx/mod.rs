@@ -6,7 +6,7 @@ mod msg;
 pub mod unknown_fields;
 mod verified;
 
-pub use ante::{run_ante, AnteOutcome, NodeLocal, MAX_MSGS_PER_TX};
+pub use ante::{preverify_signatures, run_ante, AnteOutcome, NodeLocal, MAX_MSGS_PER_TX};
 pub use decode::{decode_tx, gas_limit_of, DecodedTx};
 pub use msg::{to_any, Msg, Validated, ValidatedMsg};
 pub use verified::VerifiedSignatures;
