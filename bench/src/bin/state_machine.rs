@@ -240,6 +240,23 @@ fn print_row(name: &str, s: Stats, per: usize, unit: &str, reference: Option<Sta
     let _ = unit;
 }
 
+/// Delivers every tx of the workload on a copy of its genesis, `block_txs` per block.
+fn time_deliver(app: &App, w: &Workload, block_txs: usize) -> Duration {
+    let mut state = w.genesis.clone();
+    let t = Instant::now();
+    for (i, tx) in w.txs.iter().enumerate() {
+        let out = app.execute_tx(
+            &mut state,
+            &block(2 + (i / block_txs) as u64),
+            tx,
+            Mode::Deliver,
+        );
+        debug_assert!(out.is_ok());
+        black_box(out);
+    }
+    t.elapsed()
+}
+
 fn section_a(args: &Args) -> Vec<Figure> {
     let w = workload(args);
     let n = w.txs.len();
@@ -303,20 +320,7 @@ fn section_a(args: &Args) -> Vec<Figure> {
     // execute_tx, Deliver, BTreeMap state. A fresh App per repetition: its verified-signature
     // cache is empty, as for txs a node first sees in a proposal.
     let deliver_mem = bench(args.reps, || {
-        let app = App::default();
-        let mut state = w.genesis.clone();
-        let t = Instant::now();
-        for (i, tx) in w.txs.iter().enumerate() {
-            let out = app.execute_tx(
-                &mut state,
-                &block(2 + (i / args.block_txs) as u64),
-                tx,
-                Mode::Deliver,
-            );
-            debug_assert!(out.is_ok());
-            black_box(out);
-        }
-        t.elapsed()
+        time_deliver(&App::default(), &w, args.block_txs)
     });
     // execute_tx, Deliver after the same node checked every tx (CheckTx filled its
     // verified-signature cache): what FinalizeBlock costs for txs from the node's mempool.
@@ -326,19 +330,7 @@ fn section_a(args: &Args) -> Vec<Figure> {
         for tx in &w.txs {
             black_box(app.execute_tx(&mut check_state, &block(2), tx, Mode::Check));
         }
-        let mut state = w.genesis.clone();
-        let t = Instant::now();
-        for (i, tx) in w.txs.iter().enumerate() {
-            let out = app.execute_tx(
-                &mut state,
-                &block(2 + (i / args.block_txs) as u64),
-                tx,
-                Mode::Deliver,
-            );
-            debug_assert!(out.is_ok());
-            black_box(out);
-        }
-        t.elapsed()
+        time_deliver(&app, &w, args.block_txs)
     });
     // execute_tx, Check (the ante handler only: what CheckTx costs), fresh cache.
     let check_mem = bench(args.reps, || {
