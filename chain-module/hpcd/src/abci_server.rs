@@ -124,30 +124,17 @@ where
     Ok(())
 }
 
-/// Starts verifying the signatures of a new mempool tx on the blocking pool, on at most
-/// one thread per core: a flood of txs waits for a slot rather than spawning threads.
+/// Starts verifying the signatures of a new mempool tx on the blocking pool.
 fn preverify(node: &Arc<Node>, request: &pb::Request) -> Option<tokio::task::JoinHandle<()>> {
-    static SLOTS: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
     let Some(pb::request::Value::CheckTx(check)) = &request.value else {
         return None;
     };
     if check.r#type != pb::CheckTxType::New as i32 {
         return None;
     }
-    let slots = SLOTS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Arc::new(tokio::sync::Semaphore::new(cores))
-    });
-    let (slots, node, tx) = (slots.clone(), node.clone(), check.tx.clone());
-    Some(tokio::spawn(async move {
-        let Ok(slot) = slots.acquire_owned().await else {
-            return;
-        };
-        let verifying = tokio::task::spawn_blocking(move || {
-            node.preverify_signatures(&tx);
-            drop(slot);
-        });
-        let _ = verifying.await;
+    let (node, tx) = (node.clone(), check.tx.clone());
+    Some(tokio::task::spawn_blocking(move || {
+        node.preverify_signatures(&tx)
     }))
 }
 
