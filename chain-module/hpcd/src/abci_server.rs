@@ -73,7 +73,9 @@ where
     });
 }
 
-/// Requests read ahead of their answers on one connection.
+/// Requests read ahead of their answers on one connection. Also bounds the signature
+/// checks in flight for the mempool connection, and so the blocking threads they occupy
+/// (a bound on threads per core measured slower: docs/benchmarks.md section G).
 const READ_AHEAD: usize = 256;
 
 /// A request read, with the signature verification started for it (new CheckTx only).
