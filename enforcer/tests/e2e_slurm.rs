@@ -358,8 +358,24 @@ async fn jobs_run_on_real_slurm_and_their_outcome_is_on_chain() {
         "alice",
         &["request-reschedule", &waiting, "--exclude", "cluster-a"],
     );
+    // What the chain and the enforcer say while this waits, for a failure's output (this
+    // step timed out twice on 2026-12-04 with the enforcer silent).
+    let mut seen = String::new();
     eventually("the pending copy cancelled in cluster-a", &ea, || {
-        (slurm_a.state_of(&queued).as_deref() == Some("CANCELLED")).then_some(())
+        let cancelled = slurm_a.state_of(&queued).as_deref() == Some("CANCELLED");
+        if !cancelled {
+            let now = format!(
+                "chain job {}; enforcer status {}",
+                job(&node, &waiting),
+                ea.status().unwrap_or_default()
+            );
+            // Printed when it changes: the test's captured output shows it on failure.
+            if now != seen {
+                eprintln!("step 4b: {now}");
+                seen = now;
+            }
+        }
+        cancelled.then_some(())
     })
     .await;
     let j = job_in_state(&node, &eb, &waiting, "JOB_STATE_COMPLETED").await;
