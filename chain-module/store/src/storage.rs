@@ -119,22 +119,21 @@ impl Storage {
     /// The oldest readable version (0 when nothing was ever pruned).
     pub fn earliest_version(&self) -> Result<u64, StoreError> {
         let tx = self.db.begin_read().map_err(db_err)?;
-        let meta = tx.open_table(META).map_err(db_err)?;
-        Ok(meta
-            .get(EARLIEST_VERSION)
-            .map_err(db_err)?
-            .map_or(0, |v| v.value()))
+        earliest_in(&tx.open_table(META).map_err(db_err)?)
     }
 
-    fn check_not_pruned(&self, version: u64) -> Result<(), StoreError> {
-        let earliest = self.earliest_version()?;
+    /// A read transaction in which `version` is not pruned. The check and the reads share
+    /// it, so a commit that prunes in between cannot take the version away from them.
+    fn read_at(&self, version: u64) -> Result<redb::ReadTransaction, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let earliest = earliest_in(&tx.open_table(META).map_err(db_err)?)?;
         if version < earliest {
             return Err(StoreError::Pruned {
                 requested: version,
                 earliest,
             });
         }
-        Ok(())
+        Ok(tx)
     }
 
     /// The last committed version, `None` for a fresh store.
@@ -146,9 +145,12 @@ impl Storage {
 
     /// The Merkle root at a committed version.
     pub fn root_hash(&self, version: u64) -> Result<[u8; 32], StoreError> {
-        self.check_not_pruned(version)?;
-        let reader = self.tree_reader()?;
-        let root = Sha256Jmt::new(&reader)
+        self.root_in(&self.tree_reader(version)?, version)
+    }
+
+    /// The root of `version` as `reader` sees it; a version never committed is unavailable.
+    fn root_in(&self, reader: &TreeStoreReader, version: u64) -> Result<[u8; 32], StoreError> {
+        let root = Sha256Jmt::new(reader)
             .get_root_hash_option(version)
             .map_err(|e| StoreError::Tree(e.to_string()))?;
         root.map(|r| r.0).ok_or(StoreError::VersionUnavailable {
@@ -170,8 +172,7 @@ impl Storage {
                 })
             }
         };
-        self.check_not_pruned(version)?;
-        let tx = self.db.begin_read().map_err(db_err)?;
+        let tx = self.read_at(version)?;
         Ok(Snapshot {
             version: Some(version),
             values: Some(tx.open_table(VALUES).map_err(db_err)?),
@@ -195,7 +196,8 @@ impl Storage {
                 expected,
             });
         }
-        let reader = self.tree_reader()?;
+        // The new version builds on the latest, which pruning always keeps.
+        let reader = self.tree_reader(version.saturating_sub(1))?;
         let value_set: Vec<(KeyHash, Option<OwnedValue>)> = changes
             .iter()
             .map(|(k, v)| (KeyHash::with::<Sha256>(k), v.clone()))
@@ -297,15 +299,16 @@ impl Storage {
         key: &[u8],
         version: u64,
     ) -> Result<(Option<Vec<u8>>, ics23::CommitmentProof), StoreError> {
-        self.root_hash(version)?;
-        let reader = self.tree_reader()?;
+        let reader = self.tree_reader(version)?;
+        self.root_in(&reader, version)?;
         Sha256Jmt::new(&reader)
             .get_with_ics23_proof(key.to_vec(), version)
             .map_err(|e| StoreError::Tree(e.to_string()))
     }
 
-    fn tree_reader(&self) -> Result<TreeStoreReader, StoreError> {
-        let tx = self.db.begin_read().map_err(db_err)?;
+    /// The tree as of one read transaction in which `version` is not pruned.
+    fn tree_reader(&self, version: u64) -> Result<TreeStoreReader, StoreError> {
+        let tx = self.read_at(version)?;
         Ok(TreeStoreReader {
             nodes: tx.open_table(NODES).map_err(db_err)?,
             values: tx.open_table(VALUES).map_err(db_err)?,
@@ -341,11 +344,7 @@ impl Storage {
 /// snapshot keep their view: redb transactions are isolated).
 fn prune(tx: &redb::WriteTransaction, oldest_kept: u64) -> Result<(), StoreError> {
     let mut meta = tx.open_table(META).map_err(db_err)?;
-    let earliest = meta
-        .get(EARLIEST_VERSION)
-        .map_err(db_err)?
-        .map_or(0, |v| v.value());
-    if oldest_kept <= earliest {
+    if oldest_kept <= earliest_in(&meta)? {
         return Ok(());
     }
     // (v, []) sorts before every (v, key): this bound takes every version ≤ oldest_kept.
@@ -384,6 +383,14 @@ fn prune(tx: &redb::WriteTransaction, oldest_kept: u64) -> Result<(), StoreError
     }
     meta.insert(EARLIEST_VERSION, oldest_kept).map_err(db_err)?;
     Ok(())
+}
+
+/// The oldest readable version recorded in `meta` (0 when nothing was ever pruned).
+fn earliest_in(meta: &impl ReadableTable<&'static str, u64>) -> Result<u64, StoreError> {
+    Ok(meta
+        .get(EARLIEST_VERSION)
+        .map_err(db_err)?
+        .map_or(0, |v| v.value()))
 }
 
 /// The `(version, bytes)` keys of `table` in `range`, copied out so the table can change.
