@@ -401,16 +401,9 @@ fn verify_signer(
         check_sign_mode(info, i)?;
     }
     if !matches!(mode, Mode::Simulate | Mode::Recheck) {
-        let sign_doc = SignDoc {
-            body_bytes: tx.raw.body_bytes.clone(),
-            auth_info_bytes: tx.raw.auth_info_bytes.clone(),
-            chain_id: ctx.block.chain_id.clone(),
-            account_number: account.account_number,
-        };
-        let (message, signature) = (sign_doc.encode_to_vec(), &tx.raw.signatures[i]);
-        if !verified.check(&pubkey, &message, signature, || {
-            verify_secp256k1(&pubkey, &message, signature)
-        }) {
+        let signature = &tx.raw.signatures[i];
+        let (chain_id, account_number) = (&ctx.block.chain_id, account.account_number);
+        if !signature_verifies(tx, chain_id, account_number, &pubkey, signature, verified) {
             return Err(TxError::unauthorized(format!(
                 "signature verification failed; please verify account number ({}), sequence ({}) and chain-id ({})",
                 account.account_number, account.sequence, ctx.block.chain_id
@@ -459,17 +452,37 @@ pub fn preverify_signatures(
         let Some(account) = AuthKeeper::account(state, &address) else {
             continue;
         };
-        let message = SignDoc {
-            body_bytes: tx.raw.body_bytes.clone(),
-            auth_info_bytes: tx.raw.auth_info_bytes.clone(),
-            chain_id: chain_id.to_string(),
-            account_number: account.account_number,
-        }
-        .encode_to_vec();
-        verified.check(&pubkey, &message, signature, || {
-            verify_secp256k1(&pubkey, &message, signature)
-        });
+        signature_verifies(
+            &tx,
+            chain_id,
+            account.account_number,
+            &pubkey,
+            signature,
+            verified,
+        );
     }
+}
+
+/// Whether `signature` by `pubkey` signs `tx` (SIGN_MODE_DIRECT: body, auth info, chain id
+/// and account number), answered from `verified` when this node already checked it.
+fn signature_verifies(
+    tx: &DecodedTx,
+    chain_id: &str,
+    account_number: u64,
+    pubkey: &[u8],
+    signature: &[u8],
+    verified: &VerifiedSignatures,
+) -> bool {
+    let message = SignDoc {
+        body_bytes: tx.raw.body_bytes.clone(),
+        auth_info_bytes: tx.raw.auth_info_bytes.clone(),
+        chain_id: chain_id.to_string(),
+        account_number,
+    }
+    .encode_to_vec();
+    verified.check(pubkey, &message, signature, || {
+        verify_secp256k1(pubkey, &message, signature)
+    })
 }
 
 fn check_sign_mode(info: &SignerInfo, i: usize) -> Result<(), TxError> {
