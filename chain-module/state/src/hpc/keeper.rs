@@ -83,7 +83,7 @@ fn index_entry() -> Vec<u8> {
 
 /// An enum state as the one byte index keys order by (states are small positive numbers;
 /// an out-of-range one cannot be stored, since messages check enums).
-fn state_byte(state: i32) -> u8 {
+pub(crate) fn state_byte(state: i32) -> u8 {
     u8::try_from(state).unwrap_or(u8::MAX)
 }
 

@@ -170,7 +170,7 @@ pub fn route(
                 } else {
                     paginate_filtered(
                         state,
-                        &[keys::CLUSTERS_BY_STATE, &[wanted_state as u8]].concat(),
+                        &[keys::CLUSTERS_BY_STATE, &[keys::state_byte(wanted_state)]].concat(),
                         req.pagination.as_ref(),
                         by_id(|id| Keeper::cluster(&state, id)),
                         state_filter,
@@ -215,7 +215,7 @@ pub fn route(
                 let provider = address("provider_address", &req.provider_address)?;
                 let mut prefix = [keys::JOBS_BY_PROVIDER_STATE, provider.as_bytes()].concat();
                 if wanted_state != JobState::Unspecified as i32 {
-                    prefix.push(wanted_state as u8);
+                    prefix.push(keys::state_byte(wanted_state));
                     paginate_filtered(
                         state,
                         &prefix,
@@ -249,7 +249,7 @@ pub fn route(
             } else if wanted_state != JobState::Unspecified as i32 {
                 paginate_filtered(
                     state,
-                    &[keys::JOBS_BY_STATE, &[wanted_state as u8]].concat(),
+                    &[keys::JOBS_BY_STATE, &[keys::state_byte(wanted_state)]].concat(),
                     req.pagination.as_ref(),
                     by_id(|id| Keeper::job(&state, id)),
                     filter,
