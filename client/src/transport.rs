@@ -153,6 +153,18 @@ impl Transport {
         Ok(Transport::Rpc { client, url })
     }
 
+    /// The CometBFT RPC client and its URL, for what only CometBFT serves (signed headers,
+    /// Merkle proofs); `field` is the option that needs it, named in the error.
+    pub fn cometbft(&self, field: &str) -> Result<(&HttpClient, &str)> {
+        match self {
+            Transport::Rpc { client, url } => Ok((client, url)),
+            Transport::Grpc { .. } => Err(ClientError::invalid(
+                field,
+                "needs --node: signed headers and proofs come from CometBFT's RPC",
+            )),
+        }
+    }
+
     /// Calls a query method by its gRPC path at `height` (0 = latest).
     pub async fn query<Req, Resp>(&self, path: &str, req: &Req, height: u64) -> Result<Resp>
     where

@@ -126,3 +126,28 @@ fn a_malformed_tx_hash_is_refused_naming_the_argument() {
         );
     }
 }
+
+/// Proofs and their verification need CometBFT's RPC: without `--node` the command says so
+/// in one line naming the option, before contacting anything.
+#[test]
+fn proofs_without_node_name_the_option() {
+    let hash = "AB".repeat(32);
+    let line = one_error_line(&["query", "hpc", "audit-record", "x", "--prove"]);
+    assert!(
+        line.contains("--prove") && line.contains("needs --node"),
+        "{line}"
+    );
+    let line = one_error_line(&[
+        "verify",
+        "audit-record",
+        "x",
+        "--trust-height",
+        "1",
+        "--trust-hash",
+        &hash,
+    ]);
+    assert!(
+        line.contains("--node") && line.contains("needs --node"),
+        "{line}"
+    );
+}

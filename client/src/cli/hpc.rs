@@ -16,7 +16,6 @@ use crate::chain::ChainClient;
 use crate::error::{ClientError, Result};
 use crate::policy::parse_policy;
 use crate::proof::RecordKind;
-use crate::transport::Transport;
 use crate::tx::{address_of, to_any};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -818,12 +817,7 @@ async fn print_proof(
     client: &ChainClient,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let Transport::Rpc { client: rpc, url } = &client.transport else {
-        return Err(ClientError::invalid(
-            "--prove",
-            "needs --node: proofs and signed headers come from CometBFT's RPC",
-        ));
-    };
+    let (rpc, url) = client.transport.cometbft("--prove")?;
     let height = (client.query_height > 0).then_some(client.query_height);
     let proof = crate::proof::fetch_proof(rpc, url, kind, id, height).await?;
     // Always JSON: a proof is meant to be saved and verified.

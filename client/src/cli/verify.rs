@@ -11,7 +11,6 @@ use super::output::{print, OutputFormat};
 use super::ConnectionArgs;
 use crate::error::{ClientError, Result};
 use crate::proof::{self, RecordKind, RecordProof, TrustAnchor};
-use crate::transport::Transport;
 
 #[derive(Args, Clone, Debug)]
 pub struct VerifyArgs {
@@ -71,12 +70,7 @@ pub async fn run_verify(
     out: &mut dyn Write,
 ) -> Result<()> {
     let transport = conn.transport()?;
-    let Transport::Rpc { client: rpc, url } = &transport else {
-        return Err(ClientError::invalid(
-            "--node",
-            "hpcd verify needs --node: signed headers come from CometBFT's RPC",
-        ));
-    };
+    let (rpc, url) = transport.cometbft("--node")?;
     let record_proof = match &args.proof {
         Some(path) => read_proof(path, args.kind, &args.id)?,
         None => proof::fetch_proof(rpc, url, args.kind, &args.id, None).await?,
