@@ -234,6 +234,7 @@ impl Storage {
                     .insert(key.as_slice(), node.as_slice())
                     .map_err(db_err)?;
             }
+            // Recorded with pruning off too, so that turning it on later reclaims history.
             let mut stale = tx.open_table(STALE_NODES).map_err(db_err)?;
             for index in &prepared.stale_nodes {
                 let key = borsh::to_vec(&index.node_key).map_err(db_err)?;
