@@ -62,3 +62,134 @@ pub mod summary {
         Ok(())
     }
 }
+
+/// Deterministic bench accounts: the same key for index i in every binary and run.
+pub mod accounts {
+    use cosmrs::crypto::secp256k1::SigningKey;
+    use sha2::{Digest, Sha256};
+
+    pub fn key(i: usize) -> SigningKey {
+        let secret = Sha256::digest(format!("hpc-bench-account-{i}").as_bytes());
+        SigningKey::from_slice(&secret).expect("a SHA-256 digest is a valid secp256k1 secret")
+    }
+}
+
+/// Signed x/hpc txs the benchmarks send.
+pub mod txs {
+    use cosmrs::crypto::secp256k1::SigningKey;
+    use hpc_client::tx::{address_of, sign_tx, to_any, SignerAccount};
+    use hpc_primitives::Coins;
+    use hpc_proto::virtengine::hpc::v1::{
+        job_workload, JobRequirements, JobWorkload, MsgSubmitJob,
+    };
+
+    /// What a SubmitJob tx pays: its gas limit and its fee in uvirt.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Fee {
+        pub gas_limit: u64,
+        pub uvirt: u128,
+    }
+
+    /// A signed SubmitJob of one node for `max_runtime_seconds` running `script` inline.
+    pub fn submit_job(
+        owner_key: &SigningKey,
+        chain_id: &str,
+        account: &SignerAccount,
+        script: &[u8],
+        max_runtime_seconds: u64,
+        fee: Fee,
+    ) -> Vec<u8> {
+        let msg = to_any(&MsgSubmitJob {
+            owner: address_of(owner_key).to_string(),
+            requirements: Some(JobRequirements {
+                nodes: 1,
+                max_runtime_seconds,
+                ..Default::default()
+            }),
+            workload: Some(JobWorkload {
+                source: Some(job_workload::Source::InlineScript(script.to_vec())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        sign_tx(
+            owner_key,
+            chain_id,
+            account,
+            vec![msg],
+            "",
+            0,
+            &Coins::single("uvirt", fee.uvirt),
+            fee.gas_limit,
+            false,
+        )
+        .expect("a bench tx always signs")
+    }
+}
+
+/// Readings of running processes and their files (Linux /proc).
+pub mod proc {
+    use std::path::Path;
+
+    /// CPU seconds (user + system) a process has used, from /proc/PID/stat (USER_HZ = 100).
+    pub fn cpu_secs(pid: u32) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+        let utime: f64 = fields.get(11)?.parse().ok()?;
+        let stime: f64 = fields.get(12)?.parse().ok()?;
+        Some((utime + stime) / 100.0)
+    }
+
+    /// Resident set size of a process in bytes (VmRSS of /proc/PID/status).
+    pub fn rss_bytes(pid: u32) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
+    /// Direct children of a process (hpcd's cometbft).
+    pub fn children_of(pid: u32) -> Vec<u32> {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|child| {
+                std::fs::read_to_string(format!("/proc/{child}/stat"))
+                    .ok()
+                    .and_then(|s| {
+                        let rest = &s[s.rfind(')')? + 2..];
+                        rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                    })
+                    == Some(pid)
+            })
+            .collect()
+    }
+
+    /// Bytes the files under `path` take on disk (allocated blocks), recursively.
+    pub fn disk_bytes(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return 0;
+        };
+        entries
+            .filter_map(Result::ok)
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => disk_bytes(&e.path()),
+                Ok(m) => m.blocks() * 512,
+                Err(_) => 0,
+            })
+            .sum()
+    }
+}
+
+pub mod stats {
+    /// The p-th percentile (nearest rank) of sorted samples.
+    pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+        if sorted.is_empty() {
+            return None;
+        }
+        let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+        Some(sorted[idx.min(sorted.len() - 1)])
+    }
+}

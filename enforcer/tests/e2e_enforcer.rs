@@ -10,7 +10,8 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{attr, embedded, eventually, hpc_tx, query, register_cluster, submit_job, Enforcer};
+use common::{attr, eventually, hpc_tx, query, register_cluster, submit_job};
+use hpc_testkit::enforcer::{embedded, Enforcer};
 use hpc_testkit::{workspace_bin, TestNode};
 use serde_json::Value;
 use tendermint_rpc::Client;

@@ -17,9 +17,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{embedded, eventually_within, query, register_cluster, submit_job, try_http_get};
-use common::{Enforcer, EnforcerSpec};
+use common::{eventually_within, query, register_cluster, submit_job};
 use hpc_client::events::BlockFollower;
+use hpc_testkit::enforcer::{embedded, try_http_get, Enforcer, EnforcerSpec};
 use hpc_testkit::TestNode;
 use serde_json::Value;
 

@@ -23,8 +23,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{attr, eventually, hpc_tx, query, Enforcer, EnforcerSpec};
+use common::{attr, eventually, hpc_tx, query};
 use hpc_primitives::contract::workload::sha256_hex;
+use hpc_testkit::enforcer::{Enforcer, EnforcerSpec};
 use hpc_testkit::TestNode;
 use serde_json::Value;
 

@@ -11,7 +11,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, query, register_cluster, submit_job, Enforcer};
+use common::{eventually, query, register_cluster, submit_job};
+use hpc_testkit::enforcer::Enforcer;
 use hpc_testkit::TestNode;
 
 /// The numbers of the enforcer's "following the chain" log lines: (start, waiting).

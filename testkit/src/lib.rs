@@ -10,19 +10,27 @@ use std::time::{Duration, Instant};
 
 use tendermint_rpc::{Client, HttpClient};
 
+pub mod enforcer;
+
 /// The standard Cosmos test mnemonic (public, test only).
 pub const ALICE_MNEMONIC: &str =
     "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+/// Fast blocks for tests.
+const TEST_TIMEOUT_COMMIT: &str = "300ms";
+
 pub const ALICE_ADDRESS: &str = "virtengine19rl4cm2hmr8afy4kldpxz3fka4jguq0a6mvv5p";
 
 /// A workspace binary, built by `cargo test --workspace` next to the test executables
-/// (`target/<profile>/deps/<test>` → `target/<profile>/<name>`).
+/// (`target/<profile>/deps/<test>` → `target/<profile>/<name>`), or beside the running
+/// binary (a bench binary in `target/<profile>/`).
 pub fn workspace_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
+    let exe = std::env::current_exe().expect("executable path");
+    let exe_dir = exe.parent().expect("executable directory");
+    let profile_dir = if exe_dir.ends_with("deps") {
+        exe_dir.parent().expect("target/<profile>/deps")
+    } else {
+        exe_dir
+    };
     let path = profile_dir.join(name);
     assert!(
         path.exists(),
@@ -84,7 +92,13 @@ impl TestNode {
     /// (unfunded), provider1, provider2 and authority (the x/hpc authority), all but bob
     /// funded at genesis.
     pub fn init(chain_id: &str) -> Self {
-        let node = Self::init_home(chain_id, "e2e");
+        Self::init_with_timeout_commit(chain_id, TEST_TIMEOUT_COMMIT)
+    }
+
+    /// [`Self::init`] with another `consensus.timeout_commit` (benchmarks use the one
+    /// `hpcd init` writes by default).
+    pub fn init_with_timeout_commit(chain_id: &str, timeout_commit: &str) -> Self {
+        let node = Self::init_home(chain_id, "e2e", timeout_commit);
         node.cli_stdin_ok(
             &[
                 "keys",
@@ -128,7 +142,7 @@ impl TestNode {
 
     /// `hpcd init` only (fast blocks, free base port): a home with no keys and the
     /// default genesis.
-    fn init_home(chain_id: &str, moniker: &str) -> Self {
+    fn init_home(chain_id: &str, moniker: &str, timeout_commit: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("node");
         let node = Self {
@@ -146,7 +160,7 @@ impl TestNode {
             "--base-port",
             &node.base_port.to_string(),
             "--timeout-commit",
-            "300ms",
+            timeout_commit,
             "--cometbft-bin",
             cometbft_bin().to_str().unwrap(),
         ]);
@@ -161,7 +175,7 @@ impl TestNode {
     /// The change to this node's config takes effect at its next start; the full node
     /// dials this one when it starts. It has no keys: sign with this node's keyring.
     pub fn init_full_node(&self) -> TestNode {
-        let full = Self::init_home(&self.chain_id, "e2e-full");
+        let full = Self::init_home(&self.chain_id, "e2e-full", TEST_TIMEOUT_COMMIT);
         std::fs::copy(
             self.home.join("config/genesis.json"),
             full.home.join("config/genesis.json"),

@@ -31,6 +31,9 @@ use clap::Parser;
 use cosmos_sdk_proto::cosmos::bank::v1beta1::MsgSend;
 use cosmos_sdk_proto::cosmos::base::v1beta1::Coin;
 use cosmrs::crypto::secp256k1::SigningKey;
+use hpc_bench::accounts::key as bench_key;
+use hpc_bench::proc::{children_of, cpu_secs};
+use hpc_bench::stats::percentile;
 use hpc_client::tx::{address_of, sign_tx, to_any, SignerAccount};
 use hpc_client::{ChainClient, Transport};
 use hpc_primitives::{Address, Coins};
@@ -341,38 +344,6 @@ impl Drop for RunningNode {
             }
         }
     }
-}
-
-/// CPU seconds (user + system) a process has used, from /proc/PID/stat (USER_HZ = 100).
-fn cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
-}
-
-/// Direct children of a process (hpcd's cometbft).
-fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|child| {
-            std::fs::read_to_string(format!("/proc/{child}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let rest = &s[s.rfind(')')? + 2..];
-                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                })
-                == Some(pid)
-        })
-        .collect()
-}
-
-fn bench_key(i: usize) -> SigningKey {
-    let secret = Sha256::digest(format!("hpc-bench-account-{i}").as_bytes());
-    SigningKey::from_slice(&secret).expect("valid secp256k1 secret")
 }
 
 /// `hpcd init` + genesis accounts + `hpcd start`, exactly as the e2e harness does it.
@@ -734,14 +705,6 @@ impl ChainResult {
     fn tps_wall(&self) -> f64 {
         self.committed as f64 / self.wall_secs
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    Some(sorted[idx.min(sorted.len() - 1)])
 }
 
 /// `n_txs` of CometBFT's `/num_unconfirmed_txs` (not in tendermint-rpc's client): a raw

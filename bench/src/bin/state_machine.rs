@@ -28,12 +28,13 @@ use cosmos_sdk_proto::cosmos::bank::v1beta1::MsgSend;
 use cosmos_sdk_proto::cosmos::base::v1beta1::Coin;
 use cosmos_sdk_proto::cosmos::tx::v1beta1::{SignDoc, TxRaw};
 use cosmrs::crypto::secp256k1::SigningKey;
+use hpc_bench::accounts::key as bench_key;
 use hpc_client::tx::{address_of, sign_tx, to_any, SignerAccount};
 use hpc_primitives::{Address, Coins};
 use hpc_proto::cosmos_sdk_proto::Timestamp;
 use hpc_proto::virtengine::hpc::v1::{
-    Cluster, ClusterHealth, ClusterState, JobRequirements, MsgSubmitJob, PlacementPolicy,
-    PolicyMode, RoutingViolation,
+    Cluster, ClusterHealth, ClusterState, JobRequirements, PlacementPolicy, PolicyMode,
+    RoutingViolation,
 };
 use hpc_state::auth::GenesisAccount;
 use hpc_state::bank::{GenesisBalance, JsonCoin};
@@ -118,11 +119,6 @@ fn block(height: u64) -> BlockInfo {
     }
 }
 
-fn key(i: usize) -> SigningKey {
-    let secret = Sha256::digest(format!("hpc-bench-account-{i}").as_bytes());
-    SigningKey::from_slice(&secret).expect("valid secret")
-}
-
 /// Genesis as `hpcd genesis add-account` builds it: account numbers 0..k, funded.
 fn app_state(addrs: &[Address]) -> Vec<u8> {
     let mut state = AppState::default();
@@ -157,7 +153,7 @@ struct Workload {
 fn workload(args: &Args) -> Workload {
     let app = App::new("0.025uvirt".parse().expect("gas price"));
     let k = args.accounts.max(2);
-    let keys: Vec<SigningKey> = (0..k).map(key).collect();
+    let keys: Vec<SigningKey> = (0..k).map(bench_key).collect();
     let addrs: Vec<Address> = keys.iter().map(address_of).collect();
     let app_state = app_state(&addrs);
     let mut genesis = BTreeMap::new();
@@ -747,7 +743,7 @@ fn history_state(
     let mut state = BTreeMap::new();
     app.init_chain(&mut state, CHAIN_ID, &LIMITS, &app_state(&[*submitter]))
         .expect("genesis");
-    let provider = address_of(&key(9_999)).to_string();
+    let provider = address_of(&bench_key(9_999)).to_string();
     for (i, mut c) in clusters(active + deregistered).into_iter().enumerate() {
         c.provider_address = provider.clone();
         c.state = if i < active {
@@ -779,42 +775,23 @@ fn history_state(
 
 /// A signed SubmitJob of one node running an inline script.
 fn submit_job_tx(owner_key: &SigningKey, account_number: u64, sequence: u64) -> Vec<u8> {
-    let owner = address_of(owner_key);
-    let msg = to_any(&MsgSubmitJob {
-        owner: owner.to_string(),
-        requirements: Some(JobRequirements {
-            nodes: 1,
-            max_runtime_seconds: 3_600,
-            ..Default::default()
-        }),
-        workload: Some(hpc_proto::virtengine::hpc::v1::JobWorkload {
-            source: Some(
-                hpc_proto::virtengine::hpc::v1::job_workload::Source::InlineScript(
-                    b"#!/bin/sh\necho bench\n".to_vec(),
-                ),
-            ),
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
     let account = SignerAccount {
-        address: owner,
+        address: address_of(owner_key),
         account_number,
         sequence,
     };
-    let fee = Coins::single("uvirt", 100_000);
-    sign_tx(
+    let fee = hpc_bench::txs::Fee {
+        gas_limit: 4_000_000,
+        uvirt: 100_000,
+    };
+    hpc_bench::txs::submit_job(
         owner_key,
         CHAIN_ID,
         &account,
-        vec![msg],
-        "",
-        0,
-        &fee,
-        4_000_000,
-        false,
+        b"#!/bin/sh\necho bench\n",
+        3_600,
+        fee,
     )
-    .expect("signs")
 }
 
 fn section_d(args: &Args) -> Vec<Figure> {
@@ -823,7 +800,7 @@ fn section_d(args: &Args) -> Vec<Figure> {
     println!("| active clusters | deregistered clusters | violations per active cluster | gas per SubmitJob | median µs/SubmitJob | min µs/SubmitJob | × first row (time) |");
     println!("|---|---|---|---|---|---|---|");
     let app = App::default();
-    let submitter_key = key(0);
+    let submitter_key = bench_key(0);
     let submitter = address_of(&submitter_key);
     let jobs = 50u64;
     let txs: Vec<Vec<u8>> = (0..jobs)
@@ -882,7 +859,7 @@ fn section_d(args: &Args) -> Vec<Figure> {
 /// COMPLETED) and one violation per ten records, over two providers.
 fn listing_state(records: usize) -> (BTreeMap<Vec<u8>, Vec<u8>>, [String; 2]) {
     use hpc_proto::virtengine::hpc::v1::{Job, JobState, RoutingAuditRecord};
-    let providers = [0, 1].map(|i| address_of(&key(9_000 + i)).to_string());
+    let providers = [0, 1].map(|i| address_of(&bench_key(9_000 + i)).to_string());
     let mut state = BTreeMap::new();
     for i in 0..records {
         let job = i / 2;
@@ -1150,7 +1127,7 @@ fn section_f(args: &Args) -> Vec<Figure> {
     let records = args.audit_records.max(batch);
     println!("## (f) audit records: MsgRecordRoutingAudit batches of {batch} (params.max_batch_size) through execute_tx, {records} records, {} reps (+1 warm-up)\n", args.reps);
     let app = App::default();
-    let (owner_key, provider_key) = (key(0), key(1));
+    let (owner_key, provider_key) = (bench_key(0), bench_key(1));
     let provider = address_of(&provider_key);
     let (base, jobs) = routed_jobs_state(&app, &owner_key, &provider, records);
     let txs: Vec<Vec<u8>> = jobs
