@@ -90,13 +90,15 @@ pub mod txs {
         pub uvirt: u128,
     }
 
-    /// A signed SubmitJob of one node for `max_runtime_seconds` running `script` inline.
+    /// A signed SubmitJob of one node for `max_runtime_seconds` running `script` inline,
+    /// on a cluster in one of `allowed_regions` (any region when empty).
     pub fn submit_job(
         owner_key: &SigningKey,
         chain_id: &str,
         account: &SignerAccount,
         script: &[u8],
         max_runtime_seconds: u64,
+        allowed_regions: &[&str],
         fee: Fee,
     ) -> Vec<u8> {
         let msg = to_any(&MsgSubmitJob {
@@ -104,6 +106,7 @@ pub mod txs {
             requirements: Some(JobRequirements {
                 nodes: 1,
                 max_runtime_seconds,
+                allowed_regions: allowed_regions.iter().map(|r| r.to_string()).collect(),
                 ..Default::default()
             }),
             workload: Some(JobWorkload {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::{eventually_within, query, register_cluster, submit_job};
 use hpc_client::events::BlockFollower;
-use hpc_testkit::enforcer::{embedded, try_http_get, Enforcer, EnforcerSpec};
+use hpc_testkit::enforcer::{embedded, try_http_get, Enforcer, EnforcerSpec, DEBUG_LOG};
 use hpc_testkit::TestNode;
 use serde_json::Value;
 
@@ -153,6 +153,7 @@ async fn chain_halted_for_minutes_nothing_lost_nothing_duplicated() {
             scheduler: embedded(4),
             mode: "strict",
             max_age_blocks: 100,
+            log_level: DEBUG_LOG,
         },
         dir.path(),
     );

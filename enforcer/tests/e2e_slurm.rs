@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use common::{attr, eventually, hpc_tx, query};
 use hpc_primitives::contract::workload::sha256_hex;
-use hpc_testkit::enforcer::{Enforcer, EnforcerSpec};
+use hpc_testkit::enforcer::{Enforcer, EnforcerSpec, DEBUG_LOG};
 use hpc_testkit::TestNode;
 use serde_json::Value;
 
@@ -175,6 +175,7 @@ fn enforcer(
             scheduler,
             mode,
             max_age_blocks: 100,
+            log_level: DEBUG_LOG,
         },
         dir,
     );

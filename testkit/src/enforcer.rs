@@ -25,7 +25,12 @@ pub struct EnforcerSpec<'a> {
     pub scheduler: String,
     pub mode: &'a str,
     pub max_age_blocks: u64,
+    /// `log.level` (tests log debug; a load benchmark logs less).
+    pub log_level: &'a str,
 }
+
+/// The log level of the tests' enforcers: every decision and outbox step.
+pub const DEBUG_LOG: &str = "info,hpc_enforcer=debug,hpc_outbox=debug";
 
 /// An `hpc-enforcer start` process (started and killed by the test).
 pub struct Enforcer {
@@ -73,6 +78,7 @@ impl Enforcer {
                 scheduler: scheduler.to_string(),
                 mode,
                 max_age_blocks,
+                log_level: DEBUG_LOG,
             },
             dir,
         )
@@ -114,7 +120,7 @@ admin:
   listen: "{admin}"
 state_dir: "{state}"
 log:
-  level: "info,hpc_enforcer=debug,hpc_outbox=debug"
+  level: "{log_level}"
 "#,
             cluster = spec.cluster,
             mode = spec.mode,
@@ -127,6 +133,7 @@ log:
             provider_key = spec.provider_key,
             scheduler = spec.scheduler,
             state = dir.join("state").display(),
+            log_level = spec.log_level,
         );
         let config = dir.join("enforcer.yaml");
         std::fs::write(&config, yaml).unwrap();

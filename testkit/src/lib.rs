@@ -379,6 +379,11 @@ impl TestNode {
             .await;
     }
 
+    /// The process id of `hpcd start` while it runs (its child is cometbft).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The height the application has committed (CometBFT's block store can be one
     /// block ahead while the app is still committing).
     pub async fn height(&self) -> Option<u64> {

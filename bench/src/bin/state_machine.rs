@@ -790,6 +790,7 @@ fn submit_job_tx(owner_key: &SigningKey, account_number: u64, sequence: u64) -> 
         &account,
         b"#!/bin/sh\necho bench\n",
         3_600,
+        &[],
         fee,
     )
 }

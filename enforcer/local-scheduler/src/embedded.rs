@@ -49,6 +49,7 @@ use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -130,6 +131,11 @@ struct Inner {
     /// Serialises index writes; the snapshot is taken while holding it, so the last
     /// write always carries the newest table.
     persist_lock: tokio::sync::Mutex<()>,
+    /// Table changes asked to be persisted so far, and how many of them are on disk: a
+    /// write covers every change made before its snapshot, so callers waiting behind one
+    /// write share the next (the table is written once per group, not once per job).
+    changes: AtomicU64,
+    persisted: AtomicU64,
 }
 
 struct Entry {
@@ -205,6 +211,8 @@ impl EmbeddedScheduler {
                 index_path,
                 jobs: Mutex::new(jobs),
                 persist_lock: tokio::sync::Mutex::new(()),
+                changes: AtomicU64::new(0),
+                persisted: AtomicU64::new(0),
             }),
         };
         if changed {
@@ -588,14 +596,23 @@ impl Inner {
         })
     }
 
-    /// Write the current table to the index file (atomically).
+    /// Makes the table as it is now durable: writes it to the index file (atomically),
+    /// unless a write that started after this call already did.
     async fn persist(&self) -> Result<(), SchedulerError> {
+        let mine = self.changes.fetch_add(1, Ordering::SeqCst) + 1;
         let _guard = self.persist_lock.lock().await;
+        if self.persisted.load(Ordering::SeqCst) >= mine {
+            return Ok(());
+        }
+        // Every change counted up to here was made before it was counted: in the snapshot.
+        let covered = self.changes.load(Ordering::SeqCst);
         let bytes = self.snapshot()?;
         let path = self.index_path.clone();
         tokio::task::spawn_blocking(move || jobdir::write_atomic(&path, &bytes))
             .await
-            .map_err(|e| SchedulerError::io("job index writer", std::io::Error::other(e)))?
+            .map_err(|e| SchedulerError::io("job index writer", std::io::Error::other(e)))??;
+        self.persisted.store(covered, Ordering::SeqCst);
+        Ok(())
     }
 
     async fn persist_or_warn(&self, job_id: &str) {

@@ -324,6 +324,43 @@ async fn concurrent_submits_start_once() {
     assert_eq!(read(&s.job_dir("racy").unwrap(), "runs.txt"), "ran\n");
 }
 
+/// Index writes are shared by the submits waiting for one (written once per group, not once
+/// per job): every submit that returned is still in the index on disk.
+#[tokio::test]
+async fn concurrent_submits_are_each_durable_when_they_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = scheduler(64, dir.path());
+    let handles: Vec<_> = (0..48)
+        .map(|i| {
+            let s = s.clone();
+            let (dir, spec) = (dir.path().to_path_buf(), sh(&format!("job-{i}"), 1, "sleep 5"));
+            tokio::spawn(async move {
+                s.submit(&spec).await.unwrap();
+                let index: serde_json::Value =
+                    serde_json::from_str(&read(&dir, INDEX_FILE)).unwrap();
+                let on_disk = index["jobs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|j| j["job_id"] == spec.job_id.as_str());
+                assert!(on_disk, "{} returned but is not in the index", spec.job_id);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    for i in 0..48 {
+        s.cancel(&LocalJobId::new(format!("job-{i}"))).await.unwrap();
+    }
+    drop(s);
+    let after = scheduler(64, dir.path());
+    for i in 0..48 {
+        let state = after.job_state(&LocalJobId::new(format!("job-{i}"))).await;
+        assert!(state.is_ok(), "job-{i} forgotten after a restart: {state:?}");
+    }
+}
+
 #[tokio::test]
 async fn container_workloads_run_through_the_configured_runtime() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,6 +2,8 @@
 //! check that `state_dir` belongs to this chain.
 
 use super::*;
+use std::collections::HashMap;
+
 use hpc_primitives::contract::{attrs, events};
 
 /// How long the block follower waits for a new block before checking that the node still
@@ -113,15 +115,11 @@ pub(super) async fn follow_blocks(
         {
             refresh_params(&shared).await;
         }
-        let mut failed = false;
-        for (job, decision) in work {
-            if let Err(e) = handle_attempt(&shared, &job, &decision, head.map(chain_head)).await {
-                shared.note_error(format!("job {job} decision {decision}: {e:#}"));
-                failed = true;
-                break;
-            }
+        let failures = handle_attempts(&shared, work, head.map(chain_head)).await;
+        for (job, decision, e) in &failures {
+            shared.note_error(format!("job {job} decision {decision}: {e:#}"));
         }
-        if failed {
+        if !failures.is_empty() {
             // The cursor stays on this block: it is read again after a pause (attempts
             // already handled are skipped).
             follower.seek(block.head.height);
@@ -237,12 +235,47 @@ async fn sweep_waiting_jobs(shared: &Shared, head: ChainHead) -> anyhow::Result<
         .hpc_jobs_of_provider(&provider, JobState::Scheduled)
         .await
         .with_context(|| format!("looking up the jobs waiting for {provider}"))?;
-    for job in &waiting {
-        if let Err(e) =
-            handle_attempt(shared, &job.job_id, &job.current_decision_id, Some(head)).await
-        {
-            shared.note_error(format!("waiting job {}: {e:#}", job.job_id));
-        }
+    let work = waiting
+        .iter()
+        .map(|job| (job.job_id.clone(), job.current_decision_id.clone()))
+        .collect();
+    for (job, _, e) in handle_attempts(shared, work, Some(head)).await {
+        shared.note_error(format!("waiting job {job}: {e:#}"));
     }
     Ok(waiting.len())
+}
+
+/// Handles the `(job, decision)` attempts, different jobs concurrently and one job's
+/// attempts in their order; returns the attempts that failed (handled ones are skipped when
+/// they are tried again).
+async fn handle_attempts(
+    shared: &Shared,
+    work: Vec<(String, String)>,
+    head: Option<ChainHead>,
+) -> Vec<(String, String, anyhow::Error)> {
+    use futures::StreamExt;
+    let mut by_job: Vec<(String, Vec<String>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (job, decision) in work {
+        match index.get(&job) {
+            Some(&i) => by_job[i].1.push(decision),
+            None => {
+                index.insert(job.clone(), by_job.len());
+                by_job.push((job, vec![decision]));
+            }
+        }
+    }
+    futures::stream::iter(by_job)
+        .map(|(job, decisions)| async move {
+            for decision in decisions {
+                if let Err(e) = handle_attempt(shared, &job, &decision, head).await {
+                    return Some((job, decision, e));
+                }
+            }
+            None
+        })
+        .buffer_unordered(super::CONCURRENT_JOBS)
+        .filter_map(|failure| async move { failure })
+        .collect()
+        .await
 }

@@ -49,6 +49,11 @@ use crate::decision::{
 use crate::metrics::{Metrics, OutcomeLabel, TypeLabel};
 use crate::store::{EnforcerStore, LocalJob};
 use attempt::handle_attempt;
+
+/// Jobs handled at the same time (attempts, status reports): each waits mostly on queries,
+/// the local scheduler, fsyncs and blocks, so one at a time left a busy provider far
+/// behind the chain.
+const CONCURRENT_JOBS: usize = 32;
 use deliver::deliver;
 use follow::follow_blocks;
 use health::monitor_health;

@@ -12,12 +12,20 @@ pub(super) async fn report_jobs(
     shared: Arc<Shared>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    use futures::StreamExt;
     loop {
-        for job in shared.store.local_jobs()? {
-            if let Err(e) = follow_job(&shared, job).await {
-                shared.note_error(e);
-            }
-        }
+        // Concurrently: a report waits for its block, and one at a time a busy provider's
+        // reports fell behind by minutes (the gateway orders the txs' sequences).
+        futures::stream::iter(shared.store.local_jobs()?)
+            .for_each_concurrent(CONCURRENT_JOBS, |job| {
+                let shared = &shared;
+                async move {
+                    if let Err(e) = follow_job(shared, job).await {
+                        shared.note_error(e);
+                    }
+                }
+            })
+            .await;
         if stopped(&mut stop, Duration::from_secs(1)).await {
             return Ok(());
         }
