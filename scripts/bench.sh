@@ -6,6 +6,9 @@
 #                        record batches and the disk they take
 #   2. chain_throughput  real nodes: hpcd vs CometBFT kvstore and kvstore-socket in the same
 #                        run: committed tx/s and CPU per committed tx
+#   3. routing_load      real nodes and 2 enforcers: routing latency at 100 jobs/s for 5
+#                        minutes, gRPC point queries under that load, audit records/s while
+#                        a backlog drains, RSS and disk over time (--secs 1800: the soak)
 #
 #   scripts/bench.sh [ARGS]      release builds, full runs; ARGS go to chain_throughput
 #                                (e.g. --txs 20000 --accounts 20000 --hpcd-block-max-gas=-1);
@@ -48,18 +51,20 @@ mkdir -p target/bench
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 figures="target/bench/figures-$mode-$stamp.jsonl"
 if [ "$mode" = smoke ]; then
-    echo "== cargo build -p hpc-bench -p hpcd (debug: smoke)" >&2
-    cargo build -p hpc-bench -p hpcd
+    echo "== cargo build -p hpc-bench -p hpcd -p hpc-enforcer (debug: smoke)" >&2
+    cargo build -p hpc-bench -p hpcd -p hpc-enforcer
     bin="$target_dir/debug"
     state_args=(--txs 40 --accounts 4 --block-txs 20 --reps 1 --list-records 1000,5000 --audit-records 200)
     chain_args=(--txs 200 --accounts 20 "$@")
+    routing_args=(--rate 20 --secs 5 --backlog 100 --accounts 10 --idle-jobs 2 --sample-secs 2)
     summary=target/bench/summary-smoke.json
 else
-    echo "== cargo build --release -p hpc-bench -p hpcd" >&2
-    cargo build --release -p hpc-bench -p hpcd
+    echo "== cargo build --release -p hpc-bench -p hpcd -p hpc-enforcer" >&2
+    cargo build --release -p hpc-bench -p hpcd -p hpc-enforcer
     bin="$target_dir/release"
     state_args=()
     chain_args=("$@")
+    routing_args=()
     summary=docs/benchmarks/summary.json
 fi
 export HPCD_BIN="$bin/hpcd"
@@ -69,6 +74,9 @@ echo "== state_machine ${state_args[*]}" >&2
 
 echo "== chain_throughput ${chain_args[*]}" >&2
 "$bin/chain_throughput" "${chain_args[@]}" --summary "$figures" | tee "target/bench/chain_throughput-$mode-$stamp.md"
+
+echo "== routing_load ${routing_args[*]}" >&2
+"$bin/routing_load" "${routing_args[@]}" --summary "$figures" | tee "target/bench/routing_load-$mode-$stamp.md"
 
 # One JSON document: every figure with its baseline, the commit and the machine.
 mkdir -p "$(dirname "$summary")"
@@ -82,6 +90,13 @@ expected = [
     "SubmitJob (execute_tx) with 10 000 active clusters",
 ]
 expected_prefixes = ["slowest list query at "]
+expected += [
+    "routing latency p50 under load (SubmitJob block to hpc_job_routed block)",
+    "routing latency p99 under load",
+    "gRPC Query/Job p99 under load",
+    "RSS of hpcd + cometbft at the end of the load",
+    "audit records committed per second through 2 enforcers (backlog drain)",
+]
 expected += [
     "audit records/s through execute_tx (batches of params.max_batch_size, one core)",
     "disk per 1 000 000 audit records, keep-recent 2 (extrapolated from the run)",

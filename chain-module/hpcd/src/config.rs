@@ -21,6 +21,23 @@ pub struct AppConfig {
     pub log: LogConfig,
     #[serde(default)]
     pub pruning: PruningConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StoreConfig {
+    /// MiB of memory the state store may use to cache its pages.
+    pub cache_mib: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            cache_mib: (hpc_store::DEFAULT_CACHE_BYTES >> 20) as u64,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +116,7 @@ impl Default for AppConfig {
             cometbft: CometConfig::default(),
             log: LogConfig::default(),
             pruning: PruningConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -113,6 +131,7 @@ pub struct Settings {
     pub log_level: String,
     /// 0 = keep every height.
     pub keep_recent: u64,
+    pub store_cache_bytes: usize,
 }
 
 impl AppConfig {
@@ -148,8 +167,13 @@ impl AppConfig {
         if self.pruning.keep_recent == 1 {
             bail!("pruning.keep-recent: must be 0 (keep every height) or at least 2 (the latest height and the one before, which a restarting node may replay)");
         }
+        let store_cache_bytes = match self.store.cache_mib {
+            16..=65_536 => (self.store.cache_mib as usize) << 20,
+            other => bail!("store.cache-mib: {other} is outside 16..=65536 (MiB)"),
+        };
         Ok(Settings {
             keep_recent: self.pruning.keep_recent,
+            store_cache_bytes,
             min_gas_prices,
             grpc,
             cometbft_binary: self.cometbft.binary.clone(),
@@ -413,6 +437,13 @@ mod tests {
                 },
                 "pruning.keep-recent",
             ),
+            (
+                AppConfig {
+                    store: StoreConfig { cache_mib: 1 },
+                    ..Default::default()
+                },
+                "store.cache-mib",
+            ),
         ];
         for (config, field) in cases {
             let err = config.validate().unwrap_err().to_string();
@@ -421,7 +452,9 @@ mod tests {
         assert!(AppConfig::default().validate().is_ok());
         // A home written before pruning existed keeps working, with the default.
         let older: AppConfig = toml::from_str("minimum-gas-prices = \"\"\n").unwrap();
-        assert_eq!(older.validate().unwrap().keep_recent, DEFAULT_KEEP_RECENT);
+        let settings = older.validate().unwrap();
+        assert_eq!(settings.keep_recent, DEFAULT_KEEP_RECENT);
+        assert_eq!(settings.store_cache_bytes, hpc_store::DEFAULT_CACHE_BYTES);
         let unknown =
             toml::from_str::<AppConfig>("minimum-gas-prices = \"\"\nmin-gas = 1\n").unwrap_err();
         assert!(unknown.to_string().contains("min-gas"), "{unknown}");

@@ -168,6 +168,11 @@ level = "{log_level}"
 # commit, so the store grows with live state, not with history. 0 keeps every height
 # (an archive node); otherwise at least 2.
 keep-recent = {keep_recent}
+
+[store]
+# MiB of memory the state store may use to cache pages (16 to 65536); more keeps more of
+# the state in memory for queries and block execution.
+cache-mib = {cache_mib}
 "#,
         gas = config.minimum_gas_prices,
         grpc_enable = config.grpc.enable,
@@ -176,6 +181,7 @@ keep-recent = {keep_recent}
         log_format = config.log.format,
         log_level = config.log.level,
         keep_recent = config.pruning.keep_recent,
+        cache_mib = config.store.cache_mib,
     );
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }

@@ -105,7 +105,7 @@ async fn shutdown_signal() {
 
 pub async fn start(home: &Home, settings: &Settings, opts: StartOptions) -> anyhow::Result<()> {
     let comet = home.comet_addresses()?;
-    let storage = Storage::open(&home.state_db())
+    let storage = Storage::open_with_cache(&home.state_db(), settings.store_cache_bytes)
         .with_context(|| {
             format!(
                 "opening {} (is another hpcd using this home?)",

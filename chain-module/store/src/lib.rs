@@ -15,4 +15,4 @@ mod storage;
 
 pub use delta::{Changes, Delta};
 pub use kv::{prefix_end, Entries, StateRead, StateWrite};
-pub use storage::{PreparedCommit, Snapshot, Storage, StoreError};
+pub use storage::{PreparedCommit, Snapshot, Storage, StoreError, DEFAULT_CACHE_BYTES};

@@ -87,12 +87,24 @@ impl PreparedCommit {
     }
 }
 
+/// Memory the store's page cache may use by default (redb's own default, 1 GiB, let a
+/// busy node's RSS climb past what a validator host expects).
+pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
+
 impl Storage {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the store with a page cache of at most `cache_bytes`.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(db_err)?;
         }
-        let db = Database::create(path).map_err(db_err)?;
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(db_err)?;
         // Create the tables once so read transactions never see them missing.
         let tx = db.begin_write().map_err(db_err)?;
         tx.open_table(NODES).map_err(db_err)?;
