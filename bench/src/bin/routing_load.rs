@@ -15,7 +15,7 @@
 //!
 //! `--secs 1800` is the 30-minute soak (RSS and disk samples over time).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +34,7 @@ use hpc_client::{ChainClient, Transport};
 use hpc_primitives::contract::{attrs, events};
 use hpc_testkit::enforcer::{embedded, Enforcer, EnforcerSpec};
 use hpc_testkit::TestNode;
+use sha2::{Digest, Sha256};
 use tendermint_rpc::{Client, HttpClient};
 
 const CHAIN_ID: &str = "hpc-routing-load-1";
@@ -75,7 +76,7 @@ struct Args {
     #[arg(long, default_value = "1s")]
     timeout_commit: String,
     /// Nodes of each cluster, on chain and in its embedded executor.
-    #[arg(long, default_value_t = 8192)]
+    #[arg(long, default_value_t = 100_000)]
     cluster_nodes: u32,
     /// Override consensus_params.block.max_gas (default: what `hpcd init` writes).
     #[arg(long)]
@@ -156,6 +157,8 @@ impl Submitter {
 #[derive(Default)]
 struct SendReport {
     accepted: usize,
+    /// Hashes (hex, upper case) of the txs CheckTx accepted.
+    accepted_hashes: HashSet<String>,
     refused: usize,
     first_refusal: Option<String>,
 }
@@ -182,7 +185,10 @@ async fn broadcast(rpc: &HttpClient, lanes: Vec<Vec<Vec<u8>>>, rate: Option<u32>
                 let outcome = rpc.broadcast_tx_sync(tx).await;
                 let mut r = report.lock().expect("report lock");
                 match outcome {
-                    Ok(resp) if resp.code.is_ok() => r.accepted += 1,
+                    Ok(resp) if resp.code.is_ok() => {
+                        r.accepted += 1;
+                        r.accepted_hashes.insert(resp.hash.to_string());
+                    }
                     Ok(resp) => {
                         r.refused += 1;
                         r.first_refusal.get_or_insert(resp.log);
@@ -208,6 +214,8 @@ async fn broadcast(rpc: &HttpClient, lanes: Vec<Vec<Vec<u8>>>, rate: Option<u32>
 /// the txs that stored them.
 #[derive(Default)]
 struct BlockHpc {
+    /// Txs that failed in the block: (hash, log).
+    failed: Vec<(String, String)>,
     scheduled: Vec<String>,
     routed: Vec<String>,
     audit_records: usize,
@@ -220,9 +228,26 @@ async fn block_hpc(rpc: &HttpClient, h: u64) -> anyhow::Result<BlockHpc> {
         .block_results(height)
         .await
         .with_context(|| format!("block_results at height {h}"))?;
+    let block = rpc
+        .block(height)
+        .await
+        .with_context(|| format!("block at height {h}"))?;
+    let hashes: Vec<String> = block
+        .block
+        .data
+        .iter()
+        .map(|tx| hex::encode_upper(Sha256::digest(tx)))
+        .collect();
     let mut out = BlockHpc::default();
-    for tx in results.txs_results.unwrap_or_default() {
+    for (i, tx) in results
+        .txs_results
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
         if tx.code.is_err() {
+            let hash = hashes.get(i).cloned().unwrap_or_default();
+            out.failed.push((hash, tx.log));
             continue;
         }
         let mut records = 0;
@@ -271,6 +296,8 @@ async fn block_time_secs(rpc: &HttpClient, h: u64) -> anyhow::Result<f64> {
 struct Routing {
     scheduled_at: HashMap<String, u64>,
     routed_at: HashMap<String, u64>,
+    /// Txs that failed in a block: hash → log.
+    failed: HashMap<String, String>,
     /// Audit records and the gas of their txs, per block.
     audit_blocks: Vec<(u64, usize, u64)>,
     next_height: u64,
@@ -281,6 +308,7 @@ impl Routing {
         Self {
             scheduled_at: HashMap::new(),
             routed_at: HashMap::new(),
+            failed: HashMap::new(),
             audit_blocks: Vec::new(),
             next_height: from + 1,
         }
@@ -292,6 +320,7 @@ impl Routing {
         while self.next_height <= top {
             let h = self.next_height;
             let b = block_hpc(rpc, h).await?;
+            self.failed.extend(b.failed);
             for id in b.scheduled {
                 self.scheduled_at.insert(id, h);
             }
@@ -313,22 +342,32 @@ impl Routing {
             .count()
     }
 
-    /// Reads blocks until `expected` jobs are scheduled and all of them routed.
+    /// How many of the `sent` txs failed in a block, and the first one's log.
+    fn failed_of(&self, sent: &HashSet<String>) -> (usize, Option<&str>) {
+        let mut failed = self.failed.iter().filter(|(hash, _)| sent.contains(*hash));
+        let first = failed.next().map(|(_, log)| log.as_str());
+        (first.map_or(0, |_| 1 + failed.count()), first)
+    }
+
+    /// Reads blocks until every one of the `sent` SubmitJob txs is in a block (scheduled or
+    /// failed) and every job scheduled is routed.
     async fn wait_all_routed(
         &mut self,
         rpc: &HttpClient,
-        expected: usize,
+        sent: &HashSet<String>,
         wait: Duration,
     ) -> anyhow::Result<()> {
         let deadline = Instant::now() + wait;
         loop {
             self.catch_up(rpc).await?;
-            if self.scheduled_at.len() >= expected && self.unrouted() == 0 {
+            let (failed, _) = self.failed_of(sent);
+            if self.scheduled_at.len() + failed >= sent.len() && self.unrouted() == 0 {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 bail!(
-                    "after {wait:?}: {} of {expected} jobs scheduled, {} not routed",
+                    "after {wait:?}: of {} jobs sent, {} scheduled, {failed} failed in a block, {} not routed",
+                    sent.len(),
                     self.scheduled_at.len(),
                     self.unrouted()
                 );
@@ -478,14 +517,19 @@ async fn idle_phase(
 ) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
     let rpc = node.rpc();
     let mut routing = Routing::new(height(&rpc).await?);
-    for n in 1..=args.idle_jobs.max(1) {
+    let mut all_sent = HashSet::new();
+    for _ in 0..args.idle_jobs.max(1) {
         let sent = broadcast(&rpc, submitter.batch(1), None).await;
         if sent.accepted != 1 {
             bail!("idle job refused: {:?}", sent.first_refusal);
         }
+        all_sent.extend(sent.accepted_hashes);
         routing
-            .wait_all_routed(&rpc, n, Duration::from_secs(60))
+            .wait_all_routed(&rpc, &all_sent, Duration::from_secs(60))
             .await?;
+    }
+    if let (n @ 1.., log) = routing.failed_of(&all_sent) {
+        bail!("{n} idle jobs failed in their block: {log:?}");
     }
     let known = Arc::new(AtomicUsize::new(args.idle_jobs.max(1)));
     let stop = Arc::new(AtomicBool::new(false));
@@ -497,6 +541,9 @@ async fn idle_phase(
 
 struct LoadResult {
     sent: SendReport,
+    /// Accepted SubmitJobs that failed in their block, and the first one's log.
+    failed_in_block: usize,
+    first_failure: Option<String>,
     latencies: Vec<f64>,
     queries: Vec<f64>,
     samples: Vec<Sample>,
@@ -538,9 +585,15 @@ async fn load_phase(
     stop.store(true, Ordering::Relaxed);
     let queries = queries.await??;
     routing
-        .wait_all_routed(&rpc, sent.accepted, Duration::from_secs(args.wait_secs))
+        .wait_all_routed(
+            &rpc,
+            &sent.accepted_hashes,
+            Duration::from_secs(args.wait_secs),
+        )
         .await?;
     samples.push(sample_node(node, &rpc, started).await);
+    let (failed_in_block, first_failure) = routing.failed_of(&sent.accepted_hashes);
+    let first_failure = first_failure.map(str::to_string);
     let client = ChainClient::new(Transport::grpc(&node.grpc_addr())?, None).await?;
     let mut by_address: HashMap<String, usize> = HashMap::new();
     for id in routing.scheduled_at.keys() {
@@ -557,6 +610,8 @@ async fn load_phase(
         .collect();
     Ok(LoadResult {
         sent,
+        failed_in_block,
+        first_failure,
         latencies: routing.latencies(),
         queries,
         samples,
@@ -595,7 +650,7 @@ async fn backlog_phase(
         );
     }
     let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
-    while routing.scheduled_at.len() < sent.accepted {
+    while routing.scheduled_at.len() + routing.failed_of(&sent.accepted_hashes).0 < sent.accepted {
         if Instant::now() > deadline {
             bail!(
                 "backlog: only {} jobs scheduled",
@@ -609,7 +664,11 @@ async fn backlog_phase(
         e.start();
     }
     routing
-        .wait_all_routed(&rpc, sent.accepted, Duration::from_secs(args.wait_secs))
+        .wait_all_routed(
+            &rpc,
+            &sent.accepted_hashes,
+            Duration::from_secs(args.wait_secs),
+        )
         .await?;
     let (first, last) = match (routing.audit_blocks.first(), routing.audit_blocks.last()) {
         (Some(f), Some(l)) => (f.0, l.0),
@@ -628,7 +687,7 @@ async fn backlog_phase(
         f64::INFINITY
     };
     Ok(DrainResult {
-        jobs: sent.accepted,
+        jobs: routing.scheduled_at.len(),
         records,
         records_per_sec: records as f64 / secs,
         blocks,
@@ -667,11 +726,15 @@ fn print_report(
             .map_or("as hpcd init writes".to_string(), |g| g.to_string())
     );
     println!(
-        "jobs accepted {} refused {}{}; routed per provider {:?}\n",
+        "jobs accepted {} refused {}{}; failed in their block {}{}; routed per provider {:?}\n",
         load.sent.accepted,
         load.sent.refused,
         load.sent
             .first_refusal
+            .as_deref()
+            .map_or(String::new(), |r| format!(" (first: {r})")),
+        load.failed_in_block,
+        load.first_failure
             .as_deref()
             .map_or(String::new(), |r| format!(" (first: {r})")),
         load.jobs_per_provider

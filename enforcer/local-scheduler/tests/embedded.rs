@@ -333,7 +333,10 @@ async fn concurrent_submits_are_each_durable_when_they_return() {
     let handles: Vec<_> = (0..48)
         .map(|i| {
             let s = s.clone();
-            let (dir, spec) = (dir.path().to_path_buf(), sh(&format!("job-{i}"), 1, "sleep 5"));
+            let (dir, spec) = (
+                dir.path().to_path_buf(),
+                sh(&format!("job-{i}"), 1, "sleep 5"),
+            );
             tokio::spawn(async move {
                 s.submit(&spec).await.unwrap();
                 let index: serde_json::Value =
@@ -351,13 +354,18 @@ async fn concurrent_submits_are_each_durable_when_they_return() {
         h.await.unwrap();
     }
     for i in 0..48 {
-        s.cancel(&LocalJobId::new(format!("job-{i}"))).await.unwrap();
+        s.cancel(&LocalJobId::new(format!("job-{i}")))
+            .await
+            .unwrap();
     }
     drop(s);
     let after = scheduler(64, dir.path());
     for i in 0..48 {
         let state = after.job_state(&LocalJobId::new(format!("job-{i}"))).await;
-        assert!(state.is_ok(), "job-{i} forgotten after a restart: {state:?}");
+        assert!(
+            state.is_ok(),
+            "job-{i} forgotten after a restart: {state:?}"
+        );
     }
 }
 

@@ -28,7 +28,13 @@ pub(super) async fn handle_attempt(
         return Ok(());
     }
     let eval = shared
-        .evaluate_job(job_id, Some(decision_id), Placement::FollowDecision, head)
+        .evaluate_fetched(
+            job_id,
+            Ok(Some(job.clone())),
+            Some(decision_id),
+            Placement::FollowDecision,
+            head,
+        )
         .await;
     if let Outcome::NotForUs { reason } = &eval.outcome {
         tracing::debug!(job_id, decision_id, reason, "not for this enforcer");

@@ -35,7 +35,7 @@ use hpc_local_scheduler::{
 use hpc_outbox::{Backoff, Deliverer, DelivererConfig, Outbox, OutboxItem};
 use hpc_proto::to_any;
 use hpc_proto::virtengine::hpc::v1::{
-    ClusterHealth, ClusterState, JobState, MsgReportJobStatus, MsgRequestReschedule,
+    ClusterHealth, ClusterState, Job, JobState, MsgReportJobStatus, MsgRequestReschedule,
     MsgUpdateClusterStatus, Params,
 };
 
@@ -163,8 +163,22 @@ impl Shared {
         placement: Placement,
         head: Option<ChainHead>,
     ) -> decision::Evaluation {
+        let job = self.gateway.client.hpc_job(job_id).await;
+        self.evaluate_fetched(job_id, job, decision_id, placement, head)
+            .await
+    }
+
+    /// [`Self::evaluate_job`] of a job already looked up (one query fewer per attempt).
+    pub async fn evaluate_fetched(
+        &self,
+        job_id: &str,
+        job: Result<Option<Job>, hpc_client::ClientError>,
+        decision_id: Option<&str>,
+        placement: Placement,
+        head: Option<ChainHead>,
+    ) -> decision::Evaluation {
         let client = &self.gateway.client;
-        let (job, decision, lookup) = match client.hpc_job(job_id).await {
+        let (job, decision, lookup) = match job {
             Err(e) => (None, None, LookupStatus::Failed(e.to_string())),
             Ok(None) => (None, None, LookupStatus::Missing),
             Ok(Some(job)) => {
