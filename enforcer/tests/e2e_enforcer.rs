@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{attr, eventually, hpc_tx, query, register_cluster, submit_job};
+use hpc_primitives::contract::workload::sha256_hex;
 use hpc_testkit::enforcer::{embedded, Enforcer};
 use hpc_testkit::{workspace_bin, TestNode};
 use serde_json::Value;
@@ -379,4 +380,90 @@ async fn audit_only_runs_every_job_and_records_what_strict_would_refuse() {
         clean["violations"].as_array().is_none_or(|v| v.is_empty()),
         "{clean}"
     );
+}
+
+/// Attempts are handled concurrently (a sweep of waiting jobs at start), yet each sees the
+/// nodes the others already took: of six one-node jobs waiting for a 2-node local cluster,
+/// two run and the others are rejected with capacity_exceeded — none is approved and then
+/// refused by the local scheduler. The scripts are content-addressed `file://` URIs, so
+/// each attempt waits on its fetch between its evaluation and its submission.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_attempts_never_promise_the_same_nodes_twice() {
+    let mut node = TestNode::init("e2e-enforcer-capacity");
+    node.start(2).await;
+    register_cluster(&node, "provider1", "cluster-p1", 10);
+    let body = "#!/bin/sh\nsleep 60\n";
+    let script = format!("file://{}", node.write_script("long.sh", body));
+    let (sha256, size) = (sha256_hex(body.as_bytes()), body.len().to_string());
+    let jobs: Vec<String> = (0..6)
+        .map(|_| {
+            let r = hpc_tx(
+                &node,
+                "alice",
+                &[
+                    "submit-job",
+                    "--nodes",
+                    "1",
+                    "--max-runtime-seconds",
+                    "120",
+                    "--script-uri",
+                    &script,
+                    "--script-sha256",
+                    &sha256,
+                    "--script-size",
+                    &size,
+                ],
+            );
+            attr(&r, "hpc_job_scheduled", "job_id").unwrap()
+        })
+        .collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let scheduler = format!("{}\nworkload:\n  allowed_uri_schemes: [file]", embedded(2));
+    let mut enforcer = Enforcer::write_config_with(
+        &node,
+        dir.path(),
+        "provider1",
+        "cluster-p1",
+        &scheduler,
+        "strict",
+        100,
+    );
+    enforcer.start();
+    let statuses = eventually("an audit record for every job", &enforcer, || {
+        let mut statuses = Vec::new();
+        for job in &jobs {
+            let records = query(&node, &["audit-records", "--job", job]);
+            statuses.push(records["records"][0]["status"].as_str()?.to_string());
+        }
+        Some(statuses)
+    })
+    .await;
+    let approved = statuses
+        .iter()
+        .filter(|s| *s == "AUDIT_STATUS_APPROVED")
+        .count();
+    assert_eq!(approved, 2, "{statuses:?}");
+    for (job, _) in jobs
+        .iter()
+        .zip(&statuses)
+        .filter(|(_, s)| *s != "AUDIT_STATUS_APPROVED")
+    {
+        let violations = query(&node, &["violations", "--job", job]);
+        assert_eq!(
+            violations["violations"][0]["violation_type"], "VIOLATION_TYPE_CAPACITY_EXCEEDED",
+            "{job}: {statuses:?}"
+        );
+    }
+    // The two approved jobs run in the local scheduler: none was refused there.
+    for (job, _) in jobs
+        .iter()
+        .zip(&statuses)
+        .filter(|(_, s)| *s == "AUDIT_STATUS_APPROVED")
+    {
+        eventually("an approved job running", &enforcer, || {
+            (query(&node, &["job", job])["job"]["state"] == "JOB_STATE_RUNNING").then_some(())
+        })
+        .await;
+    }
 }

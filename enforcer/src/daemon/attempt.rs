@@ -27,14 +27,9 @@ pub(super) async fn handle_attempt(
             .set_attempt(job_id, decision_id, "superseded")?;
         return Ok(());
     }
-    let eval = shared
-        .evaluate_fetched(
-            job_id,
-            Ok(Some(job.clone())),
-            Some(decision_id),
-            Placement::FollowDecision,
-            head,
-        )
+    // Held until the local scheduler has the job (it then counts its nodes) or refused it.
+    let (eval, promise) = shared
+        .evaluate_attempt(job.clone(), decision_id, head)
         .await;
     if let Outcome::NotForUs { reason } = &eval.outcome {
         tracing::debug!(job_id, decision_id, reason, "not for this enforcer");
@@ -57,7 +52,7 @@ pub(super) async fn handle_attempt(
             let spec = job_spec(&job, prepared);
             // The routing is recorded already; a job the local scheduler refuses (after a
             // few tries) fails rather than holding up the blocks behind it.
-            let (local_id, submit_error) = match submit_with_retries(shared, &spec).await {
+            let (local_id, submit_error) = match submit_with_retries(shared, &spec, promise).await {
                 Ok(local) => (local.as_str().to_string(), None),
                 Err(e) => {
                     shared.note_error(format!("local scheduler refused job {job_id}: {e}"));
@@ -177,7 +172,12 @@ const SUBMIT_ATTEMPTS: u32 = 3;
 async fn submit_with_retries(
     shared: &Shared,
     spec: &JobSpec,
+    promise: NodePromise<'_>,
 ) -> Result<LocalJobId, hpc_local_scheduler::SchedulerError> {
+    // The local scheduler counts the job's nodes from the first poll of its submit: the
+    // promise ends in that same poll (no await in between), so no concurrent attempt sees
+    // the nodes twice or not at all.
+    drop(promise);
     let mut attempt = 1;
     loop {
         match shared.scheduler.submit(spec).await {

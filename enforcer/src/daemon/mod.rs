@@ -36,7 +36,7 @@ use hpc_outbox::{Backoff, Deliverer, DelivererConfig, Outbox, OutboxItem};
 use hpc_proto::to_any;
 use hpc_proto::virtengine::hpc::v1::{
     ClusterHealth, ClusterState, Job, JobState, MsgReportJobStatus, MsgRequestReschedule,
-    MsgUpdateClusterStatus, Params,
+    MsgUpdateClusterStatus, Params, SchedulingDecision,
 };
 
 use crate::audit_log::{AuditEntry, AuditLog};
@@ -98,6 +98,42 @@ pub struct Shared {
     pub audit_log: AuditLog,
     pub status: Mutex<StatusInfo>,
     pub params: Mutex<Params>,
+    /// Nodes of attempts evaluated to run here whose local submission has not started:
+    /// attempts run concurrently, and each must see the nodes the others already took.
+    promised: Mutex<Promised>,
+    /// Serialises reading the free nodes with promising them.
+    capacity_gate: tokio::sync::Mutex<()>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Promised {
+    nodes: u32,
+    /// Promises given back so far: a reading of the local scheduler is consistent with
+    /// `nodes` only if none was given back while it was taken.
+    releases: u64,
+}
+
+/// Nodes promised to one attempt, given back when it is dropped (just as the local
+/// scheduler starts counting the job's nodes itself).
+pub(super) struct NodePromise<'a> {
+    shared: &'a Shared,
+    nodes: u32,
+}
+
+impl<'a> NodePromise<'a> {
+    fn new(shared: &'a Shared, nodes: u32) -> Self {
+        let mut promised = shared.promised.lock().expect("promised nodes lock");
+        promised.nodes = promised.nodes.saturating_add(nodes);
+        Self { shared, nodes }
+    }
+}
+
+impl Drop for NodePromise<'_> {
+    fn drop(&mut self) {
+        let mut promised = self.shared.promised.lock().expect("promised nodes lock");
+        promised.nodes = promised.nodes.saturating_sub(self.nodes);
+        promised.releases += 1;
+    }
 }
 
 impl Shared {
@@ -164,34 +200,79 @@ impl Shared {
         head: Option<ChainHead>,
     ) -> decision::Evaluation {
         let job = self.gateway.client.hpc_job(job_id).await;
-        self.evaluate_fetched(job_id, job, decision_id, placement, head)
-            .await
+        let found = self.lookup_decision(job, decision_id).await;
+        let status = self.cluster_status().await;
+        self.evaluate_found(job_id, found, placement, head, status)
     }
 
-    /// [`Self::evaluate_job`] of a job already looked up (one query fewer per attempt).
-    pub async fn evaluate_fetched(
+    /// Evaluates a decision attempt on a job already looked up; when it is to run here, its
+    /// nodes stay promised until the returned promise is dropped, so attempts handled at
+    /// the same time never count the same free nodes twice.
+    pub(super) async fn evaluate_attempt(
         &self,
-        job_id: &str,
+        job: Job,
+        decision_id: &str,
+        head: Option<ChainHead>,
+    ) -> (decision::Evaluation, NodePromise<'_>) {
+        let (job_id, nodes) = (
+            job.job_id.clone(),
+            job.requirements.as_ref().map_or(0, |r| r.nodes),
+        );
+        let found = self.lookup_decision(Ok(Some(job)), Some(decision_id)).await;
+        let _gate = self.capacity_gate.lock().await;
+        let promised = || *self.promised.lock().expect("promised nodes lock");
+        let status = loop {
+            // A promise given back while the scheduler was read may be counted by neither.
+            let before = promised();
+            let status = self.cluster_status().await;
+            let after = promised();
+            if after.releases == before.releases {
+                break ClusterStatus {
+                    free_nodes: status.free_nodes.saturating_sub(after.nodes),
+                    ..status
+                };
+            }
+        };
+        let eval = self.evaluate_found(&job_id, found, Placement::FollowDecision, head, status);
+        let nodes = if matches!(eval.outcome, Outcome::Run { .. }) {
+            nodes
+        } else {
+            0
+        };
+        (eval, NodePromise::new(self, nodes))
+    }
+
+    /// The job lookup's outcome and, for a job found, its decision (`decision_id`, else the
+    /// job's current one).
+    async fn lookup_decision(
+        &self,
         job: Result<Option<Job>, hpc_client::ClientError>,
         decision_id: Option<&str>,
-        placement: Placement,
-        head: Option<ChainHead>,
-    ) -> decision::Evaluation {
-        let client = &self.gateway.client;
-        let (job, decision, lookup) = match job {
+    ) -> (Option<Job>, Option<SchedulingDecision>, LookupStatus) {
+        match job {
             Err(e) => (None, None, LookupStatus::Failed(e.to_string())),
             Ok(None) => (None, None, LookupStatus::Missing),
             Ok(Some(job)) => {
                 let id = decision_id
                     .map(str::to_string)
                     .unwrap_or_else(|| job.current_decision_id.clone());
-                match client.hpc_decision(&id).await {
+                match self.gateway.client.hpc_decision(&id).await {
                     Err(e) => (Some(job), None, LookupStatus::Failed(e.to_string())),
                     Ok(None) => (Some(job), None, LookupStatus::Missing),
                     Ok(Some(d)) => (Some(job), Some(d), LookupStatus::Found),
                 }
             }
-        };
+        }
+    }
+
+    fn evaluate_found(
+        &self,
+        job_id: &str,
+        (job, decision, lookup): (Option<Job>, Option<SchedulingDecision>, LookupStatus),
+        placement: Placement,
+        head: Option<ChainHead>,
+        cluster_status: ClusterStatus,
+    ) -> decision::Evaluation {
         // A decision another enforcer requested as a replacement is audited as one: by the
         // kind and requester role the chain recorded, never by its free-text reason.
         let attempt = decision::attempt_of(decision.as_ref());
@@ -203,7 +284,7 @@ impl Shared {
             lookup,
             head,
             provider: self.identity(),
-            cluster_status: self.cluster_status().await,
+            cluster_status,
             routing: self.config.hpc.routing.clone(),
             chain: ChainRoutingParams::from(&params),
             attempt,
@@ -326,6 +407,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             ..Default::default()
         }),
         params: Mutex::new(Params::default()),
+        promised: Mutex::new(Promised::default()),
+        capacity_gate: tokio::sync::Mutex::new(()),
         config,
     });
     tracing::info!(provider = %address, cluster = %shared.config.hpc.cluster_id, "hpc-enforcer starting");
