@@ -423,16 +423,27 @@ struct Sample {
     data_bytes: u64,
 }
 
+/// Takes a sample and prints it to stderr at once, so a soak that ends early (or is
+/// stopped) still shows how the node grew.
 async fn sample_node(node: &TestNode, rpc: &HttpClient, since: Instant) -> Sample {
     let pid = node.pid().unwrap_or(0);
     let cometbft = children_of(pid).first().copied().unwrap_or(0);
-    Sample {
+    let sample = Sample {
         secs: since.elapsed().as_secs(),
         height: height(rpc).await.unwrap_or(0),
         hpcd_rss: rss_bytes(pid).unwrap_or(0),
         cometbft_rss: rss_bytes(cometbft).unwrap_or(0),
         data_bytes: disk_bytes(&node.home.join("data")),
-    }
+    };
+    eprintln!(
+        "sample: {} s, height {}, hpcd RSS {:.1} MiB, cometbft RSS {:.1} MiB, data {:.1} MiB",
+        sample.secs,
+        sample.height,
+        mib(sample.hpcd_rss),
+        mib(sample.cometbft_rss),
+        mib(sample.data_bytes)
+    );
+    sample
 }
 
 fn mib(bytes: u64) -> f64 {
