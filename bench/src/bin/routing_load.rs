@@ -216,7 +216,8 @@ async fn broadcast(rpc: &HttpClient, lanes: Vec<Vec<Vec<u8>>>, rate: Option<u32>
 struct BlockHpc {
     /// Txs that failed in the block: (hash, log).
     failed: Vec<(String, String)>,
-    scheduled: Vec<String>,
+    /// (job id, provider address) of every job scheduled.
+    scheduled: Vec<(String, String)>,
     routed: Vec<String>,
     audit_records: usize,
     audit_tx_gas: u64,
@@ -252,17 +253,19 @@ async fn block_hpc(rpc: &HttpClient, h: u64) -> anyhow::Result<BlockHpc> {
         }
         let mut records = 0;
         for event in &tx.events {
-            let job_id = || {
+            let attr = |key: &str| {
                 event
                     .attributes
                     .iter()
-                    .find(|a| a.key_str().ok() == Some(attrs::JOB_ID))
+                    .find(|a| a.key_str().ok() == Some(key))
                     .and_then(|a| a.value_str().ok())
                     .map(str::to_string)
             };
             match event.kind.as_str() {
-                events::JOB_SCHEDULED => out.scheduled.extend(job_id()),
-                events::JOB_ROUTED => out.routed.extend(job_id()),
+                events::JOB_SCHEDULED => out
+                    .scheduled
+                    .extend(attr(attrs::JOB_ID).zip(attr(attrs::PROVIDER))),
+                events::JOB_ROUTED => out.routed.extend(attr(attrs::JOB_ID)),
                 events::ROUTING_AUDIT_RECORDED => records += 1,
                 _ => {}
             }
@@ -295,6 +298,8 @@ async fn block_time_secs(rpc: &HttpClient, h: u64) -> anyhow::Result<f64> {
 /// until `expected` jobs scheduled since `from` are all routed or `wait` passes.
 struct Routing {
     scheduled_at: HashMap<String, u64>,
+    /// Jobs scheduled per provider address.
+    scheduled_per_provider: HashMap<String, usize>,
     routed_at: HashMap<String, u64>,
     /// Txs that failed in a block: hash → log.
     failed: HashMap<String, String>,
@@ -307,6 +312,7 @@ impl Routing {
     fn new(from: u64) -> Self {
         Self {
             scheduled_at: HashMap::new(),
+            scheduled_per_provider: HashMap::new(),
             routed_at: HashMap::new(),
             failed: HashMap::new(),
             audit_blocks: Vec::new(),
@@ -321,8 +327,9 @@ impl Routing {
             let h = self.next_height;
             let b = block_hpc(rpc, h).await?;
             self.failed.extend(b.failed);
-            for id in b.scheduled {
+            for (id, provider) in b.scheduled {
                 self.scheduled_at.insert(id, h);
+                *self.scheduled_per_provider.entry(provider).or_default() += 1;
             }
             for id in b.routed {
                 self.routed_at.entry(id).or_insert(h);
@@ -605,17 +612,11 @@ async fn load_phase(
     samples.push(sample_node(node, &rpc, started).await);
     let (failed_in_block, first_failure) = routing.failed_of(&sent.accepted_hashes);
     let first_failure = first_failure.map(str::to_string);
-    let client = ChainClient::new(Transport::grpc(&node.grpc_addr())?, None).await?;
-    let mut by_address: HashMap<String, usize> = HashMap::new();
-    for id in routing.scheduled_at.keys() {
-        if let Some(job) = client.hpc_job(id).await? {
-            *by_address.entry(job.provider_address).or_default() += 1;
-        }
-    }
     let jobs_per_provider = PROVIDERS
         .iter()
         .map(|(provider, ..)| {
-            let n = by_address.get(&node.key_address(provider)).copied();
+            let address = node.key_address(provider);
+            let n = routing.scheduled_per_provider.get(&address).copied();
             (provider.to_string(), n.unwrap_or(0))
         })
         .collect();
