@@ -235,15 +235,10 @@ fn admin_status_of_a_daemon_without_chain_stays_small() {
     assert!(after < before + 16 * 1024, "{before} KiB → {after} KiB");
 
     // The CLI finds the daemon through its config.
-    let out = Command::new(env!("CARGO_BIN_EXE_hpc-enforcer"))
-        .args(["status", "--config"])
-        .arg(dir.path().join("enforcer.yaml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = hpc_testkit::run_ok(
+        Command::new(env!("CARGO_BIN_EXE_hpc-enforcer"))
+            .args(["status", "--config"])
+            .arg(dir.path().join("enforcer.yaml")),
     );
-    assert_short_errors(&String::from_utf8(out.stdout).unwrap());
+    assert_short_errors(&out);
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use common::{attr, eventually, hpc_tx, query};
 use hpc_primitives::contract::workload::sha256_hex;
 use hpc_testkit::enforcer::{Enforcer, EnforcerSpec, DEBUG_LOG};
-use hpc_testkit::TestNode;
+use hpc_testkit::{run_ok, TestNode};
 use serde_json::Value;
 
 /// One `scripts/slurm-local.sh` cluster, with its state in this test's temporary
@@ -41,14 +41,7 @@ struct Slurm {
 
 fn slurm_local(args: &[&str]) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/slurm-local.sh");
-    let out = Command::new(script).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "slurm-local.sh {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    run_ok(Command::new(script).args(args))
 }
 
 fn fact<'a>(text: &'a str, key: &str) -> &'a str {
@@ -101,12 +94,11 @@ impl Slurm {
     }
 
     fn scontrol(&self, args: &[&str]) {
-        let out = Command::new("scontrol")
-            .args(args)
-            .env("SLURM_CONF", &self.conf)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "scontrol {args:?}: {out:?}");
+        run_ok(
+            Command::new("scontrol")
+                .args(args)
+                .env("SLURM_CONF", &self.conf),
+        );
     }
 
     fn state_of(&self, slurm_id: &str) -> Option<String> {
@@ -117,22 +109,18 @@ impl Slurm {
     }
 
     fn sbatch_by_hand(&self, name: &str, script: &Path) -> String {
-        let out = Command::new("sbatch")
-            .args([
-                "--parsable",
-                &format!("--job-name={name}"),
-                "--output=/dev/null",
-            ])
-            .arg(script)
-            .env("SLURM_CONF", &self.conf)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        run_ok(
+            Command::new("sbatch")
+                .args([
+                    "--parsable",
+                    &format!("--job-name={name}"),
+                    "--output=/dev/null",
+                ])
+                .arg(script)
+                .env("SLURM_CONF", &self.conf),
+        )
+        .trim()
+        .to_string()
     }
 
     /// The `scheduler:` section of an enforcer on this cluster.

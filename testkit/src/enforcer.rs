@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{free_base_port, workspace_bin, TestNode};
+use crate::{free_base_port, run_ok, workspace_bin, TestNode};
 
 /// The `scheduler:` section for the embedded scheduler with `nodes` nodes.
 pub fn embedded(nodes: u32) -> String {
@@ -137,15 +137,10 @@ log:
         );
         let config = dir.join("enforcer.yaml");
         std::fs::write(&config, yaml).unwrap();
-        let out = Command::new(workspace_bin("hpc-enforcer"))
-            .arg("validate-config")
-            .arg(&config)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new(workspace_bin("hpc-enforcer"))
+                .arg("validate-config")
+                .arg(&config),
         );
         Self {
             child: None,

@@ -65,6 +65,21 @@ pub fn cometbft_bin() -> PathBuf {
     path
 }
 
+/// Runs `cmd` to completion and returns its stdout; panics naming the command, with its
+/// stdout and stderr, when it fails.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
 /// A base port with base..base+5 all free on 127.0.0.1.
 pub fn free_base_port() -> u16 {
     use std::hash::{BuildHasher, Hasher};
@@ -188,17 +203,13 @@ impl TestNode {
 
     /// CometBFT's node id (`cometbft show-node-id`, derived from `config/node_key.json`).
     pub fn node_id(&self) -> String {
-        let out = Command::new(cometbft_bin())
-            .args(["show-node-id", "--home"])
-            .arg(&self.home)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "cometbft show-node-id failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let id = run_ok(
+            Command::new(cometbft_bin())
+                .args(["show-node-id", "--home"])
+                .arg(&self.home),
+        )
+        .trim()
+        .to_string();
         assert_eq!(id.len(), 40, "unexpected node id {id:?}");
         id
     }
