@@ -348,8 +348,9 @@ async fn jobs_run_on_real_slurm_and_their_outcome_is_on_chain() {
         "alice",
         &["request-reschedule", &waiting, "--exclude", "cluster-a"],
     );
-    // What the chain and the enforcer say while this waits, for a failure's output (this
-    // step timed out twice on 2026-12-04 with the enforcer silent).
+    // What the chain and the enforcer say while this waits, for a failure's output. (This
+    // step failed under load when cluster-b finished the job before cluster-a's enforcer
+    // looked: a job that moved and ended elsewhere was not stopped here.)
     let mut seen = String::new();
     eventually("the pending copy cancelled in cluster-a", &ea, || {
         let cancelled = slurm_a.state_of(&queued).as_deref() == Some("CANCELLED");

@@ -178,10 +178,13 @@ pub mod store {
     }
 }
 
-/// Limits of the free-text fields.
+/// Limits of the free-text fields and of txs.
 pub mod limits {
     /// Longest free-text field (reasons, details, resolutions, status messages), in bytes.
     pub const MAX_TEXT_LEN: usize = 1_024;
+    /// Most messages one tx may carry (audit and violation batches go inside one message;
+    /// job status reports go one message each, several per tx).
+    pub const MAX_MSGS_PER_TX: usize = 64;
 }
 
 /// Id rules and limits.

@@ -3,8 +3,16 @@
 
 use super::*;
 use crate::chain::refused_with;
-use hpc_primitives::contract::{codes, reason_codes};
+use cosmos_sdk_proto::Any;
+use hpc_primitives::contract::{codes, limits, reason_codes};
 use hpc_proto::virtengine::hpc::v1::Job;
+
+/// Most status reports in one tx: one tx per report, each simulated and broadcast in turn
+/// under the provider's account sequence, left a busy provider's reports minutes behind.
+const REPORTS_PER_TX: usize = limits::MAX_MSGS_PER_TX;
+
+/// Report txs in flight at the same time (each waits for its block).
+const CONCURRENT_REPORT_TXS: usize = 4;
 
 /// Reports local job progress to the chain, once the job's audit record is on chain (the
 /// chain routes a job only while it is SCHEDULED, so status must not overtake it).
@@ -12,41 +20,137 @@ pub(super) async fn report_jobs(
     shared: Arc<Shared>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    use futures::StreamExt;
     loop {
-        // Concurrently: a report waits for its block, and one at a time a busy provider's
-        // reports fell behind by minutes (the gateway orders the txs' sequences).
-        futures::stream::iter(shared.store.local_jobs()?)
-            .for_each_concurrent(CONCURRENT_JOBS, |job| {
-                let shared = &shared;
-                async move {
-                    if let Err(e) = follow_job(shared, job).await {
-                        shared.note_error(e);
-                    }
-                }
-            })
-            .await;
+        let due = due_reports(&shared).await?;
+        send_reports(&shared, due).await;
         if stopped(&mut stop, Duration::from_secs(1)).await {
             return Ok(());
         }
     }
 }
 
-/// One round for one local job: stop it if the chain no longer wants it here, else report
-/// a state change.
-async fn follow_job(shared: &Shared, mut job: LocalJob) -> anyhow::Result<()> {
+/// A state change the chain is to be told about, for one local job.
+struct DueReport {
+    job: LocalJob,
+    report: Report,
+}
+
+impl DueReport {
+    fn msg(&self, shared: &Shared) -> Any {
+        to_any(&MsgReportJobStatus {
+            provider: shared.gateway.provider.to_string(),
+            job_id: self.job.job_id.clone(),
+            status: self.report.state as i32,
+            message: self.report.message.clone(),
+            exit_code: self.report.exit_code,
+            local_job_id: self.job.local_id.clone(),
+        })
+    }
+}
+
+/// One round over the local jobs, concurrently: each is stopped if the chain no longer
+/// wants it here, else yields the report its local state calls for, if any.
+async fn due_reports(shared: &Shared) -> anyhow::Result<Vec<DueReport>> {
+    use futures::StreamExt;
+    Ok(futures::stream::iter(shared.store.local_jobs()?)
+        .map(|job| async move {
+            next_report(shared, job).await.unwrap_or_else(|e| {
+                shared.note_error(e);
+                None
+            })
+        })
+        .buffer_unordered(CONCURRENT_JOBS)
+        .filter_map(std::future::ready)
+        .collect()
+        .await)
+}
+
+/// Sends the due reports, many per tx, a few txs at a time.
+async fn send_reports(shared: &Shared, due: Vec<DueReport>) {
+    use futures::StreamExt;
+    futures::stream::iter(due.chunks(REPORTS_PER_TX))
+        .for_each_concurrent(CONCURRENT_REPORT_TXS, |chunk| async move {
+            if let Err(e) = send_chunk(shared, chunk).await {
+                shared.note_error(e);
+            }
+        })
+        .await;
+}
+
+/// One tx of reports. A tx is all-or-nothing, so a chunk the chain refuses is sent again
+/// one report per tx: one job's refusal must not hold back the others.
+async fn send_chunk(shared: &Shared, chunk: &[DueReport]) -> anyhow::Result<()> {
+    let msgs = chunk.iter().map(|d| d.msg(shared)).collect();
+    match send_and_wait(shared, msgs).await {
+        Ok(()) => {}
+        Err(e) if chunk.len() > 1 && e.tx_code().is_some() => {
+            tracing::info!(reports = chunk.len(), error = %e, "a tx of job status reports was refused; sending them one by one");
+            for due in chunk {
+                if let Err(e) = send_chunk_of_one(shared, due).await {
+                    shared.note_error(e);
+                }
+            }
+            return Ok(());
+        }
+        Err(e) => bail!("reporting the status of {} jobs: {e}", chunk.len()),
+    }
+    for due in chunk {
+        reported(shared, due)?;
+    }
+    Ok(())
+}
+
+async fn send_chunk_of_one(shared: &Shared, due: &DueReport) -> anyhow::Result<()> {
+    match send_and_wait(shared, vec![due.msg(shared)]).await {
+        Ok(()) => {}
+        // The chain is already past this state (reported before a crash, or cancelled):
+        // by code, in a block or in simulation.
+        Err(e) if refused_with(&e, codes::CODESPACE, codes::INVALID_JOB_STATE) => {}
+        Err(e) => bail!(
+            "reporting {} for {}: {e}",
+            due.report.state.as_str_name(),
+            due.job.job_id
+        ),
+    }
+    reported(shared, due)
+}
+
+async fn send_and_wait(shared: &Shared, msgs: Vec<Any>) -> Result<(), hpc_client::ClientError> {
+    shared
+        .gateway
+        .send_and_wait(msgs, Duration::from_secs(60))
+        .await
+        .map(|_| ())
+}
+
+/// The chain has the report: RUNNING is remembered, a final state ends the local job.
+fn reported(shared: &Shared, due: &DueReport) -> anyhow::Result<()> {
+    if due.report.state == JobState::Running {
+        let mut job = due.job.clone();
+        job.reported = due.report.state.as_str_name().to_string();
+        shared.store.put_local_job(&job)?;
+    } else {
+        shared.store.remove_local_job(&due.job.job_id)?;
+    }
+    Ok(())
+}
+
+/// One round for one local job: stop it if the chain no longer wants it here, else the
+/// report of a state change, if any.
+async fn next_report(shared: &Shared, mut job: LocalJob) -> anyhow::Result<Option<DueReport>> {
     // The chain's word first: a job cancelled or moved before our record landed (the
     // record is then refused) must still be stopped here.
     let on_chain = shared.gateway.client.hpc_job(&job.job_id).await?;
     if let Some((code, why)) = on_chain.as_ref().and_then(|c| unwanted_here(c, &job)) {
-        return stop_job(shared, &job, code, why).await;
+        stop_job(shared, &job, code, why).await?;
+        return Ok(None);
     }
     if let Some(record_id) = job.reported.strip_prefix("after:") {
         // Our record: the id is in our namespace, and the chain set the signer.
         let me = shared.gateway.provider.to_string();
         match shared.gateway.client.hpc_audit_record(record_id).await {
             Ok(Some(r)) if r.provider_address == me => job.reported.clear(),
-            _ => return Ok(()),
+            _ => return Ok(None),
         }
     }
     let state = match &job.submit_error {
@@ -60,47 +164,18 @@ async fn follow_job(shared: &Shared, mut job: LocalJob) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow!("local job {}: {e}", job.job_id))?,
     };
-    let Some(report) = report_of(&state, job.reported.is_empty()) else {
-        return Ok(());
-    };
-    let next = report.state;
-    let msg = to_any(&MsgReportJobStatus {
-        provider: shared.gateway.provider.to_string(),
-        job_id: job.job_id.clone(),
-        status: next as i32,
-        message: report.message,
-        exit_code: report.exit_code,
-        local_job_id: job.local_id.clone(),
-    });
-    match shared
-        .gateway
-        .send_and_wait(vec![msg], Duration::from_secs(60))
-        .await
-    {
-        Ok(_) => {}
-        // The chain is already past this state (reported before a crash, or cancelled):
-        // by code, in a block or in simulation.
-        Err(e) if refused_with(&e, codes::CODESPACE, codes::INVALID_JOB_STATE) => {}
-        Err(e) => bail!("reporting {} for {}: {e}", next.as_str_name(), job.job_id),
-    }
-    if next == JobState::Running {
-        job.reported = next.as_str_name().to_string();
-        shared.store.put_local_job(&job)?;
-    } else {
-        shared.store.remove_local_job(&job.job_id)?;
-    }
-    Ok(())
+    Ok(report_of(&state, job.reported.is_empty()).map(|report| DueReport { job, report }))
 }
 
 /// Why the chain no longer wants this job to run here, if it does not: cancelled by its
-/// owner, or moved to another decision (owner reschedule, fallback) while it runs here.
+/// owner, or moved to another decision (owner reschedule, fallback) while it runs here,
+/// whether or not it has already ended there (a copy left waiting here would run late).
 fn unwanted_here(on_chain: &Job, local: &LocalJob) -> Option<(&'static str, String)> {
     match on_chain.state() {
         JobState::Cancelled => Some((
             reason_codes::CANCELLED_ON_CHAIN,
             "cancelled on chain by its owner".into(),
         )),
-        JobState::Completed | JobState::Failed | JobState::Rejected => None,
         _ if on_chain.current_decision_id != local.decision_id => Some((
             reason_codes::MOVED_ELSEWHERE,
             format!(
@@ -209,7 +284,11 @@ mod tests {
             (JobState::Scheduled, "d2", true),
             (JobState::Running, "d2", true),
             (JobState::Completed, "d1", false),
-            (JobState::Failed, "d2", false),
+            (JobState::Failed, "d1", false),
+            // Moved, and already ended on the other provider before this one looked.
+            (JobState::Completed, "d2", true),
+            (JobState::Failed, "d2", true),
+            (JobState::Rejected, "d2", true),
         ];
         for (state, decision, stop) in table {
             assert_eq!(

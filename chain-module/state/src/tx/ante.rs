@@ -20,8 +20,7 @@ use crate::context::ExecCtx;
 use crate::errors::TxError;
 use crate::events::Event;
 
-/// Most messages one tx may carry (batches go inside a message, not across many).
-pub const MAX_MSGS_PER_TX: usize = 64;
+pub use hpc_primitives::contract::limits::MAX_MSGS_PER_TX;
 
 /// Bytes a simulation adds per signer whose signature is missing or empty, as clients
 /// (CosmJS, cosmpy, the Go SDK) simulate: a 64-byte secp256k1 signature and its field
