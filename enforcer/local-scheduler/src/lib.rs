@@ -9,7 +9,7 @@
 //! Two adapters are provided:
 //!
 //! * [`EmbeddedScheduler`] (the default): runs each job as a local process with a
-//!   configured node capacity, and keeps a small JSON index in its work directory so a
+//!   configured node capacity, and keeps a small job index in its work directory so a
 //!   restarted enforcer re-attaches to running jobs, still knows which jobs finished and
 //!   never starts a job twice.
 //! * [`SlurmScheduler`]: drives a Slurm cluster through its command-line tools
@@ -27,6 +27,7 @@ mod command;
 pub mod embedded;
 mod error;
 pub mod jobdir;
+mod journal;
 pub mod slurm;
 
 use std::fmt;

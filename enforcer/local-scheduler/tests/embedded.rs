@@ -54,15 +54,35 @@ fn invalid_field<T>(r: Result<T, SchedulerError>) -> String {
     }
 }
 
-/// The wrapper pid the index recorded for `job_id`.
-fn recorded_pid(workdir: &Path, job_id: &str) -> u32 {
-    let index: serde_json::Value = serde_json::from_str(&read(workdir, INDEX_FILE)).unwrap();
-    let job = index["jobs"]
+/// The job table on disk, read as its format is documented: the snapshot's jobs, then
+/// the changes of the journal the snapshot names.
+fn indexed_jobs(workdir: &Path) -> Vec<serde_json::Value> {
+    let snapshot: serde_json::Value = std::fs::read_to_string(workdir.join(INDEX_FILE))
+        .map(|s| serde_json::from_str(&s).unwrap())
+        .unwrap_or_else(|_| serde_json::json!({"journal": 0, "jobs": []}));
+    let mut table: std::collections::BTreeMap<String, serde_json::Value> = snapshot["jobs"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|j| j["job_id"] == job_id)
-        .unwrap();
+        .map(|j| (j["job_id"].as_str().unwrap().to_string(), j.clone()))
+        .collect();
+    let generation = snapshot["journal"].as_u64().unwrap_or(0);
+    let journal = workdir.join(INDEX_FILE.replace(".json", &format!(".{generation}.journal")));
+    for line in std::fs::read_to_string(journal).unwrap_or_default().lines() {
+        let change: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = change["job_id"].as_str().unwrap().to_string();
+        match change["record"].clone() {
+            serde_json::Value::Null => table.remove(&id),
+            record => table.insert(id, record),
+        };
+    }
+    table.into_values().collect()
+}
+
+/// The wrapper pid the index recorded for `job_id`.
+fn recorded_pid(workdir: &Path, job_id: &str) -> u32 {
+    let jobs = indexed_jobs(workdir);
+    let job = jobs.iter().find(|j| j["job_id"] == job_id).unwrap();
     assert_eq!(job["pgid"], job["pid"]);
     u32::try_from(job["pid"].as_u64().unwrap()).unwrap()
 }
@@ -339,11 +359,7 @@ async fn concurrent_submits_are_each_durable_when_they_return() {
             );
             tokio::spawn(async move {
                 s.submit(&spec).await.unwrap();
-                let index: serde_json::Value =
-                    serde_json::from_str(&read(&dir, INDEX_FILE)).unwrap();
-                let on_disk = index["jobs"]
-                    .as_array()
-                    .unwrap()
+                let on_disk = indexed_jobs(&dir)
                     .iter()
                     .any(|j| j["job_id"] == spec.job_id.as_str());
                 assert!(on_disk, "{} returned but is not in the index", spec.job_id);
@@ -604,7 +620,7 @@ async fn restart_keeps_finished_states_and_refuses_a_bad_index() {
     let escaping = r#"{"version": 2, "jobs": [{"job_id": "../x", "correlation_id": "",
         "nodes": 1, "state": {"state": "running"}, "pid": null, "submitted_at_ms": 0,
         "finished_at_ms": null}]}"#;
-    for content in ["{not json", r#"{"version": 3, "jobs": []}"#, escaping] {
+    for content in ["{not json", r#"{"version": 4, "jobs": []}"#, escaping] {
         let other = tempfile::tempdir().unwrap();
         std::fs::write(other.path().join(INDEX_FILE), content).unwrap();
         match EmbeddedScheduler::new(EmbeddedConfig::new(1, other.path())) {
