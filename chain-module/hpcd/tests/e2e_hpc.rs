@@ -147,6 +147,11 @@ async fn hpc_routing_end_to_end_through_the_cli() {
     };
     assert_eq!(scheduled.1, job);
     assert_eq!(r["height"].as_i64().unwrap() as u64, scheduled.0);
+    // The subscription that wakes it delivers (block-header) events: two more blocks.
+    for _ in 0..2 {
+        follower.next().await.unwrap();
+    }
+    assert!(follower.wake_ups() > 0, "no block event arrived");
     let chain = hpc_client::ChainClient::new(
         hpc_client::Transport::grpc(&node.grpc_addr()).unwrap(),
         None,
