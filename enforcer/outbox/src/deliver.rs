@@ -284,9 +284,24 @@ impl Deliverer {
         sink: &S,
         now: u64,
     ) -> Result<Report, OutboxError> {
+        self.run_pass(outbox, sink, now, true).await
+    }
+
+    /// [`Self::run_once`], with step (a) only when `resolve_in_flight`: a caller woken by
+    /// new items many times per block need not ask the chain about every in-flight tx each
+    /// time (each answer is a tx result the node encodes again).
+    pub async fn run_pass<S: ChainSink>(
+        &self,
+        outbox: &Outbox,
+        sink: &S,
+        now: u64,
+        resolve_in_flight: bool,
+    ) -> Result<Report, OutboxError> {
         let mut report = Report::default();
-        self.resolve_in_flight(outbox, sink, now, &mut report)
-            .await?;
+        if resolve_in_flight {
+            self.resolve_in_flight(outbox, sink, now, &mut report)
+                .await?;
+        }
         if !report.unavailable {
             self.submit_pending(outbox, sink, now, &mut report).await?;
         }

@@ -119,6 +119,33 @@ fn items() -> Vec<OutboxItem> {
     ]
 }
 
+#[tokio::test]
+async fn a_pass_without_resolution_broadcasts_new_items_and_leaves_in_flight_txs_for_later() {
+    let sim = Sim::new(10);
+    let outbox = sim.open();
+    outbox.enqueue(vec![audit("a1")], sim.now).unwrap();
+    let first = sim.pass(&outbox).await.unwrap();
+    assert_eq!((first.txs, first.submitted), (1, 1));
+    sim.chain.commit_block();
+    outbox.enqueue(vec![audit("a2")], sim.now).unwrap();
+    let quick = sim
+        .deliverer
+        .run_pass(&outbox, &sim.chain, sim.now, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (quick.confirmed, quick.txs, quick.submitted),
+        (0, 1, 1),
+        "a1's tx is committed but not asked about; a2 is broadcast"
+    );
+    assert_eq!(outbox.depth().unwrap().audits.in_flight, 2);
+    sim.chain.commit_block();
+    let full = sim.pass(&outbox).await.unwrap();
+    assert_eq!(full.confirmed, 2);
+    assert!(outbox.is_empty().unwrap());
+    assert_eq!(sim.chain.assert_each_once(), (2, 0));
+}
+
 // ----- the four named crash boundaries -----
 
 #[tokio::test]

@@ -2,6 +2,14 @@
 
 use super::*;
 
+/// How long a pass waits after new items arrive, so that the records of the jobs handled
+/// together go out in one batch rather than one tx each.
+const LINGER: Duration = Duration::from_millis(50);
+
+/// Least time between two checks of the in-flight txs (woken by every new item, the
+/// deliverer asked the node for each in-flight tx's result dozens of times per block).
+const RESOLVE_INTERVAL: Duration = Duration::from_millis(500);
+
 /// Runs the outbox deliverer; while the chain is unavailable it backs off (1 s doubling
 /// to 60 s) and says so once per outage rather than on every pass.
 pub(super) async fn deliver(
@@ -12,9 +20,14 @@ pub(super) async fn deliver(
     let mut backoff = Backoff::new(config.backoff_min, config.backoff_max);
     let deliverer = Deliverer::new(config);
     let mut in_outage = false;
+    let mut last_resolved: Option<Instant> = None;
     loop {
+        let resolve = last_resolved.is_none_or(|t| t.elapsed() >= RESOLVE_INTERVAL);
+        if resolve {
+            last_resolved = Some(Instant::now());
+        }
         let pause = match deliverer
-            .run_once(&shared.outbox, &shared.gateway, wall_seconds())
+            .run_pass(&shared.outbox, &shared.gateway, wall_seconds(), resolve)
             .await
         {
             Ok(report) if report.unavailable => {
@@ -56,7 +69,7 @@ pub(super) async fn deliver(
         });
         tokio::select! {
             _ = stop.changed() => return Ok(()),
-            _ = shared.outbox.notified() => {}
+            _ = shared.outbox.notified() => tokio::time::sleep(LINGER).await,
             _ = tokio::time::sleep(wait) => {}
         }
     }
