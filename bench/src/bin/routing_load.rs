@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -395,19 +395,43 @@ impl Routing {
     }
 }
 
-/// gRPC `Query/Job` latencies (ms) of jobs `hpc-job-1..=known`, until `stop`.
+/// Point queries between two probes of the newest job.
+const QUERIES_PER_PROBE: usize = 64;
+
+/// gRPC `Query/Job` latencies (ms) of jobs `hpc-job-1..=N`, until `stop`. N starts at
+/// `known` and follows the chain by probing the next ids now and then (themselves point
+/// queries), so the load phase need not read every block while it runs: that reading
+/// made this harness a third reader of every block's results beside the two enforcers.
 async fn point_queries(
     grpc: String,
-    known: Arc<AtomicUsize>,
+    known: usize,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Vec<f64>> {
     let client = ChainClient::new(Transport::grpc(&grpc)?, None).await?;
     let mut samples = Vec::new();
+    let mut frontier = known.max(1);
     let mut pick: u64 = 0x9e37_79b9;
-    while !stop.load(Ordering::Relaxed) {
+    for i in 0.. {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if i % QUERIES_PER_PROBE == 0 {
+            loop {
+                let start = Instant::now();
+                if client
+                    .hpc_job(&format!("hpc-job-{}", frontier + 1))
+                    .await?
+                    .is_none()
+                {
+                    break;
+                }
+                samples.push(start.elapsed().as_secs_f64() * 1e3);
+                frontier += 1;
+            }
+        }
         // A fixed LCG: any job, old or new, without an RNG crate.
         pick = pick.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        let n = (pick >> 33) as usize % known.load(Ordering::Relaxed).max(1) + 1;
+        let n = (pick >> 33) as usize % frontier + 1;
         let start = Instant::now();
         let job = client.hpc_job(&format!("hpc-job-{n}")).await?;
         samples.push(start.elapsed().as_secs_f64() * 1e3);
@@ -549,9 +573,12 @@ async fn idle_phase(
     if let (n @ 1.., log) = routing.failed_of(&all_sent) {
         bail!("{n} idle jobs failed in their block: {log:?}");
     }
-    let known = Arc::new(AtomicUsize::new(args.idle_jobs.max(1)));
     let stop = Arc::new(AtomicBool::new(false));
-    let queries = tokio::spawn(point_queries(node.grpc_addr(), known, stop.clone()));
+    let queries = tokio::spawn(point_queries(
+        node.grpc_addr(),
+        args.idle_jobs,
+        stop.clone(),
+    ));
     tokio::time::sleep(Duration::from_secs(5)).await;
     stop.store(true, Ordering::Relaxed);
     Ok((routing.latencies(), queries.await??))
@@ -579,9 +606,8 @@ async fn load_phase(
     let count = args.rate as usize * args.secs as usize;
     let lanes = submitter.batch(count);
     let mut routing = Routing::new(height(&rpc).await?);
-    let known = Arc::new(AtomicUsize::new(jobs_before));
     let stop = Arc::new(AtomicBool::new(false));
-    let queries = tokio::spawn(point_queries(node.grpc_addr(), known.clone(), stop.clone()));
+    let queries = tokio::spawn(point_queries(node.grpc_addr(), jobs_before, stop.clone()));
     let started = Instant::now();
     let send = tokio::spawn({
         let rpc = rpc.clone();
@@ -590,9 +616,8 @@ async fn load_phase(
     });
     let mut samples = vec![sample_node(node, &rpc, started).await];
     let mut next_sample = started + Duration::from_secs(args.sample_secs.max(1));
+    // The blocks are read after the load (wait_all_routed), not while it runs.
     while !send.is_finished() {
-        routing.catch_up(&rpc).await?;
-        known.store(jobs_before + routing.scheduled_at.len(), Ordering::Relaxed);
         if Instant::now() >= next_sample {
             samples.push(sample_node(node, &rpc, started).await);
             next_sample += Duration::from_secs(args.sample_secs.max(1));
