@@ -86,7 +86,7 @@ async fn send_chunk(shared: &Shared, chunk: &[DueReport]) -> anyhow::Result<()> 
         Err(e) if chunk.len() > 1 && e.tx_code().is_some() => {
             tracing::info!(reports = chunk.len(), error = %e, "a tx of job status reports was refused; sending them one by one");
             for due in chunk {
-                if let Err(e) = send_chunk_of_one(shared, due).await {
+                if let Err(e) = send_one(shared, due).await {
                     shared.note_error(e);
                 }
             }
@@ -100,7 +100,7 @@ async fn send_chunk(shared: &Shared, chunk: &[DueReport]) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn send_chunk_of_one(shared: &Shared, due: &DueReport) -> anyhow::Result<()> {
+async fn send_one(shared: &Shared, due: &DueReport) -> anyhow::Result<()> {
     match send_and_wait(shared, vec![due.msg(shared)]).await {
         Ok(()) => {}
         // The chain is already past this state (reported before a crash, or cancelled):
