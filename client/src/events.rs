@@ -264,13 +264,26 @@ impl BlockFollower {
 /// The subscription that wakes a follower: one small event per committed block.
 const NEW_BLOCK_HEADER: &str = "tm.event = 'NewBlockHeader'";
 
+/// First pause before a new subscription; it doubles up to 30 s while they fail.
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+
+/// Largest WebSocket message accepted from the node.
+const MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// A subscription silent this long is reconnected (a half-open connection never ends).
+const SILENCE_LIMIT: Duration = Duration::from_secs(60);
+
 /// Keeps a block-header subscription alive (reconnecting with backoff) and pokes `wake`
 /// for every block; all content is read from block results, so lost events do not matter.
 async fn wake_on_new_blocks(url: String, wake: Arc<Notify>, wake_ups: Arc<AtomicU64>) {
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = FIRST_RETRY;
     loop {
         match follow_headers(&url, &wake, &wake_ups, &mut backoff).await {
             Ok(()) => tracing::debug!(%url, "block-header subscription closed"),
+            // Said once per outage, not at every retry; the follower polls meanwhile.
+            Err(error) if backoff == FIRST_RETRY => {
+                tracing::warn!(%url, %error, "block-header subscription failed; polling until it is back")
+            }
             Err(error) => tracing::debug!(%url, %error, "block-header subscription failed"),
         }
         // Any wake-up is harmless: the follower re-reads the committed height.
@@ -288,9 +301,16 @@ async fn follow_headers(
     wake_ups: &AtomicU64,
     backoff: &mut Duration,
 ) -> std::result::Result<(), String> {
+    use async_tungstenite::tungstenite::protocol::WebSocketConfig;
     use async_tungstenite::tungstenite::Message;
     use futures::SinkExt;
-    let (mut ws, _) = async_tungstenite::tokio::connect_async(url)
+    // A header event is a few KiB: a node sending more is not followed further.
+    let config = WebSocketConfig {
+        max_message_size: Some(MAX_EVENT_BYTES),
+        max_frame_size: Some(MAX_EVENT_BYTES),
+        ..WebSocketConfig::default()
+    };
+    let (mut ws, _) = async_tungstenite::tokio::connect_async_with_config(url, Some(config))
         .await
         .map_err(|e| e.to_string())?;
     let subscribe = serde_json::json!({
@@ -300,7 +320,11 @@ async fn follow_headers(
     ws.send(Message::Text(subscribe.to_string()))
         .await
         .map_err(|e| e.to_string())?;
-    while let Some(message) = ws.next().await {
+    // Blocks come every few seconds at most: silence this long is a dead connection.
+    while let Some(message) = tokio::time::timeout(SILENCE_LIMIT, ws.next())
+        .await
+        .map_err(|_| format!("no event for {SILENCE_LIMIT:?}"))?
+    {
         let Message::Text(text) = message.map_err(|e| e.to_string())? else {
             continue; // pings are answered by the reads themselves
         };
@@ -310,7 +334,7 @@ async fn follow_headers(
         }
         // The confirmation has an empty result; events carry their data.
         if reply["result"]["data"].is_object() {
-            *backoff = Duration::from_millis(500);
+            *backoff = FIRST_RETRY;
             wake_ups.fetch_add(1, Ordering::Relaxed);
             wake.notify_one();
         }

@@ -61,7 +61,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::command::{describe_status, spawn_error};
 use crate::jobdir::{self, WRAPPER_FILE};
-use crate::journal::Journal;
+use crate::journal::{corrupt, Journal};
 use crate::{
     ClusterStatus, JobSpec, LocalJobId, LocalJobInfo, LocalJobState, LocalScheduler, SchedulerError,
 };
@@ -199,9 +199,8 @@ impl EmbeddedScheduler {
         jobdir::validate_runtime(config.container_runtime.as_deref())?;
         let workdir = jobdir::jobs_root(&config.workdir, "workdir")?;
         let jobs_dir = jobdir::jobs_root(&workdir.join(JOBS_DIR), "workdir")?;
-        let (journal, records) = load_index(&workdir.join(INDEX_FILE))?;
+        let (journal, records, mut changed) = load_index(&workdir.join(INDEX_FILE))?;
         let mut jobs = BTreeMap::new();
-        let mut changed = false;
         let mut adopted = Vec::new();
         for mut record in records {
             let mut control = None;
@@ -295,21 +294,9 @@ impl EmbeddedScheduler {
 }
 
 /// Opens the table's journal and returns it with the table it holds (a job's latest
-/// record; forgotten jobs left out).
-fn load_index(path: &Path) -> Result<(Journal, Vec<JobRecord>), SchedulerError> {
-    let corrupt = |reason: String| {
-        SchedulerError::io(
-            format!("corrupt job index {}", path.display()),
-            std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
-        )
-    };
+/// record; forgotten jobs left out), and whether a snapshot must be written now.
+fn load_index(path: &Path) -> Result<(Journal, Vec<JobRecord>, bool), SchedulerError> {
     let (journal, loaded) = Journal::open::<JobRecord, IndexChange>(path, INDEX_VERSION)?;
-    if loaded.version > INDEX_VERSION {
-        return Err(corrupt(format!(
-            "version {} is newer than this scheduler ({INDEX_VERSION})",
-            loaded.version
-        )));
-    }
     let mut table: BTreeMap<String, JobRecord> = loaded
         .snapshot
         .into_iter()
@@ -321,10 +308,13 @@ fn load_index(path: &Path) -> Result<(Journal, Vec<JobRecord>), SchedulerError> 
                 table.insert(change.job_id, record);
             }
             Some(record) => {
-                return Err(corrupt(format!(
-                    "a change of {:?} holds the record of {:?}",
-                    change.job_id, record.job_id
-                )))
+                return Err(corrupt(
+                    path,
+                    format!(
+                        "a change of {:?} holds the record of {:?}",
+                        change.job_id, record.job_id
+                    ),
+                ))
             }
             None => {
                 table.remove(&change.job_id);
@@ -333,9 +323,13 @@ fn load_index(path: &Path) -> Result<(Journal, Vec<JobRecord>), SchedulerError> 
     }
     // Job ids become paths: only well-formed ones are accepted.
     if let Some(bad) = table.keys().find(|id| crate::validate_job_id(id).is_err()) {
-        return Err(corrupt(format!("invalid job id {bad:?}")));
+        return Err(corrupt(path, format!("invalid job id {bad:?}")));
     }
-    Ok((journal, table.into_values().collect()))
+    Ok((
+        journal,
+        table.into_values().collect(),
+        loaded.needs_snapshot,
+    ))
 }
 
 /// Decide what became of a job that was active when the previous scheduler stopped.
@@ -667,13 +661,21 @@ impl Inner {
         let written = tokio::task::spawn_blocking(move || {
             let mut journal = lock(&journal);
             journal.append(&changes)?;
-            match compaction {
-                Some(all) => journal.compact(&all),
-                None => Ok(()),
+            if let Some(all) = compaction {
+                // The changes are durable already: a failed compaction is retried later.
+                if let Err(e) = journal.compact(&all) {
+                    tracing::warn!(error = %e, "cannot compact the embedded job index");
+                }
             }
+            Ok(())
         })
         .await
-        .map_err(|e| SchedulerError::io("job index writer", std::io::Error::other(e)))?;
+        .unwrap_or_else(|e| {
+            Err(SchedulerError::io(
+                "job index writer",
+                std::io::Error::other(e),
+            ))
+        });
         if let Err(e) = written {
             // Written by a later group, or reported again by the next caller.
             lock(&self.dirty).jobs.extend(ids);
@@ -781,7 +783,10 @@ impl LocalScheduler for EmbeddedScheduler {
         // 2. Make the reservation durable before anything runs, so that a restarted
         //    enforcer can never start the job a second time.
         if let Err(e) = self.inner.persist(&spec.job_id).await {
+            // Forgotten, and the forgetting persisted (or left to the next write): a
+            // group that ran meanwhile may have written the reservation.
             self.inner.lock().remove(&spec.job_id);
+            self.inner.persist_or_warn(&spec.job_id).await;
             return Err(e);
         }
         // 3. Start the wrapper and hand it to a supervisor task.

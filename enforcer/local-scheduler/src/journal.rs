@@ -31,16 +31,19 @@ const MIN_LINES_BEFORE_COMPACTION: u64 = 4_096;
 #[derive(Serialize, Deserialize)]
 struct SnapshotFile<J> {
     version: u32,
-    /// Generation of the journal that continues this snapshot (0 before journals).
+    /// Generation of the journal that continues this snapshot; absent in a snapshot written
+    /// before journals (whatever journal lies beside it is not its continuation).
     #[serde(default)]
-    journal: u64,
+    journal: Option<u64>,
     jobs: J,
 }
 
 /// What [`Journal::open`] found on disk.
 pub(crate) struct Loaded<R, C> {
-    /// The snapshot's version (for the caller's compatibility checks).
-    pub version: u32,
+    /// No snapshot of the current version names the journal: the caller should
+    /// [`Journal::compact`] now, so that an older reader refuses the files rather than
+    /// ignore the journal (and a missing snapshot is written once).
+    pub needs_snapshot: bool,
     /// The snapshot's records.
     pub snapshot: Vec<R>,
     /// The changes journaled after it, in order.
@@ -56,7 +59,7 @@ pub(crate) struct Journal {
     lines: u64,
 }
 
-fn corrupt(path: &Path, reason: impl std::fmt::Display) -> SchedulerError {
+pub(crate) fn corrupt(path: &Path, reason: impl std::fmt::Display) -> SchedulerError {
     SchedulerError::io(
         format!("corrupt job index {}", path.display()),
         std::io::Error::new(std::io::ErrorKind::InvalidData, reason.to_string()),
@@ -65,7 +68,8 @@ fn corrupt(path: &Path, reason: impl std::fmt::Display) -> SchedulerError {
 
 impl Journal {
     /// Reads the snapshot (if any) and its journal, and opens the journal for appending.
-    /// New snapshots are written with `version`.
+    /// Snapshots are written with `version`; a newer one is refused before anything on
+    /// disk is touched.
     pub fn open<R: DeserializeOwned, C: DeserializeOwned>(
         snapshot_path: &Path,
         version: u32,
@@ -74,8 +78,8 @@ impl Journal {
             Ok(bytes) => serde_json::from_slice::<SnapshotFile<Vec<R>>>(&bytes)
                 .map_err(|e| corrupt(snapshot_path, e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => SnapshotFile {
-                version,
-                journal: 0,
+                version: 0,
+                journal: None,
                 jobs: Vec::new(),
             },
             Err(e) => {
@@ -85,14 +89,27 @@ impl Journal {
                 ))
             }
         };
-        let path = journal_path(snapshot_path, snapshot.journal);
+        if snapshot.version > version {
+            return Err(corrupt(
+                snapshot_path,
+                format!(
+                    "version {} is newer than this scheduler ({version})",
+                    snapshot.version
+                ),
+            ));
+        }
+        let generation = snapshot.journal.unwrap_or(0);
+        let path = journal_path(snapshot_path, generation);
         let mut changes = Vec::new();
-        let lines = replay(&path, &mut changes)?;
+        let lines = match snapshot.journal {
+            Some(_) => replay(&path, &mut changes)?,
+            None => 0,
+        };
         let file = open_append(&path)?;
         let journal = Journal {
             snapshot_path: snapshot_path.to_path_buf(),
             version,
-            generation: snapshot.journal,
+            generation,
             file,
             lines,
         };
@@ -100,27 +117,38 @@ impl Journal {
         Ok((
             journal,
             Loaded {
-                version: snapshot.version,
+                needs_snapshot: snapshot.version < version || snapshot.journal.is_none(),
                 snapshot: snapshot.jobs,
                 changes,
             },
         ))
     }
 
-    /// Appends `changes` durably (one write and one `fdatasync` for all of them).
+    /// Appends `changes` durably (one write and one `fdatasync` for all of them). A failed
+    /// append is cut off again, so the next one does not follow half a line.
     pub fn append<C: Serialize>(&mut self, changes: &[C]) -> Result<(), SchedulerError> {
         let mut buf = Vec::new();
         for r in changes {
             serde_json::to_writer(&mut buf, r).map_err(|e| corrupt(&self.path(), e))?;
             buf.push(b'\n');
         }
+        let path = self.path();
+        let failed = |e| SchedulerError::io(format!("cannot append to {}", path.display()), e);
+        let before = self.file.metadata().map_err(failed)?.len();
         let written = self
             .file
             .write_all(&buf)
             .and_then(|()| self.file.sync_data());
-        written.map_err(|e| {
-            SchedulerError::io(format!("cannot append to {}", self.path().display()), e)
-        })?;
+        if let Err(e) = written {
+            let cut = self
+                .file
+                .set_len(before)
+                .and_then(|()| self.file.sync_data());
+            if let Err(cut) = cut {
+                tracing::warn!(path = %path.display(), error = %cut, "cannot cut off a failed journal append");
+            }
+            return Err(failed(e));
+        }
         self.lines += changes.len() as u64;
         Ok(())
     }
@@ -142,13 +170,16 @@ impl Journal {
                 SchedulerError::io(format!("cannot create {}", new_journal.display()), e)
             })?;
         let file = open_append(&new_journal)?;
+        sync_dir(&self.snapshot_path)?;
         let snapshot = SnapshotFile {
             version: self.version,
-            journal: next,
+            journal: Some(next),
             jobs: all,
         };
         let bytes = serde_json::to_vec(&snapshot).map_err(|e| corrupt(&self.snapshot_path, e))?;
         write_atomic(&self.snapshot_path, &bytes)?;
+        // The rename durable before the journals it replaces go.
+        sync_dir(&self.snapshot_path)?;
         self.generation = next;
         self.file = file;
         self.lines = 0;
@@ -177,6 +208,15 @@ pub(crate) fn journal_path(snapshot_path: &Path, generation: u64) -> PathBuf {
     snapshot_path.with_file_name(format!("{stem}.{generation}.journal"))
 }
 
+/// Makes the directory entries beside `path` (a created journal, a renamed snapshot)
+/// durable.
+fn sync_dir(path: &Path) -> Result<(), SchedulerError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| SchedulerError::io(format!("cannot sync directory {}", dir.display()), e))
+}
+
 fn open_append(path: &Path) -> Result<File, SchedulerError> {
     OpenOptions::new()
         .create(true)
@@ -186,11 +226,14 @@ fn open_append(path: &Path) -> Result<File, SchedulerError> {
 }
 
 /// Appends the journal's changes to `changes`; returns how many lines it holds. A cut
-/// last line is removed from the file.
+/// last line is removed from the file. A missing journal is corruption: a journal is
+/// created, durably, before a snapshot names it.
 fn replay<C: DeserializeOwned>(path: &Path, changes: &mut Vec<C>) -> Result<u64, SchedulerError> {
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(corrupt(path, "the journal the snapshot names is missing"))
+        }
         Err(e) => {
             return Err(SchedulerError::io(
                 format!("cannot read {}", path.display()),
@@ -244,11 +287,15 @@ mod tests {
         }
     }
 
-    /// The journal, and the snapshot's records followed by the journaled ones.
+    /// The journal, and the snapshot's records followed by the journaled ones; compacted
+    /// at open when asked, as the embedded scheduler does.
     fn open(path: &Path) -> (Journal, Vec<Rec>) {
-        let (j, loaded) = Journal::open::<Rec, Rec>(path, 3).unwrap();
+        let (mut j, loaded) = Journal::open::<Rec, Rec>(path, 3).unwrap();
         let mut records = loaded.snapshot;
         records.extend(loaded.changes);
+        if loaded.needs_snapshot {
+            j.compact(&records).unwrap();
+        }
         (j, records)
     }
 
@@ -266,6 +313,7 @@ mod tests {
             records,
             [rec(1, "pending"), rec(1, "running"), rec(2, "pending")]
         );
+        let before = j.path();
         j.compact(&[rec(1, "running"), rec(2, "pending")]).unwrap();
         j.append(&[rec(2, "done")]).unwrap();
         drop(j);
@@ -274,10 +322,7 @@ mod tests {
             records,
             [rec(1, "running"), rec(2, "pending"), rec(2, "done")]
         );
-        assert!(
-            !journal_path(&path, 0).exists(),
-            "the old journal is removed"
-        );
+        assert!(!before.exists(), "the replaced journal is removed");
     }
 
     #[test]
@@ -286,11 +331,8 @@ mod tests {
         let path = dir.path().join("jobs.json");
         let (mut j, _) = open(&path);
         j.append(&[rec(1, "pending")]).unwrap();
+        let mut f = OpenOptions::new().append(true).open(j.path()).unwrap();
         drop(j);
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(journal_path(&path, 0))
-            .unwrap();
         f.write_all(br#"{"id":1,"sta"#).unwrap();
         drop(f);
         let (mut j, records) = open(&path);
@@ -301,12 +343,45 @@ mod tests {
     }
 
     #[test]
-    fn a_garbled_complete_line_is_corruption_not_silence() {
+    fn garbled_missing_or_newer_files_are_refused_not_read_as_empty() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jobs.json");
-        std::fs::write(journal_path(&path, 0), "{not json}\n").unwrap();
-        let err = Journal::open::<Rec, Rec>(&path, 3).err().expect("refused");
-        assert!(err.to_string().contains("corrupt job index"), "{err}");
+        let refusal = |path: &Path| {
+            Journal::open::<Rec, Rec>(path, 3)
+                .err()
+                .expect("refused")
+                .to_string()
+        };
+        std::fs::write(&path, r#"{"version": 3, "journal": 4, "jobs": []}"#).unwrap();
+        assert!(
+            refusal(&path).contains("corrupt job index"),
+            "missing journal"
+        );
+        std::fs::write(journal_path(&path, 4), "{not json}\n").unwrap();
+        assert!(refusal(&path).contains("corrupt job index"), "garbled line");
+        std::fs::write(&path, r#"{"version": 4, "journal": 4, "jobs": []}"#).unwrap();
+        assert!(refusal(&path).contains("newer"), "newer version");
+        assert!(
+            journal_path(&path, 4).exists(),
+            "nothing is touched before the version is checked"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_from_before_journals_ignores_a_journal_beside_it_and_asks_for_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobs.json");
+        std::fs::write(
+            &path,
+            r#"{"version": 2, "jobs": [{"id": 1, "state": "done"}]}"#,
+        )
+        .unwrap();
+        // Left by a newer binary before a rollback rewrote the snapshot: stale.
+        std::fs::write(journal_path(&path, 0), "{\"id\":1,\"state\":\"running\"}\n").unwrap();
+        let (_, loaded) = Journal::open::<Rec, Rec>(&path, 3).unwrap();
+        assert!(loaded.needs_snapshot);
+        assert_eq!(loaded.snapshot, [rec(1, "done")]);
+        assert!(loaded.changes.is_empty());
     }
 
     #[test]
@@ -315,11 +390,11 @@ mod tests {
         let path = dir.path().join("jobs.json");
         let (mut j, _) = open(&path);
         j.append(&[rec(1, "running")]).unwrap();
-        let stale = std::fs::read(journal_path(&path, 0)).unwrap();
+        let (older, stale) = (j.path(), std::fs::read(j.path()).unwrap());
         j.compact(&[rec(1, "done")]).unwrap();
         drop(j);
         // As if the old journal had not been removed yet.
-        std::fs::write(journal_path(&path, 0), stale).unwrap();
+        std::fs::write(older, stale).unwrap();
         assert_eq!(open(&path).1, [rec(1, "done")]);
     }
 

@@ -68,7 +68,10 @@ fn indexed_jobs(workdir: &Path) -> Vec<serde_json::Value> {
         .collect();
     let generation = snapshot["journal"].as_u64().unwrap_or(0);
     let journal = workdir.join(INDEX_FILE.replace(".json", &format!(".{generation}.journal")));
-    for line in std::fs::read_to_string(journal).unwrap_or_default().lines() {
+    let text = std::fs::read_to_string(journal).unwrap_or_default();
+    // A line still being appended (no newline yet) is not a change yet.
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    for line in complete.lines() {
         let change: serde_json::Value = serde_json::from_str(line).unwrap();
         let id = change["job_id"].as_str().unwrap().to_string();
         match change["record"].clone() {

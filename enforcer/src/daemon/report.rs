@@ -77,13 +77,20 @@ async fn send_reports(shared: &Shared, due: Vec<DueReport>) {
         .await;
 }
 
-/// One tx of reports. A tx is all-or-nothing, so a chunk the chain refuses is sent again
-/// one report per tx: one job's refusal must not hold back the others.
+/// One tx of reports. A tx is all-or-nothing, so a chunk x/hpc refuses (one job's report
+/// no longer applies) is sent again one report per tx: that job must not hold back the
+/// others. Other refusals (sequence, fees, mempool) are the tx's, retried next round.
 async fn send_chunk(shared: &Shared, chunk: &[DueReport]) -> anyhow::Result<()> {
+    if let [due] = chunk {
+        return send_one(shared, due).await;
+    }
     let msgs = chunk.iter().map(|d| d.msg(shared)).collect();
     match send_and_wait(shared, msgs).await {
         Ok(()) => {}
-        Err(e) if chunk.len() > 1 && e.tx_code().is_some() => {
+        Err(e)
+            if e.tx_code()
+                .is_some_and(|(codespace, _)| codespace == codes::CODESPACE) =>
+        {
             tracing::info!(reports = chunk.len(), error = %e, "a tx of job status reports was refused; sending them one by one");
             for due in chunk {
                 if let Err(e) = send_one(shared, due).await {
@@ -100,6 +107,7 @@ async fn send_chunk(shared: &Shared, chunk: &[DueReport]) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// One report in its own tx; a report the chain is already past counts as sent.
 async fn send_one(shared: &Shared, due: &DueReport) -> anyhow::Result<()> {
     match send_and_wait(shared, vec![due.msg(shared)]).await {
         Ok(()) => {}
