@@ -449,9 +449,20 @@ async fn concurrent_attempts_never_promise_the_same_nodes_twice() {
         .zip(&statuses)
         .filter(|(_, s)| *s != "AUDIT_STATUS_APPROVED")
     {
-        let violations = query(&node, &["violations", "--job", job]);
+        // Violations travel in their own batches: possibly a block after the records.
+        let violation = eventually(
+            "the capacity violation of a rejected job",
+            &enforcer,
+            || {
+                let violations = query(&node, &["violations", "--job", job]);
+                violations["violations"][0]["violation_type"]
+                    .as_str()
+                    .map(str::to_string)
+            },
+        )
+        .await;
         assert_eq!(
-            violations["violations"][0]["violation_type"], "VIOLATION_TYPE_CAPACITY_EXCEEDED",
+            violation, "VIOLATION_TYPE_CAPACITY_EXCEEDED",
             "{job}: {statuses:?}"
         );
     }
