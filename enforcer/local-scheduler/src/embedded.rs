@@ -51,7 +51,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -133,14 +132,13 @@ struct Inner {
     jobs: Mutex<BTreeMap<String, Entry>>,
     /// The table on disk; held (by the writer) while a group of changes is written.
     journal: Arc<Mutex<Journal>>,
-    /// Serialises index writes, so a group written later always carries newer records.
-    persist_lock: tokio::sync::Mutex<()>,
+    /// How many of the counted changes are on disk; held while a group is written, so a
+    /// group written later always carries newer records.
+    persisted: tokio::sync::Mutex<u64>,
     /// Jobs changed since the last write: a write covers every change made before it
     /// took them, so callers waiting behind one write share the next (one `fdatasync` per
     /// group, not per job).
     dirty: Mutex<Dirty>,
-    /// How many of the counted changes are on disk.
-    persisted: AtomicU64,
 }
 
 #[derive(Default)]
@@ -223,13 +221,12 @@ impl EmbeddedScheduler {
                 jobs_dir,
                 jobs: Mutex::new(jobs),
                 journal: Arc::new(Mutex::new(journal)),
-                persist_lock: tokio::sync::Mutex::new(()),
+                persisted: tokio::sync::Mutex::new(0),
                 dirty: Mutex::new(Dirty::default()),
-                persisted: AtomicU64::new(0),
             }),
         };
         if changed {
-            let all = scheduler.inner.all_records();
+            let all = records_of(&scheduler.inner.lock());
             lock(&scheduler.inner.journal).compact(&all)?;
         }
         if !adopted.is_empty() {
@@ -621,10 +618,6 @@ impl Inner {
         lock(&self.jobs)
     }
 
-    fn all_records(&self) -> Vec<JobRecord> {
-        self.lock().values().map(|e| e.record.clone()).collect()
-    }
-
     /// Makes the change of `job_id` just made to the table durable, with every other
     /// change waiting (the journal is compacted when it has outgrown the table).
     async fn persist(&self, job_id: &str) -> Result<(), SchedulerError> {
@@ -634,8 +627,8 @@ impl Inner {
             dirty.changes += 1;
             dirty.changes
         };
-        let _guard = self.persist_lock.lock().await;
-        if self.persisted.load(Ordering::SeqCst) >= mine {
+        let mut persisted = self.persisted.lock().await;
+        if *persisted >= mine {
             return Ok(());
         }
         let (ids, covered) = {
@@ -654,7 +647,7 @@ impl Inner {
                 .collect();
             let compaction = lock(&self.journal)
                 .should_compact(jobs.len())
-                .then(|| jobs.values().map(|e| e.record.clone()).collect::<Vec<_>>());
+                .then(|| records_of(&jobs));
             (changes, compaction)
         };
         let journal = self.journal.clone();
@@ -681,7 +674,7 @@ impl Inner {
             lock(&self.dirty).jobs.extend(ids);
             return Err(e);
         }
-        self.persisted.store(covered, Ordering::SeqCst);
+        *persisted = covered;
         Ok(())
     }
 
@@ -690,6 +683,10 @@ impl Inner {
             tracing::warn!(%job_id, error = %e, "cannot persist embedded job index");
         }
     }
+}
+
+fn records_of(jobs: &BTreeMap<String, Entry>) -> Vec<JobRecord> {
+    jobs.values().map(|e| e.record.clone()).collect()
 }
 
 fn used_nodes(jobs: &BTreeMap<String, Entry>) -> u32 {

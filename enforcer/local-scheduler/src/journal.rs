@@ -100,10 +100,9 @@ impl Journal {
         }
         let generation = snapshot.journal.unwrap_or(0);
         let path = journal_path(snapshot_path, generation);
-        let mut changes = Vec::new();
-        let lines = match snapshot.journal {
-            Some(_) => replay(&path, &mut changes)?,
-            None => 0,
+        let changes = match snapshot.journal {
+            Some(_) => replay(&path)?,
+            None => Vec::new(),
         };
         let file = open_append(&path)?;
         let journal = Journal {
@@ -111,7 +110,7 @@ impl Journal {
             version,
             generation,
             file,
-            lines,
+            lines: changes.len() as u64,
         };
         journal.remove_older_journals();
         Ok((
@@ -200,7 +199,7 @@ impl Journal {
 }
 
 /// `<dir>/<stem>.<generation>.journal` beside the snapshot `<dir>/<stem>.json`.
-pub(crate) fn journal_path(snapshot_path: &Path, generation: u64) -> PathBuf {
+fn journal_path(snapshot_path: &Path, generation: u64) -> PathBuf {
     let stem = snapshot_path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -225,10 +224,10 @@ fn open_append(path: &Path) -> Result<File, SchedulerError> {
         .map_err(|e| SchedulerError::io(format!("cannot open {}", path.display()), e))
 }
 
-/// Appends the journal's changes to `changes`; returns how many lines it holds. A cut
-/// last line is removed from the file. A missing journal is corruption: a journal is
-/// created, durably, before a snapshot names it.
-fn replay<C: DeserializeOwned>(path: &Path, changes: &mut Vec<C>) -> Result<u64, SchedulerError> {
+/// The journal's changes, one per line. A cut last line is removed from the file. A
+/// missing journal is corruption: a journal is created, durably, before a snapshot names
+/// it.
+fn replay<C: DeserializeOwned>(path: &Path) -> Result<Vec<C>, SchedulerError> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -242,7 +241,8 @@ fn replay<C: DeserializeOwned>(path: &Path, changes: &mut Vec<C>) -> Result<u64,
         }
     };
     let mut reader = BufReader::new(file);
-    let (mut lines, mut complete_bytes) = (0u64, 0u64);
+    let mut changes = Vec::new();
+    let mut complete_bytes = 0u64;
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -253,9 +253,8 @@ fn replay<C: DeserializeOwned>(path: &Path, changes: &mut Vec<C>) -> Result<u64,
             break;
         }
         let change = serde_json::from_slice(&line)
-            .map_err(|e| corrupt(path, format!("line {}: {e}", lines + 1)))?;
+            .map_err(|e| corrupt(path, format!("line {}: {e}", changes.len() + 1)))?;
         changes.push(change);
-        lines += 1;
         complete_bytes += n as u64;
     }
     let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -267,7 +266,7 @@ fn replay<C: DeserializeOwned>(path: &Path, changes: &mut Vec<C>) -> Result<u64,
             .and_then(|f| f.set_len(complete_bytes).and_then(|()| f.sync_all()))
             .map_err(|e| SchedulerError::io(format!("cannot repair {}", path.display()), e))?;
     }
-    Ok(lines)
+    Ok(changes)
 }
 
 #[cfg(test)]
