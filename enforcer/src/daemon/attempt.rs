@@ -100,11 +100,7 @@ pub(super) async fn handle_attempt(
                     records: vec![closing.to_proto()],
                 })
             }));
-            if let Err(e) = shared
-                .gateway
-                .send_and_wait(msgs, Duration::from_secs(60))
-                .await
-            {
+            if let Err(e) = shared.gateway.send_and_wait(msgs, TX_INCLUSION_WAIT).await {
                 // No replacement: close the attempt with the evaluation of a missing one.
                 shared.note_error(format!("requesting a new decision for {job_id}: {e}"));
                 let failed = evaluate(&EvaluationInput {

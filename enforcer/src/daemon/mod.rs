@@ -54,6 +54,10 @@ use attempt::handle_attempt;
 /// the local scheduler, fsyncs and blocks, so one at a time left a busy provider far
 /// behind the chain.
 const CONCURRENT_JOBS: usize = 32;
+
+/// How long a tx sent directly (a reschedule request, job status reports) may take to be
+/// committed before its sending counts as failed.
+const TX_INCLUSION_WAIT: Duration = Duration::from_secs(60);
 use deliver::deliver;
 use follow::follow_blocks;
 use health::monitor_health;

@@ -126,7 +126,7 @@ async fn send_one(shared: &Shared, due: &DueReport) -> anyhow::Result<()> {
 async fn send_and_wait(shared: &Shared, msgs: Vec<Any>) -> Result<(), hpc_client::ClientError> {
     shared
         .gateway
-        .send_and_wait(msgs, Duration::from_secs(60))
+        .send_and_wait(msgs, TX_INCLUSION_WAIT)
         .await
         .map(|_| ())
 }
