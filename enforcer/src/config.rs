@@ -36,6 +36,7 @@
 //! | `scheduler` (whole section) | `adapter: embedded` with the embedded defaults |
 //! | `scheduler.embedded.nodes` | `1` |
 //! | `scheduler.embedded.workdir` | `<state_dir>/jobs` |
+//! | `scheduler.embedded.job_nice` | `10` (added to the enforcer's niceness, 0–19) |
 //! | `scheduler.slurm.{sbatch,squeue,sinfo}_path` | `sbatch`, `squeue`, `sinfo` (from `PATH`) |
 //! | `scheduler.slurm.{sacct,scontrol}_path` | absent (no accounting, no `scontrol ping`) |
 //! | `scheduler.slurm.scancel_path` | `scancel` (from `PATH`) |
@@ -505,6 +506,9 @@ pub struct EmbeddedConfig {
     /// Working directory of the jobs (default `<state_dir>/jobs`).
     #[serde(default)]
     pub workdir: Option<PathBuf>,
+    /// Niceness added to the enforcer's own for every job (0–19).
+    #[serde(default = "default_job_nice")]
+    pub job_nice: u8,
 }
 
 impl Default for EmbeddedConfig {
@@ -512,6 +516,7 @@ impl Default for EmbeddedConfig {
         Self {
             nodes: default_nodes(),
             workdir: None,
+            job_nice: default_job_nice(),
         }
     }
 }
@@ -790,6 +795,10 @@ fn default_gas_price() -> String {
 fn default_gas_adjustment() -> f64 {
     1.3
 }
+fn default_job_nice() -> u8 {
+    hpc_local_scheduler::DEFAULT_JOB_NICE
+}
+
 fn default_nodes() -> u32 {
     1
 }
@@ -1061,6 +1070,12 @@ impl Config {
                 }
                 if let Some(dir) = &e.workdir {
                     non_empty_path("scheduler.embedded.workdir", dir)?;
+                }
+                if e.job_nice > hpc_local_scheduler::MAX_JOB_NICE {
+                    return Err(ConfigError::invalid(
+                        "scheduler.embedded.job_nice",
+                        format!("must be at most {}", hpc_local_scheduler::MAX_JOB_NICE),
+                    ));
                 }
             }
             SchedulerAdapter::Slurm => {
@@ -1645,6 +1660,14 @@ hpc:
                 ),
                 "scheduler.embedded.nodes",
                 "at least 1",
+            ),
+            (
+                format!(
+                    "{}scheduler:\n  adapter: embedded\n  embedded:\n    job_nice: 20\n",
+                    minimal()
+                ),
+                "scheduler.embedded.job_nice",
+                "at most 19",
             ),
             (
                 format!(

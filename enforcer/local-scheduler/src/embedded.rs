@@ -6,7 +6,9 @@
 //!   always 0).
 //! * Process: the job directory `<workdir>/jobs/<job_id>/` is prepared as described in
 //!   [`crate::jobdir`] and its wrapper is started detached (`/bin/sh <dir>/run.sh`): in
-//!   a session of its own (`setsid`), cwd = the job directory, stdin from `/dev/null`,
+//!   a session of its own (`setsid`), niceness raised by `EmbeddedConfig::job_nice`
+//!   (default 10: on a full machine the workloads wait, not the enforcer routing and
+//!   reporting the next jobs), cwd = the job directory, stdin from `/dev/null`,
 //!   its own stdout/stderr to `run.log`, and an environment holding only `PATH`, `HOME`
 //!   and `LANG` from the enforcer's (which may hold key material that must not reach
 //!   tenant jobs). A session rather than a process group because `timeout` moves the
@@ -106,6 +108,21 @@ pub struct EmbeddedConfig {
     /// container workloads are refused.
     #[serde(default)]
     pub container_runtime: Option<Vec<String>>,
+    /// Added to the enforcer's own niceness for every job (0–19; the result is capped at
+    /// 19). Jobs then yield the CPU to the enforcer and the node beside it, so a busy
+    /// machine delays the workloads rather than the routing and reports of the next ones.
+    #[serde(default = "default_job_nice")]
+    pub job_nice: u8,
+}
+
+/// Default [`EmbeddedConfig::job_nice`].
+pub const DEFAULT_JOB_NICE: u8 = 10;
+
+/// The largest [`EmbeddedConfig::job_nice`]: the largest niceness Linux knows.
+pub const MAX_JOB_NICE: u8 = 19;
+
+fn default_job_nice() -> u8 {
+    DEFAULT_JOB_NICE
 }
 
 impl EmbeddedConfig {
@@ -115,6 +132,7 @@ impl EmbeddedConfig {
             nodes,
             workdir: workdir.into(),
             container_runtime: None,
+            job_nice: DEFAULT_JOB_NICE,
         }
     }
 }
@@ -194,6 +212,12 @@ impl EmbeddedScheduler {
                 reason: "must be at least 1".into(),
             });
         }
+        if config.job_nice > MAX_JOB_NICE {
+            return Err(SchedulerError::InvalidConfig {
+                field: "job_nice",
+                reason: format!("must be at most {MAX_JOB_NICE}"),
+            });
+        }
         jobdir::validate_runtime(config.container_runtime.as_deref())?;
         let workdir = jobdir::jobs_root(&config.workdir, "workdir")?;
         let jobs_dir = jobdir::jobs_root(&workdir.join(JOBS_DIR), "workdir")?;
@@ -261,7 +285,7 @@ impl EmbeddedScheduler {
         if entry.record.state != LocalJobState::Pending {
             return Ok(None);
         }
-        let child = spawn_wrapper(&dir)?;
+        let child = spawn_wrapper(&dir, job_niceness(inner.config.job_nice)?)?;
         let pid = child.id().ok_or_else(|| {
             SchedulerError::io(
                 format!("job {} exited before its pid was read", spec.job_id),
@@ -352,8 +376,35 @@ fn reattach(record: &mut JobRecord, dir: &Path) -> Option<Wrapper> {
     None
 }
 
-/// Start `<dir>/run.sh` detached, in its own session, with a scrubbed environment.
-fn spawn_wrapper(dir: &Path) -> Result<Child, SchedulerError> {
+/// The niceness of a job started now: the enforcer's own plus `increment`, at most
+/// [`MAX_JOB_NICE`]; `None` when it stays the enforcer's. Only ever raised, which needs no
+/// privilege: a job can yield the CPU, never take more of it.
+fn job_niceness(increment: u8) -> Result<Option<i32>, SchedulerError> {
+    if increment == 0 {
+        return Ok(None);
+    }
+    // getpriority(2) may return -1 as a niceness: errno, cleared first, tells.
+    // SAFETY: errno is this thread's; getpriority only reads the calling thread's niceness.
+    #[allow(unsafe_code)] // errno and getpriority through libc, see SAFETY
+    let own = unsafe {
+        *libc::__errno_location() = 0;
+        libc::getpriority(libc::PRIO_PROCESS, 0)
+    };
+    let error = std::io::Error::last_os_error();
+    if own == -1 && error.raw_os_error().is_some_and(|e| e != 0) {
+        return Err(SchedulerError::io(
+            "cannot read the enforcer's niceness",
+            error,
+        ));
+    }
+    Ok(Some(
+        (own + i32::from(increment)).min(i32::from(MAX_JOB_NICE)),
+    ))
+}
+
+/// Start `<dir>/run.sh` detached, in its own session, at niceness `nice` (unchanged when
+/// `None`), with a scrubbed environment.
+fn spawn_wrapper(dir: &Path, nice: Option<i32>) -> Result<Child, SchedulerError> {
     let run_sh = dir.join(WRAPPER_FILE);
     let log = |what: &str| {
         std::fs::OpenOptions::new()
@@ -379,13 +430,19 @@ fn spawn_wrapper(dir: &Path) -> Result<Child, SchedulerError> {
             cmd.env(name, value);
         }
     }
-    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2),
-    // which is async-signal-safe; it touches no memory of the parent.
-    #[allow(unsafe_code)] // new session through libc, see SAFETY
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2)
+    // and setpriority(2), which are async-signal-safe; it reads a copied `nice` and touches
+    // no other memory of the parent.
+    #[allow(unsafe_code)] // new session and niceness through libc, see SAFETY
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::setsid() == -1 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if let Some(nice) = nice {
+                if libc::setpriority(libc::PRIO_PROCESS, 0, nice) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });

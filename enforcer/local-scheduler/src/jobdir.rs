@@ -32,7 +32,9 @@
 //!   being exported on the host, where `DOCKER_HOST` or `LD_PRELOAD` would change what
 //!   the runtime itself does. The values are visible in the host's process list while
 //!   the runtime runs.
-//! * A requeued Slurm job runs the wrapper again: it clears the previous status first.
+//! * A requeued Slurm job runs the wrapper again: it clears the previous status first
+//!   (with `rm` only when one is there: `[ -e ]` is a shell builtin, and most jobs start
+//!   in a fresh directory, so most jobs start one process fewer).
 //!
 //! Jobs run as the adapter's Unix user: a workload can read and write the other job
 //! directories of that user. Separating tenants needs separate users or containers.
@@ -184,7 +186,7 @@ pub fn wrapper_script(dir: &str, spec: &JobSpec) -> String {
 # variables of ./environment, its output in {out} and {err}, and records its exit
 # status in ./exit_code ("N", or "timeout N" when the time limit of N s stopped it).
 cd {dir} || exit 1
-rm -f exit_code exit_code.tmp workload_exit
+if {any_stale}; then rm -f {stale}; fi
 {launcher}/bin/sh -c '. ./environment && ./script; echo $? > workload_exit' </dev/null >{out} 2>{err}
 rc=$?
 if [ -f workload_exit ]; then read -r status < workload_exit
@@ -196,6 +198,8 @@ case "$status" in timeout*) exit "$rc" ;; *) exit "$status" ;; esac
 "#,
         job = spec.job_id,
         dir = shell_quote(dir),
+        any_stale = STALE_FILES.map(|f| format!("[ -e {f} ]")).join(" || "),
+        stale = STALE_FILES.join(" "),
     )
 }
 
@@ -319,6 +323,46 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SchedulerErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Prepare a job directory for a script that exits 0 only when no status of an
+    /// earlier attempt is there, leave `stale` files in it (a requeued Slurm job), run
+    /// its wrapper and return the recorded outcome.
+    fn rerun_with_stale(stale: &[&str]) -> LocalJobState {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("job-1");
+        let checks: Vec<String> = STALE_FILES
+            .iter()
+            .map(|f| format!("[ ! -e {f} ]"))
+            .collect();
+        let script = format!("#!/bin/sh\n{}\n", checks.join(" && "));
+        let spec = JobSpec::new("job-1", Workload::Script { bytes: Vec::new() });
+        prepare(&dir, &spec, script.as_bytes()).unwrap();
+        for file in stale {
+            std::fs::write(dir.join(file), "7\n").unwrap();
+        }
+        let status = std::process::Command::new("/bin/sh")
+            .arg(dir.join(WRAPPER_FILE))
+            .status()
+            .unwrap();
+        let outcome = read_outcome(&dir)
+            .unwrap()
+            .expect("the wrapper recorded a status");
+        assert_eq!(status.success(), outcome == LocalJobState::Completed);
+        outcome
+    }
+
+    #[test]
+    fn the_wrapper_clears_an_earlier_attempts_status_before_the_workload_runs() {
+        assert_eq!(rerun_with_stale(&[]), LocalJobState::Completed);
+        for stale in STALE_FILES {
+            assert_eq!(
+                rerun_with_stale(&[stale]),
+                LocalJobState::Completed,
+                "{stale}"
+            );
+        }
+        assert_eq!(rerun_with_stale(&STALE_FILES), LocalJobState::Completed);
+    }
 
     #[test]
     fn exit_file_outcomes() {

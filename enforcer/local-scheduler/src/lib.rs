@@ -35,7 +35,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use embedded::{EmbeddedConfig, EmbeddedScheduler};
+pub use embedded::{EmbeddedConfig, EmbeddedScheduler, DEFAULT_JOB_NICE, MAX_JOB_NICE};
 pub use error::SchedulerError;
 pub use slurm::{SlurmConfig, SlurmScheduler};
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hpc_local_scheduler::embedded::{INDEX_FILE, PROCESS_LOST};
 use hpc_local_scheduler::{
     EmbeddedConfig, EmbeddedScheduler, JobSpec, LocalJobId, LocalJobState, LocalScheduler,
-    SchedulerError, Workload,
+    SchedulerError, Workload, DEFAULT_JOB_NICE, MAX_JOB_NICE,
 };
 
 fn scheduler(nodes: u32, dir: &Path) -> EmbeddedScheduler {
@@ -193,6 +193,48 @@ async fn exit_codes_are_reported() {
     let err = read(&s.job_dir("no-interpreter").unwrap(), "job.err");
     assert!(err.contains("not found"), "{err}");
     assert_eq!(s.status().await.unwrap().free_nodes, 3);
+}
+
+/// The niceness `nice` prints, run by this process or by a job.
+fn niceness(text: &str) -> i32 {
+    text.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{text:?}: {e}"))
+}
+
+#[tokio::test]
+async fn jobs_run_at_the_configured_niceness_above_the_enforcers() {
+    let own = niceness(
+        &String::from_utf8(std::process::Command::new("nice").output().unwrap().stdout).unwrap(),
+    );
+    for (job_nice, expected) in [(DEFAULT_JOB_NICE, (own + 10).min(19)), (0, own), (19, 19)] {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedScheduler::new(EmbeddedConfig {
+            job_nice,
+            ..EmbeddedConfig::new(1, dir.path())
+        })
+        .unwrap();
+        let id = s.submit(&sh("job-nice", 1, "nice")).await.unwrap();
+        assert_eq!(wait_terminal(&s, &id).await, LocalJobState::Completed);
+        let job = niceness(&read(&s.job_dir("job-nice").unwrap(), "job.out"));
+        assert_eq!(job, expected, "job_nice {job_nice}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let refused = EmbeddedScheduler::new(EmbeddedConfig {
+        job_nice: MAX_JOB_NICE + 1,
+        ..EmbeddedConfig::new(1, dir.path())
+    });
+    assert!(
+        matches!(
+            refused,
+            Err(SchedulerError::InvalidConfig {
+                field: "job_nice",
+                ..
+            })
+        ),
+        "{:?}",
+        refused.err()
+    );
 }
 
 #[tokio::test]

@@ -328,11 +328,12 @@ fn scheduler_of(config: &Config) -> anyhow::Result<Arc<dyn LocalScheduler>> {
     let container_runtime = config.workload.container_runtime();
     Ok(match config.scheduler.adapter {
         SchedulerAdapter::Embedded => {
-            let nodes = config.scheduler.embedded.as_ref().map_or(1, |e| e.nodes);
+            let embedded = config.scheduler.embedded.clone().unwrap_or_default();
             Arc::new(
                 EmbeddedScheduler::new(EmbeddedConfig {
                     container_runtime,
-                    ..EmbeddedConfig::new(nodes, config.jobs_dir())
+                    job_nice: embedded.job_nice,
+                    ..EmbeddedConfig::new(embedded.nodes, config.jobs_dir())
                 })
                 .map_err(|e| anyhow!("scheduler.embedded: {e}"))?,
             )
