@@ -134,13 +134,25 @@ pub mod txs {
 pub mod proc {
     use std::path::Path;
 
+    /// CPU seconds (user + system) of a process's children it has waited for (their
+    /// children included), from /proc/PID/stat (USER_HZ = 100).
+    pub fn reaped_children_cpu_secs(pid: u32) -> Option<f64> {
+        stat_secs(pid, 13, 14)
+    }
+
     /// CPU seconds (user + system) a process has used, from /proc/PID/stat (USER_HZ = 100).
     pub fn cpu_secs(pid: u32) -> Option<f64> {
+        stat_secs(pid, 11, 12)
+    }
+
+    /// The sum of two clock-tick fields of /proc/PID/stat (counted after the command name),
+    /// in seconds.
+    fn stat_secs(pid: u32, first: usize, second: usize) -> Option<f64> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
-        let utime: f64 = fields.get(11)?.parse().ok()?;
-        let stime: f64 = fields.get(12)?.parse().ok()?;
-        Some((utime + stime) / 100.0)
+        let user: f64 = fields.get(first)?.parse().ok()?;
+        let system: f64 = fields.get(second)?.parse().ok()?;
+        Some((user + system) / 100.0)
     }
 
     /// Resident set size of a process in bytes (VmRSS of /proc/PID/status).

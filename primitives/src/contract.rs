@@ -128,6 +128,16 @@ pub mod attrs {
     pub const LOCAL_JOB_ID: &str = "local_job_id";
     /// `hpc_routing_audit_recorded` / `hpc_job_routed`: the record's reason code.
     pub const REASON_CODE: &str = "reason_code";
+    /// `hpc_job_scheduled`: the decision's score in basis points.
+    pub const SCORE: &str = "score";
+    /// Cluster events: the cluster's region, nodes, state and health.
+    pub const REGION: &str = "region";
+    pub const TOTAL_NODES: &str = "total_nodes";
+    pub const AVAILABLE_NODES: &str = "available_nodes";
+    pub const STATE: &str = "state";
+    pub const HEALTH: &str = "health";
+    /// `hpc_params_updated`: who changed the params.
+    pub const AUTHORITY: &str = "authority";
 }
 
 /// Where x/hpc records live in the chain's authenticated store and what proves them, so a

@@ -178,6 +178,11 @@ log:
         }
     }
 
+    /// The process id while started.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Started by [`Self::start`] and not exited since.
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {

@@ -25,7 +25,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use cosmrs::crypto::secp256k1::SigningKey;
 use hpc_bench::accounts::key as bench_key;
-use hpc_bench::proc::{children_of, disk_bytes, rss_bytes};
+use hpc_bench::proc::{children_of, cpu_secs, disk_bytes, reaped_children_cpu_secs, rss_bytes};
 use hpc_bench::stats::percentile;
 use hpc_bench::summary::Figure;
 use hpc_bench::txs::{submit_job, Fee};
@@ -590,12 +590,48 @@ struct LoadResult {
     queries: Vec<f64>,
     samples: Vec<Sample>,
     jobs_per_provider: Vec<(String, usize)>,
+    /// CPU seconds of each process from the first job sent until the last one was routed.
+    cpu: Vec<(String, f64)>,
+}
+
+/// The processes whose CPU a load phase accounts, each with its reading: hpcd, cometbft,
+/// each enforcer and the job processes it has reaped, and this load client.
+fn cpu_readings(node: &TestNode, enforcers: &[Enforcer]) -> Vec<(String, Option<f64>)> {
+    let hpcd = node.pid().unwrap_or(0);
+    let cometbft = children_of(hpcd).first().copied().unwrap_or(0);
+    let mut readings = vec![
+        ("hpcd".to_string(), cpu_secs(hpcd)),
+        ("cometbft".to_string(), cpu_secs(cometbft)),
+    ];
+    for (e, (provider, ..)) in enforcers.iter().zip(PROVIDERS) {
+        let pid = e.pid().unwrap_or(0);
+        readings.push((format!("enforcer of {provider}"), cpu_secs(pid)));
+        readings.push((
+            format!("jobs of {provider} (reaped)"),
+            reaped_children_cpu_secs(pid),
+        ));
+    }
+    readings.push(("load client".to_string(), cpu_secs(std::process::id())));
+    readings
+}
+
+/// CPU seconds between two [`cpu_readings`] (processes unreadable at either end left out).
+fn cpu_used(
+    before: &[(String, Option<f64>)],
+    after: &[(String, Option<f64>)],
+) -> Vec<(String, f64)> {
+    before
+        .iter()
+        .zip(after)
+        .filter_map(|((name, b), (_, a))| Some((name.clone(), (*a)? - (*b)?)))
+        .collect()
 }
 
 /// Phase 2: `rate` jobs/s for `secs` with point queries and samples alongside.
 async fn load_phase(
     args: &Args,
     node: &TestNode,
+    enforcers: &[Enforcer],
     submitter: &mut Submitter,
     jobs_before: usize,
 ) -> anyhow::Result<LoadResult> {
@@ -605,6 +641,7 @@ async fn load_phase(
     let mut routing = Routing::new(height(&rpc).await?);
     let stop = Arc::new(AtomicBool::new(false));
     let queries = tokio::spawn(point_queries(node.grpc_addr(), jobs_before, stop.clone()));
+    let cpu_before = cpu_readings(node, enforcers);
     let started = Instant::now();
     let send = tokio::spawn({
         let rpc = rpc.clone();
@@ -631,6 +668,7 @@ async fn load_phase(
             Duration::from_secs(args.wait_secs),
         )
         .await?;
+    let cpu = cpu_used(&cpu_before, &cpu_readings(node, enforcers));
     samples.push(sample_node(node, &rpc, started).await);
     let (failed_in_block, first_failure) = routing.failed_of(&sent.accepted_hashes);
     let first_failure = first_failure.map(str::to_string);
@@ -650,6 +688,7 @@ async fn load_phase(
         queries,
         samples,
         jobs_per_provider,
+        cpu,
     })
 }
 
@@ -789,6 +828,15 @@ fn print_report(
             v.len()
         );
     }
+    let jobs = load.sent.accepted_hashes.len().max(1) as f64;
+    println!("\nCPU from the first job sent until the last was routed (user+system, /proc):\n");
+    println!("| process | CPU s | CPU ms per job |");
+    println!("|---|---|---|");
+    for (name, secs) in &load.cpu {
+        println!("| {name} | {secs:.1} | {:.2} |", secs * 1000.0 / jobs);
+    }
+    let total: f64 = load.cpu.iter().map(|(_, secs)| secs).sum();
+    println!("| all | {total:.1} | {:.2} |", total * 1000.0 / jobs);
     println!("\n| s | height | hpcd RSS MiB | cometbft RSS MiB | data MiB |");
     println!("|---|---|---|---|---|");
     for s in &load.samples {
@@ -881,7 +929,14 @@ async fn main() -> anyhow::Result<()> {
     let (node, mut enforcers, keys) = start_network(&args).await?;
     let mut submitter = Submitter::new(&node, keys).await?;
     let idle = idle_phase(&args, &node, &mut submitter).await?;
-    let load = load_phase(&args, &node, &mut submitter, args.idle_jobs.max(1)).await?;
+    let load = load_phase(
+        &args,
+        &node,
+        &enforcers,
+        &mut submitter,
+        args.idle_jobs.max(1),
+    )
+    .await?;
     let drain = if args.backlog > 0 {
         Some(backlog_phase(&args, &node, &mut enforcers, &mut submitter).await?)
     } else {

@@ -30,6 +30,7 @@ use cosmos_sdk_proto::cosmos::tx::v1beta1::{SignDoc, TxRaw};
 use cosmrs::crypto::secp256k1::SigningKey;
 use hpc_bench::accounts::key as bench_key;
 use hpc_client::tx::{address_of, sign_tx, to_any, SignerAccount};
+use hpc_primitives::contract::{attrs, events};
 use hpc_primitives::{Address, Coins};
 use hpc_proto::cosmos_sdk_proto::Timestamp;
 use hpc_proto::virtengine::hpc::v1::{
@@ -1066,13 +1067,13 @@ fn routed_jobs_state(
             let attr = |name: &str| {
                 out.events
                     .iter()
-                    .filter(|e| e.kind == "hpc_job_scheduled")
+                    .filter(|e| e.kind == events::JOB_SCHEDULED)
                     .flat_map(|e| e.attributes.iter())
                     .find(|(k, _)| k == name)
                     .map(|(_, v)| v.clone())
                     .expect("hpc_job_scheduled names the job and decision")
             };
-            (attr("job_id"), attr("decision_id"))
+            (attr(attrs::JOB_ID), attr(attrs::DECISION_ID))
         })
         .collect();
     (state, scheduled)

@@ -108,6 +108,7 @@ pub(super) async fn follow_blocks(
                 }
             }
         }
+        note_changed_jobs(&shared, &block);
         if block
             .events
             .iter()
@@ -131,6 +132,21 @@ pub(super) async fn follow_blocks(
         shared.store.set_next_height(block.head.height + 1)?;
         shared.status.lock().expect("status lock").next_height = block.head.height + 1;
     }
+}
+
+/// Hands the report loop the jobs `block` cancelled or rescheduled, whichever provider
+/// they were on (it reads only those that run here).
+fn note_changed_jobs(shared: &Shared, block: &BlockEvents) {
+    let changed = block
+        .events
+        .iter()
+        .filter(|e| e.kind == events::JOB_CANCELLED || e.kind == events::JOB_RESCHEDULED)
+        .filter_map(|e| e.attributes.get(attrs::JOB_ID).cloned());
+    shared
+        .changed_on_chain
+        .lock()
+        .expect("changed jobs lock")
+        .extend(changed);
 }
 
 fn chain_head(h: FollowerHead) -> ChainHead {

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context};
-use hpc_client::events::{BlockFollower, ChainHead as FollowerHead};
+use hpc_client::events::{BlockEvents, BlockFollower, ChainHead as FollowerHead};
 use hpc_client::keys::{EnvOrPrompt, Keyring};
 use hpc_client::tx::{GasSetting, TxOptions};
 use hpc_client::{ChainClient, Transport};
@@ -107,6 +107,9 @@ pub struct Shared {
     promised: Mutex<Promised>,
     /// Serialises reading the free nodes with promising them.
     capacity_gate: tokio::sync::Mutex<()>,
+    /// Jobs cancelled or rescheduled on chain (on any provider) since the report loop last
+    /// looked: the local ones among them have their state on chain read first.
+    changed_on_chain: Mutex<BTreeSet<String>>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -414,6 +417,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         params: Mutex::new(Params::default()),
         promised: Mutex::new(Promised::default()),
         capacity_gate: tokio::sync::Mutex::new(()),
+        changed_on_chain: Mutex::new(BTreeSet::new()),
         config,
     });
     tracing::info!(provider = %address, cluster = %shared.config.hpc.cluster_id, "hpc-enforcer starting");

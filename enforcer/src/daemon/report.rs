@@ -6,6 +6,7 @@ use crate::chain::refused_with;
 use cosmos_sdk_proto::Any;
 use hpc_primitives::contract::{codes, limits, reason_codes};
 use hpc_proto::virtengine::hpc::v1::Job;
+use std::collections::HashMap;
 
 /// Most status reports in one tx: one tx per report, each simulated and broadcast in turn
 /// under the provider's account sequence, left a busy provider's reports minutes behind.
@@ -14,14 +15,19 @@ const REPORTS_PER_TX: usize = limits::MAX_MSGS_PER_TX;
 /// Report txs in flight at the same time (each waits for its block).
 const CONCURRENT_REPORT_TXS: usize = 4;
 
+/// Longest a local job goes without its state on chain being read when no block event
+/// named it: the safety net under the events (a follower placed past them, a restart).
+const CHAIN_RECHECK: Duration = Duration::from_secs(30);
+
 /// Reports local job progress to the chain, once the job's audit record is on chain (the
 /// chain routes a job only while it is SCHEDULED, so status must not overtake it).
 pub(super) async fn report_jobs(
     shared: Arc<Shared>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let mut checks = ChainChecks::default();
     loop {
-        let due = due_reports(&shared).await?;
+        let due = due_reports(&shared, &mut checks).await?;
         send_reports(&shared, due).await;
         if stopped(&mut stop, Duration::from_secs(1)).await {
             return Ok(());
@@ -48,21 +54,76 @@ impl DueReport {
     }
 }
 
-/// One round over the local jobs, concurrently: each is stopped if the chain no longer
-/// wants it here, else yields the report its local state calls for, if any.
-async fn due_reports(shared: &Shared) -> anyhow::Result<Vec<DueReport>> {
+/// When this process last read each local job's state on chain. Reading every job every
+/// round cost a query per running job per second: on a busy provider, more than its
+/// routing.
+#[derive(Default)]
+struct ChainChecks(HashMap<String, Instant>);
+
+impl ChainChecks {
+    /// Whether `job_id`'s state on chain is read this round: never read by this process,
+    /// cancelled or rescheduled since (`changed`), or last read [`CHAIN_RECHECK`] ago.
+    fn due(&self, job_id: &str, changed: &BTreeSet<String>, now: Instant) -> bool {
+        changed.contains(job_id)
+            || self
+                .0
+                .get(job_id)
+                .is_none_or(|at| now.duration_since(*at) >= CHAIN_RECHECK)
+    }
+
+    /// Records the outcome of a round over `jobs`: a read at `now` for the jobs in
+    /// `read`, none for a job whose round failed (read next round), nothing for jobs
+    /// no longer local.
+    fn record(&mut self, jobs: &[(String, RoundOutcome)], now: Instant) {
+        let mut kept = HashMap::with_capacity(jobs.len());
+        for (job_id, outcome) in jobs {
+            let at = match outcome {
+                RoundOutcome::Failed => continue,
+                RoundOutcome::Done { read_chain: true } => Some(now),
+                RoundOutcome::Done { read_chain: false } => self.0.get(job_id).copied(),
+            };
+            kept.extend(at.map(|at| (job_id.clone(), at)));
+        }
+        self.0 = kept;
+    }
+}
+
+/// How one job's part of a round went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RoundOutcome {
+    Done { read_chain: bool },
+    Failed,
+}
+
+/// One round over the local jobs, concurrently: each whose state on chain is due to be
+/// read is stopped if the chain no longer wants it here; each yields the report its
+/// local state calls for, if any.
+async fn due_reports(shared: &Shared, checks: &mut ChainChecks) -> anyhow::Result<Vec<DueReport>> {
     use futures::StreamExt;
-    Ok(futures::stream::iter(shared.store.local_jobs()?)
-        .map(|job| async move {
-            next_report(shared, job).await.unwrap_or_else(|e| {
-                shared.note_error(e);
-                None
+    let changed = std::mem::take(&mut *shared.changed_on_chain.lock().expect("changed jobs lock"));
+    let now = Instant::now();
+    let checks_now = &*checks;
+    let rounds: Vec<(String, RoundOutcome, Option<DueReport>)> =
+        futures::stream::iter(shared.store.local_jobs()?)
+            .map(|job| {
+                let read_chain = checks_now.due(&job.job_id, &changed, now);
+                async move {
+                    let job_id = job.job_id.clone();
+                    match next_report(shared, job, read_chain).await {
+                        Ok(due) => (job_id, RoundOutcome::Done { read_chain }, due),
+                        Err(e) => {
+                            shared.note_error(e);
+                            (job_id, RoundOutcome::Failed, None)
+                        }
+                    }
+                }
             })
-        })
-        .buffer_unordered(CONCURRENT_JOBS)
-        .filter_map(std::future::ready)
-        .collect()
-        .await)
+            .buffer_unordered(CONCURRENT_JOBS)
+            .collect()
+            .await;
+    let outcomes: Vec<_> = rounds.iter().map(|(id, o, _)| (id.clone(), *o)).collect();
+    checks.record(&outcomes, now);
+    Ok(rounds.into_iter().filter_map(|(_, _, due)| due).collect())
 }
 
 /// Sends the due reports, many per tx, a few txs at a time.
@@ -143,15 +204,21 @@ fn reported(shared: &Shared, due: &DueReport) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One round for one local job: stop it if the chain no longer wants it here, else the
-/// report of a state change, if any.
-async fn next_report(shared: &Shared, mut job: LocalJob) -> anyhow::Result<Option<DueReport>> {
+/// One round for one local job: stop it if the chain no longer wants it here (read when
+/// `read_chain`), else the report of a state change, if any.
+async fn next_report(
+    shared: &Shared,
+    mut job: LocalJob,
+    read_chain: bool,
+) -> anyhow::Result<Option<DueReport>> {
     // The chain's word first: a job cancelled or moved before our record landed (the
     // record is then refused) must still be stopped here.
-    let on_chain = shared.gateway.client.hpc_job(&job.job_id).await?;
-    if let Some((code, why)) = on_chain.as_ref().and_then(|c| unwanted_here(c, &job)) {
-        stop_job(shared, &job, code, why).await?;
-        return Ok(None);
+    if read_chain {
+        let on_chain = shared.gateway.client.hpc_job(&job.job_id).await?;
+        if let Some((code, why)) = on_chain.as_ref().and_then(|c| unwanted_here(c, &job)) {
+            stop_job(shared, &job, code, why).await?;
+            return Ok(None);
+        }
     }
     if let Some(record_id) = job.reported.strip_prefix("after:") {
         // Our record: the id is in our namespace, and the chain set the signer.
@@ -280,6 +347,39 @@ mod tests {
             current_decision_id: decision.into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_jobs_state_on_chain_is_read_when_new_changed_stale_or_after_a_failed_round() {
+        let t0 = Instant::now();
+        let none = BTreeSet::new();
+        let changed: BTreeSet<String> = ["b".to_string()].into();
+        let mut checks = ChainChecks::default();
+        assert!(checks.due("a", &none, t0), "never read by this process");
+        let read = RoundOutcome::Done { read_chain: true };
+        let skipped = RoundOutcome::Done { read_chain: false };
+        checks.record(
+            &[("a".into(), read), ("b".into(), read), ("c".into(), read)],
+            t0,
+        );
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(!checks.due("a", &none, t1), "read a second ago, no event");
+        assert!(
+            checks.due("b", &changed, t1),
+            "cancelled or rescheduled since"
+        );
+        let stale = t0 + CHAIN_RECHECK;
+        assert!(checks.due("a", &none, stale), "the safety net");
+        // A skipped read keeps the last one; a failed round forgets it; a job no longer
+        // local is dropped.
+        checks.record(
+            &[("a".into(), skipped), ("b".into(), RoundOutcome::Failed)],
+            t1,
+        );
+        assert!(!checks.due("a", &none, t1));
+        assert!(checks.due("a", &none, stale));
+        assert!(checks.due("b", &none, t1));
+        assert_eq!(checks.0.len(), 1);
     }
 
     #[test]

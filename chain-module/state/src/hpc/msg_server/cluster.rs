@@ -1,5 +1,6 @@
 //! Cluster lifecycle: registration, heartbeats (status updates) and deregistration.
 
+use hpc_primitives::contract::{attrs, events};
 use hpc_proto::virtengine::hpc::v1::{
     Cluster, ClusterHealth, ClusterState, MsgDeregisterCluster, MsgDeregisterClusterResponse,
     MsgRegisterCluster, MsgRegisterClusterResponse, MsgUpdateClusterStatus,
@@ -29,11 +30,11 @@ pub(super) fn register_cluster(
     let cluster = new_cluster(m, params.reputation_prior_bps, ctx);
     Keeper::set_cluster(state, &cluster);
     ctx.emit(
-        Event::new("hpc_cluster_registered")
-            .attr("cluster_id", &cluster.cluster_id)
-            .attr("provider", &cluster.provider_address)
-            .attr("region", &cluster.region)
-            .attr("total_nodes", cluster.total_nodes),
+        Event::new(events::CLUSTER_REGISTERED)
+            .attr(attrs::CLUSTER_ID, &cluster.cluster_id)
+            .attr(attrs::PROVIDER, &cluster.provider_address)
+            .attr(attrs::REGION, &cluster.region)
+            .attr(attrs::TOTAL_NODES, cluster.total_nodes),
     );
     Ok(MsgRegisterClusterResponse {
         cluster_id: cluster.cluster_id,
@@ -82,12 +83,12 @@ pub(super) fn update_cluster_status(
     refresh_reputation(state, &mut cluster, &HpcKeeper::params(state), ctx)?;
     Keeper::set_cluster(state, &cluster);
     ctx.emit(
-        Event::new("hpc_cluster_updated")
-            .attr("cluster_id", &cluster.cluster_id)
-            .attr("provider", &cluster.provider_address)
-            .attr("state", cluster.state().as_str_name())
-            .attr("health", cluster.health().as_str_name())
-            .attr("available_nodes", cluster.available_nodes),
+        Event::new(events::CLUSTER_UPDATED)
+            .attr(attrs::CLUSTER_ID, &cluster.cluster_id)
+            .attr(attrs::PROVIDER, &cluster.provider_address)
+            .attr(attrs::STATE, cluster.state().as_str_name())
+            .attr(attrs::HEALTH, cluster.health().as_str_name())
+            .attr(attrs::AVAILABLE_NODES, cluster.available_nodes),
     );
     Ok(MsgUpdateClusterStatusResponse {})
 }
@@ -138,10 +139,10 @@ pub(super) fn deregister_cluster(
     cluster.state = ClusterState::Deregistered as i32;
     Keeper::set_cluster(state, &cluster);
     ctx.emit(
-        Event::new("hpc_cluster_updated")
-            .attr("cluster_id", &cluster.cluster_id)
-            .attr("provider", &cluster.provider_address)
-            .attr("state", cluster.state().as_str_name()),
+        Event::new(events::CLUSTER_UPDATED)
+            .attr(attrs::CLUSTER_ID, &cluster.cluster_id)
+            .attr(attrs::PROVIDER, &cluster.provider_address)
+            .attr(attrs::STATE, cluster.state().as_str_name()),
     );
     Ok(MsgDeregisterClusterResponse {})
 }

@@ -34,14 +34,14 @@ pub(super) fn submit_job(
     job.provider_address = decision.selected_provider.clone();
     Keeper::set_job(state, &job);
     ctx.emit(
-        Event::new("hpc_job_scheduled")
-            .attr("job_id", &job.job_id)
-            .attr("decision_id", &decision.decision_id)
-            .attr("cluster_id", &decision.selected_cluster_id)
-            .attr("provider", &decision.selected_provider)
-            .attr("score", decision.score_bps)
-            .attr("is_fallback", decision.is_fallback)
-            .attr("correlation_id", &job.correlation_id),
+        Event::new(events::JOB_SCHEDULED)
+            .attr(attrs::JOB_ID, &job.job_id)
+            .attr(attrs::DECISION_ID, &decision.decision_id)
+            .attr(attrs::CLUSTER_ID, &decision.selected_cluster_id)
+            .attr(attrs::PROVIDER, &decision.selected_provider)
+            .attr(attrs::SCORE, decision.score_bps)
+            .attr(attrs::IS_FALLBACK, decision.is_fallback)
+            .attr(attrs::CORRELATION_ID, &job.correlation_id),
     );
     Ok(MsgSubmitJobResponse {
         job_id: job.job_id,
@@ -105,9 +105,9 @@ pub(super) fn cancel_job(
     }
     transition(state, &mut job, JobState::Cancelled, ctx);
     ctx.emit(
-        Event::new("hpc_job_cancelled")
-            .attr("job_id", &job.job_id)
-            .attr("correlation_id", &job.correlation_id),
+        Event::new(events::JOB_CANCELLED)
+            .attr(attrs::JOB_ID, &job.job_id)
+            .attr(attrs::CORRELATION_ID, &job.correlation_id),
     );
     Ok(MsgCancelJobResponse {})
 }
@@ -256,11 +256,11 @@ pub(super) fn report_job_status(
         }
     }
     ctx.emit(
-        Event::new("hpc_job_status")
-            .attr("job_id", &job.job_id)
-            .attr("status", next.as_str_name())
-            .attr("cluster_id", &cluster_id)
-            .attr("correlation_id", &job.correlation_id)
+        Event::new(events::JOB_STATUS)
+            .attr(attrs::JOB_ID, &job.job_id)
+            .attr(attrs::STATUS, next.as_str_name())
+            .attr(attrs::CLUSTER_ID, &cluster_id)
+            .attr(attrs::CORRELATION_ID, &job.correlation_id)
             .attr(
                 attrs::EXIT_CODE,
                 m.exit_code.map(|c| c.to_string()).unwrap_or_default(),

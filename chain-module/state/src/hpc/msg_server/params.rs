@@ -1,5 +1,6 @@
 //! Governance of the module's parameters.
 
+use hpc_primitives::contract::{attrs, events};
 use hpc_proto::virtengine::hpc::v1::{MsgUpdateParams, MsgUpdateParamsResponse};
 use hpc_store::StateWrite;
 
@@ -20,6 +21,6 @@ pub(super) fn update_params(
         .ok_or_else(|| TxError::logic("params: not set (it passed ValidateBasic)"))?;
     validate_params(&params).map_err(|e| TxError::hpc(code::INVALID_PARAMS, e.to_string()))?;
     HpcKeeper::set_params(state, &params);
-    ctx.emit(Event::new("hpc_params_updated").attr("authority", &m.authority));
+    ctx.emit(Event::new(events::PARAMS_UPDATED).attr(attrs::AUTHORITY, &m.authority));
     Ok(MsgUpdateParamsResponse {})
 }

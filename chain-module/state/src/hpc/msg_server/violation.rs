@@ -236,13 +236,13 @@ pub(super) fn resolve_routing_violation(
     Keeper::set_violation_count(state, &count);
     refresh_counted_cluster(state, ctx, &v, &params)?;
     ctx.emit(
-        Event::new("hpc_routing_violation_resolved")
-            .attr("violation_id", &v.violation_id)
-            .attr("job_id", &v.job_id)
-            .attr("provider_address", &v.provider_address)
-            .attr("resolution", &v.resolution)
-            .attr("unresolved_count", count.unresolved_count)
-            .attr("correlation_id", &v.correlation_id),
+        Event::new(events::ROUTING_VIOLATION_RESOLVED)
+            .attr(attrs::VIOLATION_ID, &v.violation_id)
+            .attr(attrs::JOB_ID, &v.job_id)
+            .attr(attrs::PROVIDER_ADDRESS, &v.provider_address)
+            .attr(attrs::RESOLUTION, &v.resolution)
+            .attr(attrs::UNRESOLVED_COUNT, count.unresolved_count)
+            .attr(attrs::CORRELATION_ID, &v.correlation_id),
     );
     Ok(MsgResolveRoutingViolationResponse {})
 }
