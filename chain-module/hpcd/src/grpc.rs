@@ -30,6 +30,7 @@ use tonic::{Code, Status};
 
 use crate::abci::Node;
 use hpc_state::errors::QueryError;
+use hpc_state::query::is_point_query;
 
 /// The request header that selects the height of a query, as in the Cosmos SDK.
 pub const HEIGHT_HEADER: &str = "x-cosmos-block-height";
@@ -196,6 +197,33 @@ fn sdk_block(block: &cosmos_sdk_proto::tendermint::types::Block) -> SdkBlock {
     }
 }
 
+/// A state query answered from the committed state at `height` (0 = latest), with the
+/// height it was answered at.
+fn answer_from_state(
+    node: &Node,
+    path: &str,
+    body: &[u8],
+    height: u64,
+) -> Result<(Vec<u8>, u64), Status> {
+    let (snapshot, clock) = node.snapshot_at(height).map_err(|e| {
+        if height == 0 {
+            Status::unavailable(format!("no state to query yet: {e}"))
+        } else {
+            Status::invalid_argument(format!("{HEIGHT_HEADER}: {e}"))
+        }
+    })?;
+    node.app_query(path, body, &snapshot, clock, height == 0)
+        .map(|bytes| (bytes, clock.height))
+        .map_err(|e| StatusError::from(e).0)
+}
+
+/// A query handler that failed: a bug, not the caller's fault. Said loudly here, and
+/// nothing of it to the caller.
+fn query_bug(path: &str, error: &dyn std::fmt::Display) -> Status {
+    tracing::error!(path, error = %error, "BUG: a query handler failed");
+    Status::internal("internal error while answering the query")
+}
+
 impl Handler {
     pub fn new(node: Arc<Node>, rpc: HttpClient) -> Arc<Self> {
         Arc::new(Self { node, rpc })
@@ -224,27 +252,17 @@ impl Handler {
         if let Some(result) = consensus_engine {
             return result.map(|bytes| (bytes, 0));
         }
+        if is_point_query(path) {
+            let answer = || answer_from_state(&self.node, path, &body, height);
+            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(answer))
+                .unwrap_or_else(|_| Err(query_bug(path, &"panicked")));
+        }
         let node = self.node.clone();
         let path = path.to_string();
         let logged_path = path.clone();
-        tokio::task::spawn_blocking(move || {
-            let (snapshot, clock) = node.snapshot_at(height).map_err(|e| {
-                if height == 0 {
-                    Status::unavailable(format!("no state to query yet: {e}"))
-                } else {
-                    Status::invalid_argument(format!("{HEIGHT_HEADER}: {e}"))
-                }
-            })?;
-            node.app_query(&path, &body, &snapshot, clock, height == 0)
-                .map(|bytes| (bytes, clock.height))
-                .map_err(|e| StatusError::from(e).0)
-        })
-        .await
-        .map_err(|e| {
-            // A bug, not the caller's fault: say so loudly here, and nothing of it there.
-            tracing::error!(path = %logged_path, error = %e, "BUG: a query handler failed");
-            Status::internal("internal error while answering the query")
-        })?
+        tokio::task::spawn_blocking(move || answer_from_state(&node, &path, &body, height))
+            .await
+            .map_err(|e| query_bug(&logged_path, &e))?
     }
 
     async fn broadcast(&self, body: &[u8]) -> Result<Vec<u8>, Status> {

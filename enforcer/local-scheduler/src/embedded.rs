@@ -147,7 +147,7 @@ struct Inner {
     config: EmbeddedConfig,
     /// Absolute `<workdir>/jobs`.
     jobs_dir: PathBuf,
-    jobs: Mutex<BTreeMap<String, Entry>>,
+    jobs: Mutex<Table>,
     /// The table on disk; held (by the writer) while a group of changes is written.
     journal: Arc<Mutex<Journal>>,
     /// How many of the counted changes are on disk; held while a group is written, so a
@@ -157,6 +157,58 @@ struct Inner {
     /// took them, so callers waiting behind one write share the next (one `fdatasync` per
     /// group, not per job).
     dirty: Mutex<Dirty>,
+}
+
+/// Every job this scheduler knows, and which of them may still hold nodes: capacity is
+/// read at every submit, and summing over every job ever run made each submit slower
+/// than the last.
+#[derive(Default)]
+struct Table {
+    entries: BTreeMap<String, Entry>,
+    /// A superset of the active jobs: a job enters it when added active, and leaves it
+    /// when a reading finds it ended (a job never becomes active again).
+    maybe_active: BTreeSet<String>,
+}
+
+impl Table {
+    fn insert(&mut self, entry: Entry) {
+        let job_id = entry.record.job_id.clone();
+        if entry.record.state.is_active() {
+            self.maybe_active.insert(job_id.clone());
+        }
+        self.entries.insert(job_id, entry);
+    }
+
+    fn remove(&mut self, job_id: &str) {
+        self.entries.remove(job_id);
+        self.maybe_active.remove(job_id);
+    }
+
+    fn get_mut(&mut self, job_id: &str) -> Option<&mut Entry> {
+        self.entries.get_mut(job_id)
+    }
+
+    /// The nodes the active jobs hold, and how many jobs they are.
+    fn usage(&mut self) -> (u32, usize) {
+        let entries = &self.entries;
+        self.maybe_active
+            .retain(|id| entries.get(id).is_some_and(|e| e.record.state.is_active()));
+        let nodes = self
+            .maybe_active
+            .iter()
+            .filter_map(|id| entries.get(id))
+            .map(|e| e.record.nodes)
+            .fold(0u32, u32::saturating_add);
+        (nodes, self.maybe_active.len())
+    }
+}
+
+impl std::ops::Deref for Table {
+    type Target = BTreeMap<String, Entry>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.entries
+    }
 }
 
 #[derive(Default)]
@@ -222,7 +274,7 @@ impl EmbeddedScheduler {
         let workdir = jobdir::jobs_root(&config.workdir, "workdir")?;
         let jobs_dir = jobdir::jobs_root(&workdir.join(JOBS_DIR), "workdir")?;
         let (journal, records, mut changed) = load_index(&workdir.join(INDEX_FILE))?;
-        let mut jobs = BTreeMap::new();
+        let mut jobs = Table::default();
         let mut adopted = Vec::new();
         for mut record in records {
             let mut control = None;
@@ -237,7 +289,7 @@ impl EmbeddedScheduler {
                     None => changed = true,
                 }
             }
-            jobs.insert(record.job_id.clone(), Entry { record, control });
+            jobs.insert(Entry { record, control });
         }
         let scheduler = EmbeddedScheduler {
             inner: Arc::new(Inner {
@@ -671,7 +723,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, Table> {
         lock(&self.jobs)
     }
 
@@ -746,13 +798,6 @@ fn records_of(jobs: &BTreeMap<String, Entry>) -> Vec<JobRecord> {
     jobs.values().map(|e| e.record.clone()).collect()
 }
 
-fn used_nodes(jobs: &BTreeMap<String, Entry>) -> u32 {
-    jobs.values()
-        .filter(|e| e.record.state.is_active())
-        .map(|e| e.record.nodes)
-        .fold(0u32, u32::saturating_add)
-}
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -768,11 +813,7 @@ impl LocalScheduler for EmbeddedScheduler {
 
     async fn status(&self) -> Result<ClusterStatus, SchedulerError> {
         let total = self.inner.config.nodes;
-        let (used, running) = {
-            let jobs = self.inner.lock();
-            let running = jobs.values().filter(|e| e.record.state.is_active()).count();
-            (used_nodes(&jobs), running)
-        };
+        let (used, running) = self.inner.lock().usage();
         let free = total.saturating_sub(used);
         let jobs_dir = &self.inner.jobs_dir;
         let dir_ok = tokio::fs::metadata(jobs_dir)
@@ -809,7 +850,7 @@ impl LocalScheduler for EmbeddedScheduler {
                 return Ok(id);
             }
             let total = self.inner.config.nodes;
-            let free = total.saturating_sub(used_nodes(&jobs));
+            let free = total.saturating_sub(jobs.usage().0);
             if spec.nodes > free {
                 return Err(SchedulerError::CapacityExceeded {
                     requested: spec.nodes,
@@ -817,22 +858,19 @@ impl LocalScheduler for EmbeddedScheduler {
                     total,
                 });
             }
-            jobs.insert(
-                spec.job_id.clone(),
-                Entry {
-                    record: JobRecord {
-                        job_id: spec.job_id.clone(),
-                        correlation_id: spec.correlation_id.clone(),
-                        nodes: spec.nodes,
-                        state: LocalJobState::Pending,
-                        pid: None,
-                        pgid: None,
-                        submitted_at_ms: now_ms(),
-                        finished_at_ms: None,
-                    },
-                    control: None,
+            jobs.insert(Entry {
+                record: JobRecord {
+                    job_id: spec.job_id.clone(),
+                    correlation_id: spec.correlation_id.clone(),
+                    nodes: spec.nodes,
+                    state: LocalJobState::Pending,
+                    pid: None,
+                    pgid: None,
+                    submitted_at_ms: now_ms(),
+                    finished_at_ms: None,
                 },
-            );
+                control: None,
+            });
         }
         // 2. Make the reservation durable before anything runs, so that a restarted
         //    enforcer can never start the job a second time.
