@@ -152,12 +152,17 @@ async fn send_chunk(shared: &Shared, chunk: &[DueReport]) -> anyhow::Result<()> 
             if e.tx_code()
                 .is_some_and(|(codespace, _)| codespace == codes::CODESPACE) =>
         {
-            tracing::info!(reports = chunk.len(), error = %e, "a tx of job status reports was refused; sending them one by one");
-            for due in chunk {
-                if let Err(e) = send_one(shared, due).await {
-                    shared.note_error(e);
-                }
-            }
+            tracing::info!(reports = chunk.len(), error = %e, "a tx of job status reports was refused; sending them one per tx");
+            // A few at a time: in series, 64 singles would hold the round (and the stops
+            // of cancelled jobs behind it) for a block each.
+            use futures::StreamExt;
+            futures::stream::iter(chunk)
+                .for_each_concurrent(CONCURRENT_REPORT_TXS, |due| async move {
+                    if let Err(e) = send_one(shared, due).await {
+                        shared.note_error(e);
+                    }
+                })
+                .await;
             return Ok(());
         }
         Err(e) => bail!("reporting the status of {} jobs: {e}", chunk.len()),
