@@ -84,7 +84,14 @@ impl Decoder for RawCodec {
 pub struct Handler {
     node: Arc<Node>,
     rpc: HttpClient,
+    /// Point queries answered on a runtime thread at the same time: the runtime's threads
+    /// also carry the ABCI connections, so a flood of queries must not hold them all; the
+    /// rest go to the blocking pool like every other query.
+    inline_queries: tokio::sync::Semaphore,
 }
+
+/// At most this many point queries run on runtime threads at once.
+const INLINE_QUERIES: usize = 1;
 
 impl From<QueryError> for StatusError {
     fn from(e: QueryError) -> Self {
@@ -226,7 +233,11 @@ fn query_bug(path: &str, error: &dyn std::fmt::Display) -> Status {
 
 impl Handler {
     pub fn new(node: Arc<Node>, rpc: HttpClient) -> Arc<Self> {
-        Arc::new(Self { node, rpc })
+        Arc::new(Self {
+            node,
+            rpc,
+            inline_queries: tokio::sync::Semaphore::new(INLINE_QUERIES),
+        })
     }
 
     async fn handle(
@@ -252,7 +263,10 @@ impl Handler {
         if let Some(result) = consensus_engine {
             return result.map(|bytes| (bytes, 0));
         }
-        if is_point_query(path) {
+        let inline = is_point_query(path)
+            .then(|| self.inline_queries.try_acquire().ok())
+            .flatten();
+        if inline.is_some() {
             let answer = || answer_from_state(&self.node, path, &body, height);
             return std::panic::catch_unwind(std::panic::AssertUnwindSafe(answer))
                 .unwrap_or_else(|_| Err(query_bug(path, &"panicked")));

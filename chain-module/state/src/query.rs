@@ -7,7 +7,6 @@ use prost::Message;
 
 use crate::errors::QueryError;
 
-/// Page size when the request gives none, and the largest one served.
 /// Queries that read a bounded number of keys (one record, an account, params) and no
 /// range: cheap enough for a node to answer on the thread that received them instead of
 /// handing them to a pool (two thread wake-ups fewer, which on a busy machine is most of
@@ -30,6 +29,7 @@ pub fn is_point_query(path: &str) -> bool {
     POINT_QUERIES.contains(&path)
 }
 
+/// Page size when the request gives none, and the largest one served.
 pub const DEFAULT_PAGE_LIMIT: u64 = 100;
 pub const MAX_PAGE_LIMIT: u64 = 1_000;
 

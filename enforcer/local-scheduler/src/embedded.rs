@@ -435,12 +435,14 @@ fn job_niceness(increment: u8) -> Result<Option<i32>, SchedulerError> {
     if increment == 0 {
         return Ok(None);
     }
-    // getpriority(2) may return -1 as a niceness: errno, cleared first, tells.
-    // SAFETY: errno is this thread's; getpriority only reads the calling thread's niceness.
+    // getpriority(2) may return -1 as a niceness: errno, cleared first, tells. Linux
+    // keeps a niceness per thread; the main thread's (who = pid) is the one `renice -p`
+    // changes.
+    // SAFETY: errno is this thread's; getpriority only reads a niceness.
     #[allow(unsafe_code)] // errno and getpriority through libc, see SAFETY
     let own = unsafe {
         *libc::__errno_location() = 0;
-        libc::getpriority(libc::PRIO_PROCESS, 0)
+        libc::getpriority(libc::PRIO_PROCESS, libc::getpid() as libc::id_t)
     };
     let error = std::io::Error::last_os_error();
     if own == -1 && error.raw_os_error().is_some_and(|e| e != 0) {
@@ -483,8 +485,9 @@ fn spawn_wrapper(dir: &Path, nice: Option<i32>) -> Result<Child, SchedulerError>
         }
     }
     // SAFETY: the closure runs in the forked child before exec and only calls setsid(2)
-    // and setpriority(2), which are async-signal-safe; it reads a copied `nice` and touches
-    // no other memory of the parent.
+    // (async-signal-safe) and setpriority(2) (not on POSIX's list, but a bare system call
+    // in glibc and musl: no lock, no allocation); it reads a copied `nice` and touches no
+    // other memory of the parent.
     #[allow(unsafe_code)] // new session and niceness through libc, see SAFETY
     unsafe {
         cmd.pre_exec(move || {

@@ -198,7 +198,10 @@ case "$status" in timeout*) exit "$rc" ;; *) exit "$status" ;; esac
 "#,
         job = spec.job_id,
         dir = shell_quote(dir),
-        any_stale = STALE_FILES.map(|f| format!("[ -e {f} ]")).join(" || "),
+        // `-h` too: `-e` is false for a dangling symlink, which `rm` must still remove.
+        any_stale = STALE_FILES
+            .map(|f| format!("[ -e {f} ] || [ -h {f} ]"))
+            .join(" || "),
         stale = STALE_FILES.join(" "),
     )
 }
@@ -325,20 +328,25 @@ mod tests {
     use super::*;
 
     /// Prepare a job directory for a script that exits 0 only when no status of an
-    /// earlier attempt is there, leave `stale` files in it (a requeued Slurm job), run
-    /// its wrapper and return the recorded outcome.
-    fn rerun_with_stale(stale: &[&str]) -> LocalJobState {
+    /// earlier attempt is there, leave `stale` files and `dangling` symlinks in it (a
+    /// requeued Slurm job), run its wrapper and return the recorded outcome.
+    fn rerun_with_stale(stale: &[&str], dangling: &[&str]) -> LocalJobState {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("job-1");
         let checks: Vec<String> = STALE_FILES
             .iter()
-            .map(|f| format!("[ ! -e {f} ]"))
+            .map(|f| format!("[ ! -e {f} ] && [ ! -h {f} ]"))
             .collect();
         let script = format!("#!/bin/sh\n{}\n", checks.join(" && "));
         let spec = JobSpec::new("job-1", Workload::Script { bytes: Vec::new() });
         prepare(&dir, &spec, script.as_bytes()).unwrap();
         for file in stale {
             std::fs::write(dir.join(file), "7\n").unwrap();
+        }
+        let elsewhere = root.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        for file in dangling {
+            std::os::unix::fs::symlink(elsewhere.join(file), dir.join(file)).unwrap();
         }
         let status = std::process::Command::new("/bin/sh")
             .arg(dir.join(WRAPPER_FILE))
@@ -348,20 +356,31 @@ mod tests {
             .unwrap()
             .expect("the wrapper recorded a status");
         assert_eq!(status.success(), outcome == LocalJobState::Completed);
+        let written_through_links = std::fs::read_dir(&elsewhere).unwrap().count();
+        assert_eq!(written_through_links, 0, "written through a stale link");
         outcome
     }
 
     #[test]
     fn the_wrapper_clears_an_earlier_attempts_status_before_the_workload_runs() {
-        assert_eq!(rerun_with_stale(&[]), LocalJobState::Completed);
+        assert_eq!(rerun_with_stale(&[], &[]), LocalJobState::Completed);
         for stale in STALE_FILES {
             assert_eq!(
-                rerun_with_stale(&[stale]),
+                rerun_with_stale(&[stale], &[]),
+                LocalJobState::Completed,
+                "{stale}"
+            );
+            // A link left by an earlier attempt, to a file that is not there.
+            assert_eq!(
+                rerun_with_stale(&[], &[stale]),
                 LocalJobState::Completed,
                 "{stale}"
             );
         }
-        assert_eq!(rerun_with_stale(&STALE_FILES), LocalJobState::Completed);
+        assert_eq!(
+            rerun_with_stale(&STALE_FILES, &[]),
+            LocalJobState::Completed
+        );
     }
 
     #[test]

@@ -180,11 +180,24 @@ async fn send_one(shared: &Shared, due: &DueReport) -> anyhow::Result<()> {
         // The chain is already past this state (reported before a crash, or cancelled):
         // by code, in a block or in simulation.
         Err(e) if refused_with(&e, codes::CODESPACE, codes::INVALID_JOB_STATE) => {}
-        Err(e) => bail!(
-            "reporting {} for {}: {e}",
-            due.report.state.as_str_name(),
-            due.job.job_id
-        ),
+        Err(e) => {
+            if e.tx_code()
+                .is_some_and(|(codespace, _)| codespace == codes::CODESPACE)
+            {
+                // x/hpc says the report does not apply (the job moved, for one): read the
+                // job on chain next round rather than at the next safety-net read.
+                shared
+                    .changed_on_chain
+                    .lock()
+                    .expect("changed jobs lock")
+                    .insert(due.job.job_id.clone());
+            }
+            bail!(
+                "reporting {} for {}: {e}",
+                due.report.state.as_str_name(),
+                due.job.job_id
+            )
+        }
     }
     reported(shared, due)
 }
