@@ -33,6 +33,11 @@ pub fn refused_with(e: &ClientError, codespace: &str, code: u32) -> bool {
         .is_some_and(|(cs, c)| cs == codespace && c == code)
 }
 
+/// Whether the chain refused a tx with any code of `codespace`, in a block or in simulation.
+pub fn refused_by(e: &ClientError, codespace: &str) -> bool {
+    e.tx_code().is_some_and(|(cs, _)| cs == codespace)
+}
+
 /// Maps a client error to what the outbox should do about it.
 pub fn classify(e: &ClientError) -> SubmitError {
     let log = match e {

@@ -266,7 +266,8 @@ impl Handler {
         let inline = is_point_query(path)
             .then(|| self.inline_queries.try_acquire().ok())
             .flatten();
-        if inline.is_some() {
+        // The permit is held until the answer is ready.
+        if let Some(_permit) = inline {
             let answer = || answer_from_state(&self.node, path, &body, height);
             return std::panic::catch_unwind(std::panic::AssertUnwindSafe(answer))
                 .unwrap_or_else(|_| Err(query_bug(path, &"panicked")));

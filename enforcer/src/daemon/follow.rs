@@ -142,11 +142,7 @@ fn note_changed_jobs(shared: &Shared, block: &BlockEvents) {
         .iter()
         .filter(|e| e.kind == events::JOB_CANCELLED || e.kind == events::JOB_RESCHEDULED)
         .filter_map(|e| e.attributes.get(attrs::JOB_ID).cloned());
-    shared
-        .changed_on_chain
-        .lock()
-        .expect("changed jobs lock")
-        .extend(changed);
+    shared.note_changed_on_chain(changed);
 }
 
 fn chain_head(h: FollowerHead) -> ChainHead {

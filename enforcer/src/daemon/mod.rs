@@ -144,6 +144,19 @@ impl Drop for NodePromise<'_> {
 }
 
 impl Shared {
+    /// Jobs whose state on chain the report loop should read at its next round.
+    fn note_changed_on_chain(&self, job_ids: impl IntoIterator<Item = String>) {
+        self.changed_on_chain
+            .lock()
+            .expect("changed jobs lock")
+            .extend(job_ids);
+    }
+
+    /// The jobs noted since the last call.
+    fn take_changed_on_chain(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.changed_on_chain.lock().expect("changed jobs lock"))
+    }
+
     fn note_error(&self, e: impl std::fmt::Display) {
         let msg = format!("{}: {e}", rfc3339_now());
         tracing::warn!("{msg}");

@@ -2,7 +2,7 @@
 //! a job cancelled on chain, or moved to another provider while it runs here, is stopped.
 
 use super::*;
-use crate::chain::refused_with;
+use crate::chain::{refused_by, refused_with};
 use cosmos_sdk_proto::Any;
 use hpc_primitives::contract::{codes, limits, reason_codes};
 use hpc_proto::virtengine::hpc::v1::Job;
@@ -71,18 +71,18 @@ impl ChainChecks {
                 .is_none_or(|at| now.duration_since(*at) >= CHAIN_RECHECK)
     }
 
-    /// Records the outcome of a round over `jobs`: a read at `now` for the jobs in
-    /// `read`, none for a job whose round failed (read next round), nothing for jobs
-    /// no longer local.
-    fn record(&mut self, jobs: &[(String, RoundOutcome)], now: Instant) {
-        let mut kept = HashMap::with_capacity(jobs.len());
+    /// Records the outcome of a round over the local jobs: a read at `now` for the jobs
+    /// read, none for a job whose round failed (read next round), nothing for jobs no
+    /// longer local.
+    fn record<'a>(&mut self, jobs: impl Iterator<Item = (&'a str, RoundOutcome)>, now: Instant) {
+        let mut kept = HashMap::with_capacity(self.0.len());
         for (job_id, outcome) in jobs {
             let at = match outcome {
                 RoundOutcome::Failed => continue,
                 RoundOutcome::Done { read_chain: true } => Some(now),
                 RoundOutcome::Done { read_chain: false } => self.0.get(job_id).copied(),
             };
-            kept.extend(at.map(|at| (job_id.clone(), at)));
+            kept.extend(at.map(|at| (job_id.to_string(), at)));
         }
         self.0 = kept;
     }
@@ -100,7 +100,7 @@ enum RoundOutcome {
 /// local state calls for, if any.
 async fn due_reports(shared: &Shared, checks: &mut ChainChecks) -> anyhow::Result<Vec<DueReport>> {
     use futures::StreamExt;
-    let changed = std::mem::take(&mut *shared.changed_on_chain.lock().expect("changed jobs lock"));
+    let changed = shared.take_changed_on_chain();
     let now = Instant::now();
     let checks_now = &*checks;
     let rounds: Vec<(String, RoundOutcome, Option<DueReport>)> =
@@ -121,8 +121,7 @@ async fn due_reports(shared: &Shared, checks: &mut ChainChecks) -> anyhow::Resul
             .buffer_unordered(CONCURRENT_JOBS)
             .collect()
             .await;
-    let outcomes: Vec<_> = rounds.iter().map(|(id, o, _)| (id.clone(), *o)).collect();
-    checks.record(&outcomes, now);
+    checks.record(rounds.iter().map(|(id, o, _)| (id.as_str(), *o)), now);
     Ok(rounds.into_iter().filter_map(|(_, _, due)| due).collect())
 }
 
@@ -148,10 +147,7 @@ async fn send_chunk(shared: &Shared, chunk: &[DueReport]) -> anyhow::Result<()> 
     let msgs = chunk.iter().map(|d| d.msg(shared)).collect();
     match send_and_wait(shared, msgs).await {
         Ok(()) => {}
-        Err(e)
-            if e.tx_code()
-                .is_some_and(|(codespace, _)| codespace == codes::CODESPACE) =>
-        {
+        Err(e) if refused_by(&e, codes::CODESPACE) => {
             tracing::info!(reports = chunk.len(), error = %e, "a tx of job status reports was refused; sending them one per tx");
             // A few at a time: in series, 64 singles would hold the round (and the stops
             // of cancelled jobs behind it) for a block each.
@@ -181,16 +177,10 @@ async fn send_one(shared: &Shared, due: &DueReport) -> anyhow::Result<()> {
         // by code, in a block or in simulation.
         Err(e) if refused_with(&e, codes::CODESPACE, codes::INVALID_JOB_STATE) => {}
         Err(e) => {
-            if e.tx_code()
-                .is_some_and(|(codespace, _)| codespace == codes::CODESPACE)
-            {
+            if refused_by(&e, codes::CODESPACE) {
                 // x/hpc says the report does not apply (the job moved, for one): read the
                 // job on chain next round rather than at the next safety-net read.
-                shared
-                    .changed_on_chain
-                    .lock()
-                    .expect("changed jobs lock")
-                    .insert(due.job.job_id.clone());
+                shared.note_changed_on_chain([due.job.job_id.clone()]);
             }
             bail!(
                 "reporting {} for {}: {e}",
@@ -376,10 +366,7 @@ mod tests {
         assert!(checks.due("a", &none, t0), "never read by this process");
         let read = RoundOutcome::Done { read_chain: true };
         let skipped = RoundOutcome::Done { read_chain: false };
-        checks.record(
-            &[("a".into(), read), ("b".into(), read), ("c".into(), read)],
-            t0,
-        );
+        checks.record([("a", read), ("b", read), ("c", read)].into_iter(), t0);
         let t1 = t0 + Duration::from_secs(1);
         assert!(!checks.due("a", &none, t1), "read a second ago, no event");
         assert!(
@@ -391,7 +378,7 @@ mod tests {
         // A skipped read keeps the last one; a failed round forgets it; a job no longer
         // local is dropped.
         checks.record(
-            &[("a".into(), skipped), ("b".into(), RoundOutcome::Failed)],
+            [("a", skipped), ("b", RoundOutcome::Failed)].into_iter(),
             t1,
         );
         assert!(!checks.due("a", &none, t1));
