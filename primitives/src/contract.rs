@@ -92,6 +92,22 @@ pub mod events {
     pub const JOB_STATUS: &str = "hpc_job_status";
     pub const JOB_CANCELLED: &str = "hpc_job_cancelled";
     pub const PARAMS_UPDATED: &str = "hpc_params_updated";
+
+    /// Every event type above (a node indexes them whole by default).
+    pub const ALL: &[&str] = &[
+        CLUSTER_REGISTERED,
+        CLUSTER_UPDATED,
+        JOB_SCHEDULED,
+        JOB_RESCHEDULED,
+        JOB_ROUTED,
+        ROUTING_AUDIT_RECORDED,
+        ROUTING_VIOLATION,
+        ROUTING_VIOLATION_THRESHOLD_EXCEEDED,
+        ROUTING_VIOLATION_RESOLVED,
+        JOB_STATUS,
+        JOB_CANCELLED,
+        PARAMS_UPDATED,
+    ];
 }
 
 /// Attribute keys of x/hpc events.

@@ -16,6 +16,8 @@ use tendermint::abci::{request, response, Code, EventAttributeIndexExt};
 use tendermint::merkle::proof::{ProofOp, ProofOps};
 use tendermint::v0_38::abci::{ConsensusRequest, ConsensusResponse};
 
+use crate::event_index::EventIndex;
+
 /// Tx simulation, which runs on the CheckTx state at the latest height.
 pub const SIMULATE_PATH: &str = "/cosmos.tx.v1beta1.Service/Simulate";
 
@@ -35,6 +37,8 @@ struct ConsensusState {
 pub struct Node {
     pub storage: Storage,
     pub app: App,
+    /// Which event attributes CometBFT indexes (app.toml `index-events`).
+    event_index: EventIndex,
     consensus: Mutex<ConsensusState>,
     check: Mutex<Delta<Snapshot>>,
     /// The last block committed by this process (CheckTx and query block facts); `None`
@@ -58,22 +62,28 @@ fn base_snapshot(storage: &Storage) -> Snapshot {
     }
 }
 
-fn to_abci_events(events: Vec<Event>) -> Vec<tendermint::abci::Event> {
+fn to_abci_events(events: Vec<Event>, index: &EventIndex) -> Vec<tendermint::abci::Event> {
+    let mut scratch = String::new();
     events
         .into_iter()
         .map(|e| {
-            tendermint::abci::Event::new(
-                e.kind,
-                e.attributes
-                    .into_iter()
-                    .map(|(k, v)| (k, v).index())
-                    .collect::<Vec<_>>(),
-            )
+            let attributes: Vec<_> = e
+                .attributes
+                .into_iter()
+                .map(|(k, v)| {
+                    if index.indexes(&e.kind, &k, &mut scratch) {
+                        (k, v).index()
+                    } else {
+                        (k, v).no_index()
+                    }
+                })
+                .collect();
+            tendermint::abci::Event::new(e.kind, attributes)
         })
         .collect()
 }
 
-fn exec_result(outcome: TxOutcome) -> ExecTxResult {
+fn exec_result(outcome: TxOutcome, index: &EventIndex) -> ExecTxResult {
     ExecTxResult {
         code: Code::from(outcome.code),
         data: outcome.data.into(),
@@ -82,7 +92,7 @@ fn exec_result(outcome: TxOutcome) -> ExecTxResult {
         // The ante handler refuses gas limits above i64::MAX; saturate all the same.
         gas_wanted: i64::try_from(outcome.gas_wanted).unwrap_or(i64::MAX),
         gas_used: i64::try_from(outcome.gas_used).unwrap_or(i64::MAX),
-        events: to_abci_events(outcome.events),
+        events: to_abci_events(outcome.events, index),
         codespace: outcome.codespace,
     }
 }
@@ -98,11 +108,12 @@ fn block_info(chain_id: String, height: u64, time: tendermint::Time) -> BlockInf
 }
 
 impl Node {
-    pub fn new(storage: Storage, app: App) -> Arc<Self> {
+    pub fn new(storage: Storage, app: App, event_index: EventIndex) -> Arc<Self> {
         let check = Delta::new(base_snapshot(&storage));
         Arc::new(Self {
             storage,
             app,
+            event_index,
             consensus: Mutex::new(ConsensusState {
                 genesis: None,
                 pending: None,
@@ -219,7 +230,10 @@ impl Node {
         let tx_results = req
             .txs
             .iter()
-            .map(|tx| exec_result(self.app.execute_tx(&mut state, &block, tx, Mode::Deliver)))
+            .map(|tx| {
+                let outcome = self.app.execute_tx(&mut state, &block, tx, Mode::Deliver);
+                exec_result(outcome, &self.event_index)
+            })
             .collect();
         self.app.end_block(&mut state, &block);
         let (_, changes) = state.into_parts();
@@ -299,7 +313,7 @@ impl Node {
             }
         };
         let outcome = self.app.execute_tx(&mut *check, &block, &req.tx, mode);
-        let result = exec_result(outcome);
+        let result = exec_result(outcome, &self.event_index);
         response::CheckTx {
             code: result.code,
             data: result.data,

@@ -346,6 +346,7 @@ mod tests {
         let node = Node::new(
             Storage::open(&dir.path().join("state.redb")).unwrap(),
             App::default(),
+            crate::event_index::EventIndex::default(),
         );
         let (mut client, server) = tokio::io::duplex(1 << 16);
         let served = tokio::spawn(serve_connection(server, node));

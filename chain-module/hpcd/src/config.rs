@@ -8,11 +8,17 @@ use anyhow::{anyhow, bail, Context};
 use hpc_state::coins::GasPrices;
 use serde::{Deserialize, Serialize};
 
+use crate::event_index::EventIndex;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AppConfig {
     /// Node-local minimum gas prices for mempool admission, e.g. "0.025uvirt"; "" = none.
     pub minimum_gas_prices: String,
+    /// Event attributes CometBFT indexes for `tx_search`: `type.key` or a whole `type`;
+    /// empty (or absent) = every attribute, the Cosmos SDK's rule.
+    #[serde(default)]
+    pub index_events: Vec<String>,
     #[serde(default)]
     pub grpc: GrpcConfig,
     #[serde(default)]
@@ -112,6 +118,7 @@ impl Default for AppConfig {
     fn default() -> Self {
         Self {
             minimum_gas_prices: "0.025uvirt".into(),
+            index_events: crate::event_index::default_entries(),
             grpc: GrpcConfig::default(),
             cometbft: CometConfig::default(),
             log: LogConfig::default(),
@@ -132,6 +139,7 @@ pub struct Settings {
     /// 0 = keep every height.
     pub keep_recent: u64,
     pub store_cache_bytes: usize,
+    pub event_index: EventIndex,
 }
 
 impl AppConfig {
@@ -171,7 +179,9 @@ impl AppConfig {
             16..=65_536 => (self.store.cache_mib as usize) << 20,
             other => bail!("store.cache-mib: {other} is outside 16..=65536 (MiB)"),
         };
+        let event_index = EventIndex::parse(&self.index_events).map_err(|e| anyhow!(e))?;
         Ok(Settings {
+            event_index,
             keep_recent: self.pruning.keep_recent,
             store_cache_bytes,
             min_gas_prices,
@@ -444,6 +454,13 @@ mod tests {
                 },
                 "store.cache-mib",
             ),
+            (
+                AppConfig {
+                    index_events: vec!["message.sender".into(), "message sender".into()],
+                    ..Default::default()
+                },
+                "index-events[1]",
+            ),
         ];
         for (config, field) in cases {
             let err = config.validate().unwrap_err().to_string();
@@ -455,6 +472,8 @@ mod tests {
         let settings = older.validate().unwrap();
         assert_eq!(settings.keep_recent, DEFAULT_KEEP_RECENT);
         assert_eq!(settings.store_cache_bytes, hpc_store::DEFAULT_CACHE_BYTES);
+        // ... and indexes every event attribute, as before index-events existed.
+        assert_eq!(settings.event_index, EventIndex::default());
         let unknown =
             toml::from_str::<AppConfig>("minimum-gas-prices = \"\"\nmin-gas = 1\n").unwrap_err();
         assert!(unknown.to_string().contains("min-gas"), "{unknown}");

@@ -139,6 +139,18 @@ fn edit_comet_config(home: &Home, opts: &InitOptions) -> anyhow::Result<()> {
     std::fs::write(path, doc.to_string()).with_context(|| format!("writing {}", path.display()))
 }
 
+/// A TOML array of strings, one per line.
+fn toml_string_array(items: &[String]) -> String {
+    if items.is_empty() {
+        return "[]".into();
+    }
+    let lines: Vec<String> = items
+        .iter()
+        .map(|item| format!("  {},", toml::Value::String(item.clone())))
+        .collect();
+    format!("[\n{}\n]", lines.join("\n"))
+}
+
 pub fn write_app_toml(path: &Path, config: &AppConfig) -> anyhow::Result<()> {
     let text = format!(
         r#"# hpcd application configuration. CometBFT's settings (ports, peers, consensus
@@ -147,6 +159,12 @@ pub fn write_app_toml(path: &Path, config: &AppConfig) -> anyhow::Result<()> {
 # Minimum gas prices this node accepts into its mempool, e.g. "0.025uvirt".
 # A tx must pay fee >= gas_limit x price. Node-local: blocks are not affected.
 minimum-gas-prices = "{gas}"
+
+# Event attributes CometBFT's tx indexer keeps for tx_search, as "type.key" (the Cosmos
+# SDK's form) or "type" (every attribute of that event type). Each indexed attribute is a
+# write CometBFT makes per tx; an empty list indexes every attribute (the SDK's default).
+# Node-local: nodes with different lists agree on every block.
+index-events = {index_events}
 
 [grpc]
 # Cosmos gRPC query/tx services (with reflection) on this address.
@@ -175,6 +193,7 @@ keep-recent = {keep_recent}
 cache-mib = {cache_mib}
 "#,
         gas = config.minimum_gas_prices,
+        index_events = toml_string_array(&config.index_events),
         grpc_enable = config.grpc.enable,
         grpc_addr = config.grpc.address,
         binary = config.cometbft.binary,
@@ -184,4 +203,25 @@ cache-mib = {cache_mib}
         cache_mib = config.store.cache_mib,
     );
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_app_toml_reads_back_as_the_config_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.toml");
+        for index_events in [crate::event_index::default_entries(), Vec::new()] {
+            let config = AppConfig {
+                index_events,
+                ..AppConfig::default()
+            };
+            write_app_toml(&path, &config).unwrap();
+            let read: AppConfig = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            assert_eq!(read, config);
+            assert!(read.validate().is_ok());
+        }
+    }
 }

@@ -3,6 +3,7 @@
 mod abci;
 mod abci_server;
 mod config;
+mod event_index;
 mod export;
 mod genesis;
 mod grpc;

@@ -113,7 +113,11 @@ pub async fn start(home: &Home, settings: &Settings, opts: StartOptions) -> anyh
             )
         })?
         .with_keep_recent(settings.keep_recent);
-    let node = Node::new(storage, App::new(settings.min_gas_prices.clone()));
+    let node = Node::new(
+        storage,
+        App::new(settings.min_gas_prices.clone()),
+        settings.event_index.clone(),
+    );
     let (height, app_hash) = node.last_commit();
     tracing::info!(height, app_hash = %hex::encode_upper(&app_hash), home = %home.0.display(), "opened application state");
     if height == 0 {
