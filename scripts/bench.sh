@@ -13,8 +13,11 @@
 #   scripts/bench.sh [ARGS]      release builds, full runs; ARGS go to chain_throughput
 #                                (e.g. --txs 20000 --accounts 20000 --hpcd-block-max-gas=-1);
 #                                writes docs/benchmarks/summary.json
-#   scripts/bench.sh --smoke     debug builds, a few seconds of each (CI: they keep working);
-#                                writes target/bench/summary-smoke.json
+#   scripts/bench.sh --soak [ARGS]
+#                                the same, then the 30-minute soak (routing_load at 50 jobs/s
+#                                for 1800 s; ~45 minutes more), its figures in the same summary
+#   scripts/bench.sh --smoke     debug builds, a few seconds of each, the soak's path included
+#                                (CI: they keep working); writes target/bench/summary-smoke.json
 #
 # Every figure is printed with its baseline; the raw output is saved under target/bench/.
 set -euo pipefail
@@ -22,10 +25,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
 
 mode=full
-if [ "${1:-}" = "--smoke" ]; then
-    mode=smoke
-    shift
-fi
+soak=no
+case "${1:-}" in
+    --smoke) mode=smoke; soak=yes; shift ;;
+    --soak) soak=yes; shift ;;
+esac
 
 COMETBFT_BIN="$(./scripts/install-cometbft.sh | tail -n 1)"
 export COMETBFT_BIN
@@ -57,6 +61,7 @@ if [ "$mode" = smoke ]; then
     state_args=(--txs 40 --accounts 4 --block-txs 20 --reps 1 --list-records 1000,5000 --audit-records 200)
     chain_args=(--txs 200 --accounts 20 "$@")
     routing_args=(--rate 20 --secs 5 --backlog 100 --accounts 10 --idle-jobs 2 --sample-secs 2)
+    soak_args=(--rate 10 --secs 4 --backlog 0 --accounts 10 --idle-jobs 1 --sample-secs 1)
     summary=target/bench/summary-smoke.json
 else
     echo "== cargo build --release -p hpc-bench -p hpcd -p hpc-enforcer" >&2
@@ -65,6 +70,7 @@ else
     state_args=()
     chain_args=("$@")
     routing_args=()
+    soak_args=(--rate 50 --secs 1800 --backlog 0 --sample-secs 60 --wait-secs 600)
     summary=docs/benchmarks/summary.json
 fi
 export HPCD_BIN="$bin/hpcd"
@@ -78,11 +84,17 @@ echo "== chain_throughput ${chain_args[*]}" >&2
 echo "== routing_load ${routing_args[*]}" >&2
 "$bin/routing_load" "${routing_args[@]}" --summary "$figures" | tee "target/bench/routing_load-$mode-$stamp.md"
 
+if [ "$soak" = yes ]; then
+    echo "== routing_load (soak) ${soak_args[*]}" >&2
+    "$bin/routing_load" "${soak_args[@]}" --label soak --summary "$figures" \
+        | tee "target/bench/soak-$mode-$stamp.md"
+fi
+
 # One JSON document: every figure with its baseline, the commit and the machine.
 mkdir -p "$(dirname "$summary")"
-python3 - "$figures" "$summary" "$mode" <<'PY'
+python3 - "$figures" "$summary" "$mode" "$soak" <<'PY'
 import json, os, subprocess, sys
-figures_path, summary_path, mode = sys.argv[1:]
+figures_path, summary_path, mode, soak = sys.argv[1:]
 figures = [json.loads(line) for line in open(figures_path) if line.strip()]
 expected = [
     "execute_tx Deliver of a MsgSend after CheckTx (signature verified once)",
@@ -95,8 +107,14 @@ expected += [
     "routing latency p99 under load",
     "gRPC Query/Job p99 under load",
     "RSS of hpcd + cometbft at the end of the load",
+    "hpcd RSS growth over the second half of the load",
     "audit records committed per second through 2 enforcers (backlog drain)",
 ]
+if soak == "yes":
+    expected += [
+        "routing latency p99 under load [soak]",
+        "hpcd RSS growth over the second half of the load [soak]",
+    ]
 expected += [
     "audit records/s through execute_tx (batches of params.max_batch_size, one core)",
     "disk per 1 000 000 audit records, keep-recent 2 (extrapolated from the run)",
@@ -111,6 +129,7 @@ if missing:
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 doc = {
     "mode": mode,
+    "soak": soak == "yes",
     "commit": commit,
     "machine": f"{os.cpu_count()} CPUs",
     "figures": figures,

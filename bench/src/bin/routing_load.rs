@@ -90,6 +90,10 @@ struct Args {
     /// Append this run's figures (JSON lines) to this file.
     #[arg(long)]
     summary: Option<PathBuf>,
+    /// Appended to every figure's name as " [LABEL]", so that a second run in the same
+    /// summary (the soak) keeps its own figures.
+    #[arg(long)]
+    label: Option<String>,
 }
 
 /// Signs SubmitJob txs for the bench accounts, tracking each account's sequence.
@@ -875,6 +879,12 @@ fn figures(
     let first = load.samples.first();
     let last = load.samples.last();
     let rss = |s: Option<&Sample>| s.map_or(f64::NAN, |s| mib(s.hpcd_rss + s.cometbft_rss));
+    let halfway = last.and_then(|last| {
+        load.samples
+            .iter()
+            .min_by_key(|s| s.secs.abs_diff(last.secs / 2))
+    });
+    let hpcd_rss = |s: Option<&Sample>| s.map_or(f64::NAN, |s| mib(s.hpcd_rss));
     let mut out = vec![
         Figure::new(
             "routing latency p50 under load (SubmitJob block to hpc_job_routed block)",
@@ -906,6 +916,14 @@ fn figures(
             "MiB",
             "RSS of hpcd + cometbft at its start",
             rss(first),
+        )
+        .goal("6: flat RSS over a 30-minute soak (--secs 1800)"),
+        Figure::new(
+            "hpcd RSS growth over the second half of the load",
+            hpcd_rss(last) - hpcd_rss(halfway),
+            "MiB",
+            "hpcd RSS at the halfway sample",
+            hpcd_rss(halfway),
         )
         .goal("6: flat RSS over a 30-minute soak (--secs 1800)"),
     ];
@@ -945,7 +963,13 @@ async fn main() -> anyhow::Result<()> {
     };
     print_report(&args, &idle, &load, drain.as_ref());
     if let Some(path) = &args.summary {
-        hpc_bench::summary::append(path, &figures(&idle, &load, drain.as_ref()))?;
+        let mut figures = figures(&idle, &load, drain.as_ref());
+        if let Some(label) = &args.label {
+            for figure in &mut figures {
+                figure.name = format!("{} [{label}]", figure.name);
+            }
+        }
+        hpc_bench::summary::append(path, &figures)?;
     }
     Ok(())
 }
