@@ -64,10 +64,64 @@ pub fn paginate(
     )
 }
 
+/// Most entries one list query reads (skipped by `offset`, refused by a filter, counted for
+/// `count_total`, or returned): a query's work is bounded as a tx's is by gas. A page that
+/// reaches it early ends with fewer items and a `next_key`; an `offset` or a `count_total`
+/// that would pass it is refused, naming the field.
+pub const MAX_SCANNED_ENTRIES: u64 = 100_000;
+
+/// Entries read from a range in chunks of `chunk`, so that a scan holds one chunk in
+/// memory whatever the range's size.
+struct ChunkedScan<'a> {
+    state: &'a dyn StateRead,
+    cursor: Vec<u8>,
+    end: Option<Vec<u8>>,
+    chunk: usize,
+    buffered: std::vec::IntoIter<(Vec<u8>, Vec<u8>)>,
+    exhausted: bool,
+}
+
+impl<'a> ChunkedScan<'a> {
+    fn new(state: &'a dyn StateRead, from: Vec<u8>, end: Option<Vec<u8>>, chunk: usize) -> Self {
+        Self {
+            state,
+            cursor: from,
+            end,
+            chunk: chunk.max(1),
+            buffered: Vec::new().into_iter(),
+            exhausted: false,
+        }
+    }
+}
+
+impl Iterator for ChunkedScan<'_> {
+    type Item = (Vec<u8>, Vec<u8>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(entry) = self.buffered.next() {
+            return Some(entry);
+        }
+        if self.exhausted {
+            return None;
+        }
+        let entries = self
+            .state
+            .range(&self.cursor, self.end.as_deref(), self.chunk);
+        self.exhausted = entries.len() < self.chunk;
+        if let Some((last, _)) = entries.last() {
+            self.cursor = last.clone();
+            self.cursor.push(0); // the smallest key after `last`
+        }
+        self.buffered = entries.into_iter();
+        self.buffered.next()
+    }
+}
+
 /// One page of records found through `prefix` (a primary prefix or a secondary index),
 /// keeping only those `filter` accepts, as cosmos `FilteredPaginate`: the page holds up
 /// to `limit` matches; `next_key` is where the next page starts. `load` turns an entry
-/// (key suffix after `prefix`, value) into a record.
+/// (key suffix after `prefix`, value) into a record. Reads at most
+/// [`MAX_SCANNED_ENTRIES`].
 pub fn paginate_filtered<T>(
     state: &dyn StateRead,
     prefix: &[u8],
@@ -75,8 +129,68 @@ pub fn paginate_filtered<T>(
     load: impl Fn(&[u8], &[u8]) -> Option<T>,
     filter: impl Fn(&T) -> bool,
 ) -> Result<(Vec<T>, PageResponse), QueryError> {
+    paginate_within(state, prefix, page, MAX_SCANNED_ENTRIES, load, filter)
+}
+
+fn paginate_within<T>(
+    state: &dyn StateRead,
+    prefix: &[u8],
+    page: Option<&PageRequest>,
+    budget: u64,
+    load: impl Fn(&[u8], &[u8]) -> Option<T>,
+    filter: impl Fn(&T) -> bool,
+) -> Result<(Vec<T>, PageResponse), QueryError> {
     let default = PageRequest::default();
     let page = page.unwrap_or(&default);
+    let limit = checked_limit(page, budget)?;
+    let matching = |(key, value): &(Vec<u8>, Vec<u8>)| {
+        load(&key[prefix.len()..], value).filter(|item| filter(item))
+    };
+    let end = prefix_end(prefix);
+    let from = [prefix, page.key.as_slice()].concat();
+    let scan = ChunkedScan::new(state, from, end.clone(), limit + 1);
+    let mut skipped = 0u64;
+    let mut out = Vec::new();
+    let mut next_key = Vec::new();
+    for (examined, entry) in scan.enumerate() {
+        if out.len() == limit {
+            next_key = entry.0[prefix.len()..].to_vec();
+            break;
+        }
+        if examined as u64 == budget {
+            if skipped < page.offset {
+                return Err(QueryError::InvalidArgument(format!(
+                    "pagination.offset: skipping {} matches reads more than {budget} entries; page with pagination.key (the previous page's next_key)",
+                    page.offset
+                )));
+            }
+            // The read budget is spent: a short page, resumed where the next page starts.
+            next_key = entry.0[prefix.len()..].to_vec();
+            break;
+        }
+        let Some(item) = matching(&entry) else {
+            continue;
+        };
+        if skipped < page.offset {
+            skipped += 1;
+            continue;
+        }
+        out.push(item);
+    }
+    let total = if page.count_total {
+        count_matches(
+            ChunkedScan::new(state, prefix.to_vec(), end, 1_024),
+            budget,
+            matching,
+        )?
+    } else {
+        0
+    };
+    Ok((out, PageResponse { next_key, total }))
+}
+
+/// The page size a request asks for, after the checks no entry needs to be read for.
+fn checked_limit(page: &PageRequest, budget: u64) -> Result<usize, QueryError> {
     if page.reverse {
         return Err(QueryError::InvalidArgument(
             "pagination.reverse is not supported".into(),
@@ -87,60 +201,40 @@ pub fn paginate_filtered<T>(
             "pagination: set either key or offset, not both".into(),
         ));
     }
-    let limit = match page.limit {
-        0 => DEFAULT_PAGE_LIMIT,
-        l if l > MAX_PAGE_LIMIT => {
+    if page.offset >= budget {
+        return Err(QueryError::InvalidArgument(format!(
+            "pagination.offset {} exceeds the maximum of {}; page with pagination.key (the previous page's next_key)",
+            page.offset,
+            budget - 1
+        )));
+    }
+    match page.limit {
+        0 => Ok(DEFAULT_PAGE_LIMIT as usize),
+        l if l > MAX_PAGE_LIMIT => Err(QueryError::InvalidArgument(format!(
+            "pagination.limit {l} exceeds the maximum of {MAX_PAGE_LIMIT}"
+        ))),
+        l => Ok(l as usize),
+    }
+}
+
+/// How many entries of `scan` match, reading at most `budget` of them.
+fn count_matches<T>(
+    scan: ChunkedScan<'_>,
+    budget: u64,
+    matching: impl Fn(&(Vec<u8>, Vec<u8>)) -> Option<T>,
+) -> Result<u64, QueryError> {
+    let mut total = 0u64;
+    for (examined, entry) in scan.enumerate() {
+        if examined as u64 == budget {
             return Err(QueryError::InvalidArgument(format!(
-                "pagination.limit {l} exceeds the maximum of {MAX_PAGE_LIMIT}"
-            )))
+                "pagination.count_total: more than {budget} entries to count; leave count_total unset and page with pagination.key"
+            )));
         }
-        l => l,
-    } as usize;
-    let end = prefix_end(prefix);
-    let mut cursor = [prefix, page.key.as_slice()].concat();
-    let mut skipped = 0u64;
-    let mut out = Vec::new();
-    let mut next_key = Vec::new();
-    let chunk = limit + 1;
-    'scan: loop {
-        let entries = state.range(&cursor, end.as_deref(), chunk);
-        let exhausted = entries.len() < chunk;
-        for (key, value) in &entries {
-            if out.len() == limit {
-                next_key = key[prefix.len()..].to_vec();
-                break 'scan;
-            }
-            let Some(item) = load(&key[prefix.len()..], value) else {
-                continue;
-            };
-            if !filter(&item) {
-                continue;
-            }
-            if skipped < page.offset {
-                skipped += 1;
-                continue;
-            }
-            out.push(item);
-        }
-        match entries.last() {
-            Some((last, _)) if !exhausted => {
-                cursor = last.clone();
-                cursor.push(0); // the smallest key after `last`
-            }
-            _ => break,
+        if matching(&entry).is_some() {
+            total += 1;
         }
     }
-    let total = if page.count_total {
-        state
-            .prefix(prefix, usize::MAX)
-            .iter()
-            .filter_map(|(k, v)| load(&k[prefix.len()..], v))
-            .filter(|item| filter(item))
-            .count() as u64
-    } else {
-        0
-    };
-    Ok((out, PageResponse { next_key, total }))
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -210,5 +304,77 @@ mod tests {
         assert!(
             matches!(paginate(&state, b"p", Some(&too_big)), Err(QueryError::InvalidArgument(m)) if m.contains("pagination.limit"))
         );
+    }
+
+    fn ten_entries() -> BTreeMap<Vec<u8>, Vec<u8>> {
+        (0u8..10)
+            .map(|i| (vec![b'p', i], vec![i]))
+            .chain([(b"q".to_vec(), vec![])])
+            .collect()
+    }
+
+    /// Pages of the even values, reading at most `budget` entries per page.
+    fn even_pages(
+        state: &BTreeMap<Vec<u8>, Vec<u8>>,
+        req: &PageRequest,
+        budget: u64,
+    ) -> Result<(Vec<u8>, PageResponse), QueryError> {
+        paginate_within(
+            state,
+            b"p",
+            Some(req),
+            budget,
+            |_, v| Some(v[0]),
+            |v| v % 2 == 0,
+        )
+    }
+
+    #[test]
+    fn a_page_that_spends_the_read_budget_ends_short_and_the_next_pages_resume_it() {
+        let state = ten_entries();
+        let mut req = PageRequest {
+            limit: 4,
+            ..Default::default()
+        };
+        let (mut seen, mut sizes) = (Vec::new(), Vec::new());
+        loop {
+            let (items, resp) = even_pages(&state, &req, 3).unwrap();
+            sizes.push(items.len());
+            seen.extend(items);
+            if resp.next_key.is_empty() {
+                break;
+            }
+            req.key = resp.next_key;
+        }
+        assert_eq!(seen, vec![0, 2, 4, 6, 8]);
+        // 3 entries read per page: [0,1,2] [3,4,5] [6,7,8] [9].
+        assert_eq!(sizes, vec![2, 1, 2, 0]);
+    }
+
+    #[test]
+    fn offsets_and_counts_past_the_read_budget_are_refused_naming_the_field() {
+        let state = ten_entries();
+        let refused =
+            |req: PageRequest, budget: u64, field: &str| match even_pages(&state, &req, budget) {
+                Err(QueryError::InvalidArgument(m)) => assert!(m.starts_with(field), "{m}"),
+                other => panic!("{field}: {other:?}"),
+            };
+        let offset = |offset| PageRequest {
+            offset,
+            ..Default::default()
+        };
+        refused(offset(4), 4, "pagination.offset 4 exceeds the maximum of 3");
+        // Skipping 3 even values reads 5 entries (0 to 4).
+        refused(offset(3), 4, "pagination.offset: skipping 3 matches");
+        let (items, resp) = even_pages(&state, &offset(3), 5).unwrap();
+        assert_eq!((items, resp.next_key), (vec![], vec![5]));
+        assert_eq!(even_pages(&state, &offset(3), 10).unwrap().0, vec![6, 8]);
+        let count = PageRequest {
+            count_total: true,
+            limit: 1,
+            ..Default::default()
+        };
+        refused(count.clone(), 9, "pagination.count_total");
+        assert_eq!(even_pages(&state, &count, 10).unwrap().1.total, 5);
     }
 }
