@@ -10,7 +10,7 @@
 //! | `run.sh` (0700) | adapter | the wrapper ([`wrapper_script`]): what the embedded scheduler starts and what `sbatch` submits |
 //! | `<output_name>.out`, `<output_name>.err` | wrapper | the workload's stdout and stderr |
 //! | `workload_exit` | wrapper (inner shell) | the workload's own exit status, read by the wrapper |
-//! | `exit_code` | wrapper, atomically (temp file + rename) when the workload ended | `N`: the workload exited with N; `timeout N`: the time limit of N s killed it ([`outcome_from_exit_file`]) |
+//! | `exit_code` | wrapper, one line when the workload ended (a file without its final newline is a write that did not finish, read as no status) | `N`: the workload exited with N; `timeout N`: the time limit of N s killed it ([`outcome_from_exit_file`]) |
 //! | `run.log` | embedded only | the wrapper's own stdout/stderr (normally empty) |
 //! | `slurm-<id>.log` | Slurm only | the batch step's stdout/stderr (`--output`, normally empty) |
 //!
@@ -20,7 +20,7 @@
 //!   Slurm's own state agrees.
 //! * The job's variables are set only in the shell that runs the workload (it sources
 //!   `environment`), so a job's `PATH` or `LD_PRELOAD` cannot replace the wrapper's own
-//!   `timeout` or `mv` and escape its time limit or forge its status record.
+//!   `timeout` and escape its time limit, nor change how it records the status.
 //! * Time limit: `timeout --kill-after=10s <N>s` sends TERM to the workload's process
 //!   group after N s and KILL 10 s later. The wrapper enforces it, so it holds while the
 //!   enforcer is down. The inner shell records the workload's own status in
@@ -35,6 +35,10 @@
 //! * A requeued Slurm job runs the wrapper again: it clears the previous status first
 //!   (with `rm` only when one is there: `[ -e ]` is a shell builtin, and most jobs start
 //!   in a fresh directory, so most jobs start one process fewer).
+//! * The status is written by the shell's own `printf` (no `mv` of a temp file: one
+//!   process fewer per job). Every adapter reads it only after the wrapper ended, and a
+//!   write cut short by a crash lacks the final newline, so it reads as no status, never
+//!   as a wrong one.
 //!
 //! Jobs run as the adapter's Unix user: a workload can read and write the other job
 //! directories of that user. Separating tenants needs separate users or containers.
@@ -54,7 +58,7 @@ pub const EXIT_FILE: &str = "exit_code";
 pub const KILL_AFTER: &str = "10s";
 
 /// Files a previous attempt may have left and the wrapper rewrites.
-const STALE_FILES: [&str; 3] = ["exit_code", "exit_code.tmp", "workload_exit"];
+const STALE_FILES: [&str; 2] = ["exit_code", "workload_exit"];
 
 /// Reason of a job killed by its time limit.
 pub fn time_limit_reason(limit_seconds: u64) -> String {
@@ -89,10 +93,11 @@ pub fn outcome_from_exit_file(text: &str) -> LocalJobState {
 }
 
 /// The recorded outcome of the job in `dir`; `None` while (or if) the wrapper has not
-/// written one.
+/// written one, or did not finish writing it (no final newline).
 pub(crate) fn read_outcome(dir: &Path) -> Result<Option<LocalJobState>, SchedulerError> {
     let path = dir.join(EXIT_FILE);
     match std::fs::read(&path) {
+        Ok(bytes) if !bytes.ends_with(b"\n") => Ok(None),
         Ok(bytes) => Ok(Some(outcome_from_exit_file(&String::from_utf8_lossy(
             &bytes,
         )))),
@@ -192,7 +197,7 @@ rc=$?
 if [ -f workload_exit ]; then read -r status < workload_exit
 {timed_out}else status=$rc
 fi
-printf '%s\n' "$status" > exit_code.tmp && mv -f exit_code.tmp exit_code
+printf '%s\n' "$status" > exit_code
 # The scheduler sees the workload's own status (Slurm: FAILED with its exit code).
 case "$status" in timeout*) exit "$rc" ;; *) exit "$status" ;; esac
 "#,
@@ -381,6 +386,22 @@ mod tests {
             rerun_with_stale(&STALE_FILES, &[]),
             LocalJobState::Completed
         );
+    }
+
+    #[test]
+    fn a_status_without_its_final_newline_is_a_write_that_did_not_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_outcome(dir.path()).unwrap(), None);
+        for (text, outcome) in [
+            ("", None),
+            ("0", None),
+            ("timeout 9", None),
+            ("0\n", Some(LocalJobState::Completed)),
+            ("3\n", Some(LocalJobState::failed("exit code 3", Some(3)))),
+        ] {
+            std::fs::write(dir.path().join(EXIT_FILE), text).unwrap();
+            assert_eq!(read_outcome(dir.path()).unwrap(), outcome, "{text:?}");
+        }
     }
 
     #[test]
