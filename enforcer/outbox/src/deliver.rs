@@ -83,10 +83,18 @@ pub struct DelivererConfig {
     pub inflight_timeout_secs: u64,
     /// Most txs broadcast in one pass.
     pub max_txs_per_pass: usize,
-    /// How often [`Deliverer::run`] polls while nothing fails (tx results of in-flight
-    /// items; new items wake it at once).
+    /// How often [`Deliverer::run`] passes while items wait and nothing fails (new items
+    /// wake it at once).
     pub poll_interval: Duration,
-    /// First backoff delay after the chain was unavailable.
+    /// How often it passes while the outbox is empty.
+    pub idle_interval: Duration,
+    /// How long a pass waits after new items woke it, so that the items of the jobs handled
+    /// together go out in one batch rather than one tx each.
+    pub linger: Duration,
+    /// Least time between two checks of the in-flight txs: woken by every new item, the
+    /// loop would ask the node for each in-flight tx's result many times per block.
+    pub resolve_interval: Duration,
+    /// First backoff delay after the chain was unavailable (or the outbox failed).
     pub backoff_min: Duration,
     /// Backoff ceiling.
     pub backoff_max: Duration,
@@ -97,12 +105,31 @@ impl Default for DelivererConfig {
         DelivererConfig {
             inflight_timeout_secs: 60,
             max_txs_per_pass: 8,
-            poll_interval: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(300),
+            idle_interval: Duration::from_secs(1),
+            linger: Duration::from_millis(50),
+            resolve_interval: Duration::from_millis(500),
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
         }
     }
 }
+
+/// What [`Deliverer::run`] tells its owner (logs, metrics, health). Every method has a
+/// default that does nothing.
+pub trait DeliveryObserver: Send + Sync {
+    /// The chain was unavailable; `first` on the first pass of an outage.
+    fn chain_unavailable(&self, _first: bool) {}
+    /// The chain answered again after an outage.
+    fn chain_reachable_again(&self) {}
+    /// The outbox storage failed; the loop backs off and tries again.
+    fn storage_failed(&self, _error: &OutboxError) {}
+    /// After every pass (e.g. to publish the outbox depth).
+    fn after_pass(&self, _outbox: &Outbox) {}
+}
+
+/// Observes nothing.
+impl DeliveryObserver for () {}
 
 /// What one delivery pass did (counters for metrics), and what the loop should do next.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -312,41 +339,64 @@ impl Deliverer {
     }
 
     /// Delivery loop: passes until `shutdown` resolves. After a pass that hit an
-    /// unavailable chain it sleeps with [`Backoff`] (1 s doubling to 60 s by default, not
-    /// woken by new items); otherwise it sleeps [`DelivererConfig::poll_interval`] or
-    /// until items are enqueued. `clock` gives the caller's time in seconds. Returns an
-    /// error only if the outbox storage fails.
+    /// unavailable chain or a failing outbox it sleeps with [`Backoff`] (1 s doubling to
+    /// 60 s by default; new items end the wait, the backoff keeps growing while the chain
+    /// stays unavailable); otherwise it sleeps [`DelivererConfig::poll_interval`] (idle:
+    /// [`DelivererConfig::idle_interval`]) or until items are enqueued, then lingers.
+    /// In-flight txs are checked at most every [`DelivererConfig::resolve_interval`].
+    /// `clock` gives the caller's time in seconds.
     pub async fn run<S: ChainSink>(
         &self,
         outbox: &Outbox,
         sink: &S,
         clock: impl Fn() -> u64,
+        observer: &impl DeliveryObserver,
         shutdown: impl Future<Output = ()>,
-    ) -> Result<(), OutboxError> {
+    ) {
         let mut backoff = Backoff::new(self.config.backoff_min, self.config.backoff_max);
+        let mut in_outage = false;
+        let mut last_resolved: Option<std::time::Instant> = None;
         tokio::pin!(shutdown);
         loop {
-            let report = tokio::select! {
-                _ = &mut shutdown => return Ok(()),
-                r = self.run_once(outbox, sink, clock()) => r?,
+            let resolve = last_resolved.is_none_or(|t| t.elapsed() >= self.config.resolve_interval);
+            if resolve {
+                last_resolved = Some(std::time::Instant::now());
+            }
+            let pass = tokio::select! {
+                _ = &mut shutdown => return,
+                pass = self.run_pass(outbox, sink, clock(), resolve) => pass,
             };
-            if report.unavailable {
-                let delay = backoff.next_delay();
-                tracing::info!(?delay, "outbox: chain unavailable, backing off");
-                tokio::select! {
-                    _ = &mut shutdown => return Ok(()),
-                    _ = tokio::time::sleep(delay) => {}
+            let pause = match pass {
+                Ok(report) if report.unavailable => {
+                    observer.chain_unavailable(!in_outage);
+                    in_outage = true;
+                    Some(backoff.next_delay())
                 }
-                continue;
-            }
-            backoff.reset();
-            if report.more {
-                continue;
-            }
+                Ok(report) => {
+                    if in_outage {
+                        observer.chain_reachable_again();
+                        in_outage = false;
+                    }
+                    backoff.reset();
+                    report.more.then_some(Duration::ZERO)
+                }
+                Err(e) => {
+                    observer.storage_failed(&e);
+                    Some(backoff.next_delay())
+                }
+            };
+            observer.after_pass(outbox);
+            let wait = pause.unwrap_or_else(|| {
+                if outbox.is_empty().unwrap_or(true) {
+                    self.config.idle_interval
+                } else {
+                    self.config.poll_interval
+                }
+            });
             tokio::select! {
-                _ = &mut shutdown => return Ok(()),
-                _ = outbox.notified() => {}
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
+                _ = &mut shutdown => return,
+                _ = outbox.notified() => tokio::time::sleep(self.config.linger).await,
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }

@@ -80,8 +80,8 @@ mod item;
 mod store;
 
 pub use deliver::{
-    Backoff, ChainSink, Deliverer, DelivererConfig, Report, TxStatus, CODE_BATCH_TOO_LARGE,
-    CODE_DUPLICATE_RECORD, CODE_DUPLICATE_VIOLATION, CODE_RECORD_ID_CONFLICT,
+    Backoff, ChainSink, Deliverer, DelivererConfig, DeliveryObserver, Report, TxStatus,
+    CODE_BATCH_TOO_LARGE, CODE_DUPLICATE_RECORD, CODE_DUPLICATE_VIOLATION, CODE_RECORD_ID_CONFLICT,
     CODE_VIOLATION_ID_CONFLICT, CODE_WRONG_SEQUENCE, HPC_CODESPACE, SDK_CODESPACE,
 };
 pub use error::{OutboxError, SubmitError};

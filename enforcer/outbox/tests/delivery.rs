@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use common::{audit, violation, Crash, FakeChain, CODE_JOB_NOT_FOUND};
 use hpc_outbox::{
-    Backoff, Deliverer, DelivererConfig, ItemKind, ItemState, KindDepth, Outbox, OutboxItem,
-    Report, CODE_RECORD_ID_CONFLICT, CODE_VIOLATION_ID_CONFLICT, HPC_CODESPACE,
+    Backoff, Deliverer, DelivererConfig, DeliveryObserver, ItemKind, ItemState, KindDepth, Outbox,
+    OutboxError, OutboxItem, Report, CODE_RECORD_ID_CONFLICT, CODE_VIOLATION_ID_CONFLICT,
+    HPC_CODESPACE,
 };
 
 /// Caller-clock seconds between two passes (a block is committed between them).
@@ -654,14 +655,17 @@ async fn run_loop_delivers_and_backs_off() {
         ..Default::default()
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let observed = Arc::new(Observed::default());
     let task = {
-        let (outbox, chain) = (outbox.clone(), chain.clone());
+        let (outbox, chain, seen) = (outbox.clone(), chain.clone(), observed.clone());
         let start = std::time::Instant::now();
         tokio::spawn(async move {
+            let clock = move || start.elapsed().as_secs();
+            let stopped = async {
+                let _ = stopped.await;
+            };
             deliverer
-                .run(&outbox, &*chain, move || start.elapsed().as_secs(), async {
-                    let _ = stopped.await;
-                })
+                .run(&outbox, &*chain, clock, &*seen, stopped)
                 .await
         })
     };
@@ -687,8 +691,54 @@ async fn run_loop_delivers_and_backs_off() {
     until("delivery after the outage", || outbox.is_empty().unwrap()).await;
 
     stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    task.await.unwrap();
     assert_eq!(chain.assert_each_once(), (2, 1));
+    // One outage: its first pass told apart from the retries, its end told once.
+    let events = observed.events.lock().unwrap().clone();
+    let outage: Vec<&str> = events
+        .iter()
+        .map(String::as_str)
+        .filter(|e| *e != "pass")
+        .collect();
+    assert!(outage.len() >= 2, "{events:?}");
+    assert_eq!(outage[0], "unavailable first");
+    assert!(
+        outage[1..outage.len() - 1]
+            .iter()
+            .all(|e| *e == "unavailable"),
+        "{events:?}"
+    );
+    assert_eq!(outage[outage.len() - 1], "reachable again");
+    assert!(events.iter().filter(|e| *e == "pass").count() >= outage.len());
+}
+
+/// What the delivery loop reported, in order.
+#[derive(Default)]
+struct Observed {
+    events: std::sync::Mutex<Vec<String>>,
+}
+
+impl DeliveryObserver for Observed {
+    fn chain_unavailable(&self, first: bool) {
+        let event = if first {
+            "unavailable first"
+        } else {
+            "unavailable"
+        };
+        self.events.lock().unwrap().push(event.into());
+    }
+    fn chain_reachable_again(&self) {
+        self.events.lock().unwrap().push("reachable again".into());
+    }
+    fn storage_failed(&self, error: &OutboxError) {
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("storage: {error}"));
+    }
+    fn after_pass(&self, _outbox: &Outbox) {
+        self.events.lock().unwrap().push("pass".into());
+    }
 }
 
 /// Issue 8, item 1: an id that holds another item on chain (a front-runner's forgery, or

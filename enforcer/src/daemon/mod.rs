@@ -32,7 +32,7 @@ use hpc_local_scheduler::{
     EmbeddedConfig, EmbeddedScheduler, JobSpec, LocalJobId, LocalJobState, LocalScheduler,
     SlurmConfig, SlurmScheduler,
 };
-use hpc_outbox::{Backoff, Deliverer, DelivererConfig, Outbox, OutboxItem};
+use hpc_outbox::{Backoff, Deliverer, DelivererConfig, DeliveryObserver, Outbox, OutboxItem};
 use hpc_proto::to_any;
 use hpc_proto::virtengine::hpc::v1::{
     ClusterHealth, ClusterState, Job, JobState, MsgReportJobStatus, MsgRequestReschedule,
