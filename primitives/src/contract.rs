@@ -694,6 +694,27 @@ mod tests {
     const P: &str = "virtengine1ldl9qrqrzexzp29udzx9h437zx9g2zy9caleyg";
     const Q: &str = "virtengine1mvdkzsx8x95x3939fvxgvhw0mreqv6k753s752";
 
+    /// `events::ALL` lists every event type of the module (nodes index them whole by
+    /// default): read from this file's source, so a new constant cannot be left out.
+    #[test]
+    fn every_event_type_is_in_all() {
+        let source = include_str!("contract.rs");
+        let module = &source[source.find("pub mod events {").unwrap()..];
+        let module = &module[..module.find("\n}\n").unwrap()];
+        let declared: Vec<&str> = module
+            .split("&str =")
+            .skip(1)
+            .map(|rest| rest.split('"').nth(1).unwrap())
+            .collect();
+        assert_eq!(declared.len(), events::ALL.len(), "{declared:?}");
+        for event in declared {
+            assert!(
+                events::ALL.contains(&event),
+                "{event} is not in events::ALL"
+            );
+        }
+    }
+
     #[test]
     fn codes_round_trip_through_text() {
         let log = format!("simulation failed {}: records[0]: …", code_text("hpc", 9));

@@ -2,7 +2,7 @@
 //! `abci_query` and the gRPC server so both answer identically.
 
 use cosmos_sdk_proto::cosmos::base::query::v1beta1::{PageRequest, PageResponse};
-use hpc_store::{prefix_end, StateRead};
+use hpc_store::{key_after, prefix_end, StateRead};
 use prost::Message;
 
 use crate::errors::QueryError;
@@ -49,7 +49,7 @@ where
 
 /// One page of the entries under `prefix` (keys relative to the prefix), as Cosmos
 /// `query.Paginate`: by `key` (the `next_key` of the previous page) or by `offset`;
-/// `count_total` counts all entries (a full scan of the prefix, so only when asked).
+/// `count_total` counts all entries on a walk's first page (within the read budget).
 pub fn paginate(
     state: &dyn StateRead,
     prefix: &[u8],
@@ -64,32 +64,47 @@ pub fn paginate(
     )
 }
 
-/// Most entries one list query reads (skipped by `offset`, refused by a filter, counted for
-/// `count_total`, or returned): a query's work is bounded as a tx's is by gas. A page that
+/// Most stored keys one list query examines: those skipped by `offset`, refused by a
+/// filter, counted for `count_total` or returned, and the deleted keys the store still
+/// keeps for older heights. A query's work is bounded as a tx's is by gas. A page that
 /// reaches it early ends with fewer items and a `next_key`; an `offset` or a `count_total`
 /// that would pass it is refused, naming the field.
 pub const MAX_SCANNED_ENTRIES: u64 = 100_000;
 
-/// Entries read from a range in chunks of `chunk`, so that a scan holds one chunk in
-/// memory whatever the range's size.
+/// Entries read per store call while counting past the page for `count_total`.
+const COUNT_CHUNK: usize = 1_024;
+
+/// Entries read from a range in chunks, so that a scan holds one chunk in memory whatever
+/// the range's size, examining at most `budget` stored keys in all.
 struct ChunkedScan<'a> {
     state: &'a dyn StateRead,
     cursor: Vec<u8>,
     end: Option<Vec<u8>>,
     chunk: usize,
+    budget: u64,
     buffered: std::vec::IntoIter<(Vec<u8>, Vec<u8>)>,
     exhausted: bool,
+    /// Set when the budget ran out before the range did: where the range goes on.
+    resume: Option<Vec<u8>>,
 }
 
 impl<'a> ChunkedScan<'a> {
-    fn new(state: &'a dyn StateRead, from: Vec<u8>, end: Option<Vec<u8>>, chunk: usize) -> Self {
+    fn new(
+        state: &'a dyn StateRead,
+        from: Vec<u8>,
+        end: Option<Vec<u8>>,
+        chunk: usize,
+        budget: u64,
+    ) -> Self {
         Self {
             state,
             cursor: from,
             end,
             chunk: chunk.max(1),
+            budget,
             buffered: Vec::new().into_iter(),
             exhausted: false,
+            resume: None,
         }
     }
 }
@@ -104,15 +119,21 @@ impl Iterator for ChunkedScan<'_> {
         if self.exhausted {
             return None;
         }
-        let entries = self
-            .state
-            .range(&self.cursor, self.end.as_deref(), self.chunk);
-        self.exhausted = entries.len() < self.chunk;
-        if let Some((last, _)) = entries.last() {
-            self.cursor = last.clone();
-            self.cursor.push(0); // the smallest key after `last`
+        let read =
+            self.state
+                .range_bounded(&self.cursor, self.end.as_deref(), self.chunk, self.budget);
+        self.budget -= read.examined.min(self.budget);
+        match read.resume {
+            Some(resume) => {
+                self.exhausted = true;
+                self.resume = Some(resume);
+            }
+            None => self.exhausted = read.entries.len() < self.chunk,
         }
-        self.buffered = entries.into_iter();
+        if let Some((last, _)) = read.entries.last() {
+            self.cursor = key_after(last);
+        }
+        self.buffered = read.entries.into_iter();
         self.buffered.next()
     }
 }
@@ -120,8 +141,8 @@ impl Iterator for ChunkedScan<'_> {
 /// One page of records found through `prefix` (a primary prefix or a secondary index),
 /// keeping only those `filter` accepts, as cosmos `FilteredPaginate`: the page holds up
 /// to `limit` matches; `next_key` is where the next page starts. `load` turns an entry
-/// (key suffix after `prefix`, value) into a record. Reads at most
-/// [`MAX_SCANNED_ENTRIES`].
+/// (key suffix after `prefix`, value) into a record. Examines at most
+/// [`MAX_SCANNED_ENTRIES`] stored keys.
 pub fn paginate_filtered<T>(
     state: &dyn StateRead,
     prefix: &[u8],
@@ -142,55 +163,66 @@ fn paginate_within<T>(
 ) -> Result<(Vec<T>, PageResponse), QueryError> {
     let default = PageRequest::default();
     let page = page.unwrap_or(&default);
-    let limit = checked_limit(page, budget)?;
+    let limit = checked_limit(page)?;
+    // As the Cosmos SDK: a total only for the first page of a walk (no `key`).
+    let counting = page.count_total && page.key.is_empty();
     let matching = |(key, value): &(Vec<u8>, Vec<u8>)| {
         load(&key[prefix.len()..], value).filter(|item| filter(item))
     };
-    let end = prefix_end(prefix);
     let from = [prefix, page.key.as_slice()].concat();
-    let scan = ChunkedScan::new(state, from, end.clone(), limit + 1);
-    let mut skipped = 0u64;
+    let chunk = if counting {
+        COUNT_CHUNK.max(limit + 1)
+    } else {
+        limit + 1
+    };
+    let mut scan = ChunkedScan::new(state, from, prefix_end(prefix), chunk, budget);
+    let (mut skipped, mut total) = (0u64, 0u64);
     let mut out = Vec::new();
     let mut next_key = Vec::new();
-    for (examined, entry) in scan.enumerate() {
+    for entry in scan.by_ref() {
         if out.len() == limit {
-            next_key = entry.0[prefix.len()..].to_vec();
-            break;
-        }
-        if examined as u64 == budget {
-            if skipped < page.offset {
-                return Err(QueryError::InvalidArgument(format!(
-                    "pagination.offset: skipping {} matches reads more than {budget} entries; page with pagination.key (the previous page's next_key)",
-                    page.offset
-                )));
+            if next_key.is_empty() {
+                next_key = entry.0[prefix.len()..].to_vec();
             }
-            // The read budget is spent: a short page, resumed where the next page starts.
-            next_key = entry.0[prefix.len()..].to_vec();
-            break;
+            if !counting {
+                break;
+            }
+            total += u64::from(matching(&entry).is_some());
+            continue;
         }
         let Some(item) = matching(&entry) else {
             continue;
         };
+        total += 1;
         if skipped < page.offset {
             skipped += 1;
             continue;
         }
         out.push(item);
     }
-    let total = if page.count_total {
-        count_matches(
-            ChunkedScan::new(state, prefix.to_vec(), end, 1_024),
-            budget,
-            matching,
-        )?
-    } else {
-        0
-    };
+    if let Some(resume) = scan.resume {
+        if counting {
+            return Err(QueryError::InvalidArgument(format!(
+                "pagination.count_total: more than {budget} entries to count; leave count_total unset and page with pagination.key"
+            )));
+        }
+        if skipped < page.offset {
+            return Err(QueryError::InvalidArgument(format!(
+                "pagination.offset: skipping {} matches reads more than {budget} entries; page with pagination.key (the previous page's next_key)",
+                page.offset
+            )));
+        }
+        if next_key.is_empty() {
+            // The budget is spent: a short page, resumed where the next page starts.
+            next_key = resume[prefix.len()..].to_vec();
+        }
+    }
+    let total = if counting { total } else { 0 };
     Ok((out, PageResponse { next_key, total }))
 }
 
 /// The page size a request asks for, after the checks no entry needs to be read for.
-fn checked_limit(page: &PageRequest, budget: u64) -> Result<usize, QueryError> {
+fn checked_limit(page: &PageRequest) -> Result<usize, QueryError> {
     if page.reverse {
         return Err(QueryError::InvalidArgument(
             "pagination.reverse is not supported".into(),
@@ -201,13 +233,6 @@ fn checked_limit(page: &PageRequest, budget: u64) -> Result<usize, QueryError> {
             "pagination: set either key or offset, not both".into(),
         ));
     }
-    if page.offset >= budget {
-        return Err(QueryError::InvalidArgument(format!(
-            "pagination.offset {} exceeds the maximum of {}; page with pagination.key (the previous page's next_key)",
-            page.offset,
-            budget - 1
-        )));
-    }
     match page.limit {
         0 => Ok(DEFAULT_PAGE_LIMIT as usize),
         l if l > MAX_PAGE_LIMIT => Err(QueryError::InvalidArgument(format!(
@@ -215,26 +240,6 @@ fn checked_limit(page: &PageRequest, budget: u64) -> Result<usize, QueryError> {
         ))),
         l => Ok(l as usize),
     }
-}
-
-/// How many entries of `scan` match, reading at most `budget` of them.
-fn count_matches<T>(
-    scan: ChunkedScan<'_>,
-    budget: u64,
-    matching: impl Fn(&(Vec<u8>, Vec<u8>)) -> Option<T>,
-) -> Result<u64, QueryError> {
-    let mut total = 0u64;
-    for (examined, entry) in scan.enumerate() {
-        if examined as u64 == budget {
-            return Err(QueryError::InvalidArgument(format!(
-                "pagination.count_total: more than {budget} entries to count; leave count_total unset and page with pagination.key"
-            )));
-        }
-        if matching(&entry).is_some() {
-            total += 1;
-        }
-    }
-    Ok(total)
 }
 
 #[cfg(test)]
@@ -275,7 +280,8 @@ mod tests {
         };
         loop {
             let (entries, resp) = paginate(&state, b"p", Some(&req)).unwrap();
-            assert_eq!(resp.total, 10);
+            // As the Cosmos SDK: the total on the first page only.
+            assert_eq!(resp.total, if req.key.is_empty() { 10 } else { 0 });
             seen.extend(entries.into_iter().map(|(_, v)| v[0]));
             if resp.next_key.is_empty() {
                 break;
@@ -363,18 +369,86 @@ mod tests {
             offset,
             ..Default::default()
         };
-        refused(offset(4), 4, "pagination.offset 4 exceeds the maximum of 3");
+        // An offset past the end of a small prefix is an empty page, as in the SDK.
+        assert!(even_pages(&state, &offset(1_000), 100)
+            .unwrap()
+            .0
+            .is_empty());
         // Skipping 3 even values reads 5 entries (0 to 4).
         refused(offset(3), 4, "pagination.offset: skipping 3 matches");
         let (items, resp) = even_pages(&state, &offset(3), 5).unwrap();
-        assert_eq!((items, resp.next_key), (vec![], vec![5]));
+        assert!(items.is_empty());
+        assert_eq!(resp.next_key, vec![4, 0]); // the smallest key after the last one read
         assert_eq!(even_pages(&state, &offset(3), 10).unwrap().0, vec![6, 8]);
         let count = PageRequest {
             count_total: true,
             limit: 1,
             ..Default::default()
         };
-        refused(count.clone(), 9, "pagination.count_total");
-        assert_eq!(even_pages(&state, &count, 10).unwrap().1.total, 5);
+        // Counting reads all 10 entries: refused once the budget cannot tell there are no
+        // more.
+        refused(count.clone(), 10, "pagination.count_total");
+        let (items, resp) = even_pages(&state, &count, 11).unwrap();
+        assert_eq!((items, resp.total, resp.next_key), (vec![0], 5, vec![1]));
+    }
+
+    /// On the real store, the keys deleted at a height it still keeps count against the
+    /// budget: pages over them stay bounded and, walked to the end, return every live entry
+    /// once; a count that would examine too many of them is refused.
+    #[test]
+    fn deleted_keys_the_store_keeps_count_against_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = hpc_store::Storage::open(&dir.path().join("state.redb")).unwrap();
+        let key = |i: u8| vec![b'p', i];
+        let all: hpc_store::Changes = (0u8..50).map(|i| (key(i), Some(vec![i]))).collect();
+        storage.commit(storage.prepare(all, 1).unwrap()).unwrap();
+        // Keep every fifth entry.
+        let deleted: hpc_store::Changes = (0u8..50)
+            .filter(|i| i % 5 != 0)
+            .map(|i| (key(i), None))
+            .collect();
+        storage
+            .commit(storage.prepare(deleted, 2).unwrap())
+            .unwrap();
+        let snapshot = storage.snapshot(None).unwrap();
+        let pages = |req: &PageRequest, budget| {
+            paginate_within(
+                &snapshot,
+                b"p",
+                Some(req),
+                budget,
+                |_, v| Some(v[0]),
+                |_| true,
+            )
+        };
+        let mut req = PageRequest {
+            limit: 3,
+            ..Default::default()
+        };
+        let mut seen = Vec::new();
+        for _ in 0..100 {
+            let (items, resp) = pages(&req, 7).unwrap();
+            assert!(
+                items.len() <= 2,
+                "7 keys examined hold at most 2 live ones: {items:?}"
+            );
+            seen.extend(items);
+            if resp.next_key.is_empty() {
+                break;
+            }
+            req.key = resp.next_key;
+        }
+        assert_eq!(seen, (0u8..50).step_by(5).collect::<Vec<_>>());
+        let count = PageRequest {
+            count_total: true,
+            ..Default::default()
+        };
+        match pages(&count, 30) {
+            Err(QueryError::InvalidArgument(m)) => {
+                assert!(m.starts_with("pagination.count_total"), "{m}")
+            }
+            other => panic!("10 live entries among 50 keys, budget 30: {other:?}"),
+        }
+        assert_eq!(pages(&count, 51).unwrap().1.total, 10);
     }
 }

@@ -18,6 +18,49 @@ pub trait StateRead {
         let end = prefix_end(prefix);
         self.range(prefix, end.as_deref(), limit)
     }
+
+    /// [`Self::range`] that examines at most `max_examined` stored keys, counting the
+    /// deleted ones a store still keeps for older versions (which `range` skips unseen):
+    /// a bound on the work of a read whatever the store holds. This default is for states
+    /// that keep no deleted keys, where every key examined is returned.
+    fn range_bounded(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        max_examined: u64,
+    ) -> BoundedRange {
+        let cap = limit.min(usize::try_from(max_examined).unwrap_or(usize::MAX));
+        let entries = self.range(start, end, cap);
+        let spent = cap < limit && entries.len() == cap;
+        let resume = spent.then(|| match entries.last() {
+            Some((last, _)) => key_after(last),
+            None => start.to_vec(),
+        });
+        BoundedRange {
+            examined: entries.len() as u64,
+            entries,
+            resume,
+        }
+    }
+}
+
+/// What [`StateRead::range_bounded`] read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BoundedRange {
+    pub entries: Entries,
+    /// Stored keys examined, live or deleted.
+    pub examined: u64,
+    /// `Some(key)` when `max_examined` ran out before the range did: the key to go on from.
+    pub resume: Option<Vec<u8>>,
+}
+
+/// The smallest key greater than `key`.
+pub fn key_after(key: &[u8]) -> Vec<u8> {
+    let mut next = Vec::with_capacity(key.len() + 1);
+    next.extend_from_slice(key);
+    next.push(0);
+    next
 }
 
 /// Write access; writes become visible to reads through the same handle at once.
@@ -46,6 +89,15 @@ impl<T: StateRead + ?Sized> StateRead for &T {
     fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Entries {
         (**self).range(start, end, limit)
     }
+    fn range_bounded(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        max_examined: u64,
+    ) -> BoundedRange {
+        (**self).range_bounded(start, end, limit, max_examined)
+    }
 }
 
 impl<T: StateRead + ?Sized> StateRead for &mut T {
@@ -54,6 +106,15 @@ impl<T: StateRead + ?Sized> StateRead for &mut T {
     }
     fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Entries {
         (**self).range(start, end, limit)
+    }
+    fn range_bounded(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        max_examined: u64,
+    ) -> BoundedRange {
+        (**self).range_bounded(start, end, limit, max_examined)
     }
 }
 

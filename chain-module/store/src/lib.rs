@@ -14,5 +14,5 @@ mod kv;
 mod storage;
 
 pub use delta::{Changes, Delta};
-pub use kv::{prefix_end, Entries, StateRead, StateWrite};
+pub use kv::{key_after, prefix_end, BoundedRange, Entries, StateRead, StateWrite};
 pub use storage::{PreparedCommit, Snapshot, Storage, StoreError, DEFAULT_CACHE_BYTES};

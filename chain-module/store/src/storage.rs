@@ -11,7 +11,7 @@ use redb::{Database, ReadOnlyTable, ReadableTable, ReadableTableMetadata, TableD
 use sha2::Sha256;
 
 use crate::delta::Changes;
-use crate::kv::{Entries, StateRead};
+use crate::kv::{key_after, BoundedRange, Entries, StateRead};
 
 /// Tree nodes: borsh(NodeKey) → borsh(Node).
 const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_nodes");
@@ -454,14 +454,23 @@ impl Snapshot {
         start: &[u8],
         end: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Entries, redb::StorageError> {
+        max_examined: u64,
+    ) -> Result<BoundedRange, redb::StorageError> {
         let (Some(values), Some(version)) = (&self.values, self.version) else {
-            return Ok(Vec::new());
+            return Ok(BoundedRange::default());
         };
         let mut out = Vec::new();
+        let mut examined = 0u64;
         // The last key emitted or skipped; the next search starts after all its versions.
         let mut after: Option<Vec<u8>> = None;
         while out.len() < limit {
+            if examined == max_examined {
+                return Ok(BoundedRange {
+                    entries: out,
+                    examined,
+                    resume: Some(after.as_deref().map_or_else(|| start.to_vec(), key_after)),
+                });
+            }
             let lower: Bound<(&[u8], u64)> = match &after {
                 Some(key) => Bound::Excluded((key.as_slice(), u64::MAX)),
                 None => Bound::Included((start, 0)),
@@ -474,12 +483,17 @@ impl Snapshot {
                 break;
             };
             let key = entry?.0.value().0.to_vec();
+            examined += 1;
             if let Some(value) = latest_at(values, &key, version)? {
                 out.push((key.clone(), value));
             }
             after = Some(key);
         }
-        Ok(out)
+        Ok(BoundedRange {
+            entries: out,
+            examined,
+            resume: None,
+        })
     }
 }
 
@@ -496,7 +510,17 @@ impl StateRead for Snapshot {
     }
 
     fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Entries {
-        self.try_range(start, end, limit)
+        self.range_bounded(start, end, limit, u64::MAX).entries
+    }
+
+    fn range_bounded(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        max_examined: u64,
+    ) -> BoundedRange {
+        self.try_range(start, end, limit, max_examined)
             .unwrap_or_else(|e| fatal(e))
     }
 }

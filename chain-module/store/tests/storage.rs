@@ -365,3 +365,42 @@ fn a_pruned_store_reads_and_proves_kept_versions_like_a_full_one_and_stays_bound
         Some(b"30".to_vec())
     );
 }
+
+/// A bounded range counts the deleted keys a snapshot skips (kept for older versions), so
+/// a reader's work is bounded by what it examines, not only by what it gets back.
+#[test]
+fn a_bounded_range_counts_deleted_keys_and_says_where_to_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(&dir.path().join("state.redb")).unwrap();
+    let keys: Vec<String> = (0..10).map(|i| format!("k/{i}")).collect();
+    let written: Vec<(&str, Option<&str>)> = keys.iter().map(|k| (k.as_str(), Some("v"))).collect();
+    commit(&storage, 1, &written);
+    // Keep k/2 and k/7 only.
+    let deleted: Vec<(&str, Option<&str>)> = keys
+        .iter()
+        .filter(|k| !["k/2", "k/7"].contains(&k.as_str()))
+        .map(|k| (k.as_str(), None))
+        .collect();
+    commit(&storage, 2, &deleted);
+    let snapshot = storage.snapshot(None).unwrap();
+    let live = |r: &hpc_store::BoundedRange| -> Vec<String> {
+        r.entries
+            .iter()
+            .map(|(k, _)| String::from_utf8(k.clone()).unwrap())
+            .collect()
+    };
+
+    let first = snapshot.range_bounded(b"k/", Some(b"k0"), 100, 4);
+    assert_eq!((live(&first), first.examined), (vec!["k/2".to_string()], 4));
+    assert_eq!(first.resume, Some(hpc_store::key_after(b"k/3")));
+    let rest = snapshot.range_bounded(first.resume.as_deref().unwrap(), Some(b"k0"), 100, 100);
+    assert_eq!(
+        (live(&rest), rest.examined, rest.resume),
+        (vec!["k/7".to_string()], 6, None)
+    );
+    // Unbounded, it is `range`: the deleted keys are skipped unseen.
+    assert_eq!(snapshot.range(b"k/", Some(b"k0"), 100).len(), 2);
+    // No budget at all: nothing read, go on from the start.
+    let none = snapshot.range_bounded(b"k/", None, 100, 0);
+    assert_eq!((none.examined, none.resume), (0, Some(b"k/".to_vec())));
+}
