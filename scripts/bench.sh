@@ -13,7 +13,7 @@
 #   scripts/bench.sh [ARGS]      release builds, full runs; ARGS go to chain_throughput
 #                                (e.g. --txs 20000 --accounts 20000 --hpcd-block-max-gas=-1);
 #                                writes docs/benchmarks/summary.json
-#   scripts/bench.sh --soak [ARGS]
+#   scripts/bench.sh --soak [ARGS] (--soak, like --smoke, only as the first argument)
 #                                the same, then the 30-minute soak (routing_load at 50 jobs/s
 #                                for 1800 s; ~45 minutes more), its figures in the same summary
 #   scripts/bench.sh --smoke     debug builds, a few seconds of each, the soak's path included

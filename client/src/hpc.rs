@@ -60,7 +60,7 @@ impl ChainClient {
                 state: state as i32,
                 pagination: Some(PageRequest {
                     key: std::mem::take(&mut next_key),
-                    limit: 100,
+                    limit: hpc_primitives::contract::limits::DEFAULT_PAGE_LIMIT,
                     ..PageRequest::default()
                 }),
                 ..QueryJobsRequest::default()

@@ -110,6 +110,33 @@ pub mod events {
     ];
 }
 
+/// The Cosmos SDK's events as the chain emits them (ante handler, message router, bank):
+/// types and attribute keys, written by the state machine and named by a node's
+/// `index-events`.
+pub mod sdk_events {
+    pub const TX: &str = "tx";
+    pub const MESSAGE: &str = "message";
+    pub const COIN_SPENT: &str = "coin_spent";
+    pub const COIN_RECEIVED: &str = "coin_received";
+    pub const TRANSFER: &str = "transfer";
+
+    /// Attribute keys.
+    pub mod attrs {
+        pub const FEE: &str = "fee";
+        pub const FEE_PAYER: &str = "fee_payer";
+        pub const ACC_SEQ: &str = "acc_seq";
+        pub const SIGNATURE: &str = "signature";
+        pub const ACTION: &str = "action";
+        pub const SENDER: &str = "sender";
+        pub const MODULE: &str = "module";
+        pub const MSG_INDEX: &str = "msg_index";
+        pub const SPENDER: &str = "spender";
+        pub const RECEIVER: &str = "receiver";
+        pub const RECIPIENT: &str = "recipient";
+        pub const AMOUNT: &str = "amount";
+    }
+}
+
 /// Attribute keys of x/hpc events.
 pub mod attrs {
     pub const JOB_ID: &str = "job_id";
@@ -211,6 +238,11 @@ pub mod limits {
     /// Most messages one tx may carry (audit and violation batches go inside one message;
     /// job status reports go one message each, several per tx).
     pub const MAX_MSGS_PER_TX: usize = 64;
+    /// Page size of a list query that gives none, and the largest one served.
+    pub const DEFAULT_PAGE_LIMIT: u64 = 100;
+    pub const MAX_PAGE_LIMIT: u64 = 1_000;
+    /// Most stored keys one list query examines (see the node's pagination).
+    pub const MAX_SCANNED_ENTRIES: u64 = 100_000;
 }
 
 /// Id rules and limits.

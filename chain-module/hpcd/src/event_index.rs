@@ -7,33 +7,34 @@
 use std::collections::BTreeSet;
 
 use hpc_primitives::contract::events;
+use hpc_primitives::contract::sdk_events::{self, attrs as sdk_attrs};
 
 /// Longest entry accepted (event types and keys are short; this only bounds the input).
 const MAX_ENTRY_LEN: usize = 256;
 /// Most entries accepted.
 const MAX_ENTRIES: usize = 1_024;
 
-/// The Cosmos SDK events searches use, as `type.key`: by signer and sequence, by message
+/// The Cosmos SDK events searches use, as (type, key): by signer and sequence, by message
 /// type, by sender or recipient of funds. Left out (still in every tx's result, just not
 /// searchable): amounts, fees, `msg_index` and `tx.signature` (a tx is found by its hash).
-const SDK_ENTRIES: &[&str] = &[
-    "tx.acc_seq",
-    "tx.fee_payer",
-    "message.action",
-    "message.sender",
-    "message.module",
-    "transfer.sender",
-    "transfer.recipient",
-    "coin_spent.spender",
-    "coin_received.receiver",
+const SDK_ENTRIES: [(&str, &str); 9] = [
+    (sdk_events::TX, sdk_attrs::ACC_SEQ),
+    (sdk_events::TX, sdk_attrs::FEE_PAYER),
+    (sdk_events::MESSAGE, sdk_attrs::ACTION),
+    (sdk_events::MESSAGE, sdk_attrs::SENDER),
+    (sdk_events::MESSAGE, sdk_attrs::MODULE),
+    (sdk_events::TRANSFER, sdk_attrs::SENDER),
+    (sdk_events::TRANSFER, sdk_attrs::RECIPIENT),
+    (sdk_events::COIN_SPENT, sdk_attrs::SPENDER),
+    (sdk_events::COIN_RECEIVED, sdk_attrs::RECEIVER),
 ];
 
 /// What `hpcd init` writes: the SDK entries above and every x/hpc event whole.
 pub fn default_entries() -> Vec<String> {
     SDK_ENTRIES
         .iter()
-        .chain(events::ALL)
-        .map(|entry| entry.to_string())
+        .map(|(kind, key)| format!("{kind}.{key}"))
+        .chain(events::ALL.iter().map(|kind| kind.to_string()))
         .collect()
 }
 
@@ -135,8 +136,8 @@ mod tests {
     fn the_default_list_is_valid_and_leaves_out_signatures_and_amounts() {
         let default = EventIndex::parse(&default_entries()).expect("valid");
         let mut scratch = String::new();
-        assert!(!default.indexes("tx", "signature", &mut scratch));
-        assert!(!default.indexes("transfer", "amount", &mut scratch));
-        assert!(default.indexes("tx", "acc_seq", &mut scratch));
+        assert!(!default.indexes(sdk_events::TX, sdk_attrs::SIGNATURE, &mut scratch));
+        assert!(!default.indexes(sdk_events::TRANSFER, sdk_attrs::AMOUNT, &mut scratch));
+        assert!(default.indexes(sdk_events::TX, sdk_attrs::ACC_SEQ, &mut scratch));
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use cosmos_sdk_proto::cosmos::base::abci::v1beta1::{GasInfo, Result as AbciResult, TxMsgData};
 use cosmos_sdk_proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
+use hpc_primitives::contract::sdk_events::{self, attrs as sdk_attrs};
 use hpc_store::{Changes, Delta, StateRead, StateWrite};
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -226,11 +227,11 @@ impl App {
         let mut msg_events = Vec::new();
         for (index, msg) in ante.msgs.iter().enumerate() {
             msg_events.push(
-                Event::new("message")
-                    .attr("action", msg.msg().type_url())
-                    .attr("sender", msg.signer())
-                    .attr("module", msg.msg().module())
-                    .attr("msg_index", index),
+                Event::new(sdk_events::MESSAGE)
+                    .attr(sdk_attrs::ACTION, msg.msg().type_url())
+                    .attr(sdk_attrs::SENDER, msg.signer())
+                    .attr(sdk_attrs::MODULE, msg.msg().module())
+                    .attr(sdk_attrs::MSG_INDEX, index),
             );
             let result = guarded(&format!("messages[{index}]"), || {
                 msg.execute(&mut msg_state, &mut ctx)
@@ -245,7 +246,7 @@ impl App {
                     msg_events.extend(
                         std::mem::take(&mut ctx.events)
                             .into_iter()
-                            .map(|e| e.attr("msg_index", index)),
+                            .map(|e| e.attr(sdk_attrs::MSG_INDEX, index)),
                     );
                 }
                 Err(e) => {

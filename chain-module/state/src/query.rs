@@ -29,9 +29,9 @@ pub fn is_point_query(path: &str) -> bool {
     POINT_QUERIES.contains(&path)
 }
 
-/// Page size when the request gives none, and the largest one served.
-pub const DEFAULT_PAGE_LIMIT: u64 = 100;
-pub const MAX_PAGE_LIMIT: u64 = 1_000;
+pub use hpc_primitives::contract::limits::{
+    DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, MAX_SCANNED_ENTRIES,
+};
 
 /// Decodes the request, runs the handler and encodes the response.
 pub fn handle<Req, Resp>(
@@ -64,12 +64,11 @@ pub fn paginate(
     )
 }
 
-/// Most stored keys one list query examines: those skipped by `offset`, refused by a
-/// filter, counted for `count_total` or returned, and the deleted keys the store still
-/// keeps for older heights. A query's work is bounded as a tx's is by gas. A page that
-/// reaches it early ends with fewer items and a `next_key`; an `offset` or a `count_total`
-/// that would pass it is refused, naming the field.
-pub const MAX_SCANNED_ENTRIES: u64 = 100_000;
+// MAX_SCANNED_ENTRIES bounds the stored keys one list query examines: those skipped by
+// `offset`, refused by a filter, counted for `count_total` or returned, and the deleted
+// keys the store still keeps for older heights, so a query's work is bounded as a tx's is
+// by gas. A page that reaches it early ends with fewer items and a `next_key`; an `offset`
+// or a `count_total` that would pass it is refused, naming the field.
 
 /// Entries read per store call while counting past the page for `count_total`.
 const COUNT_CHUNK: usize = 1_024;

@@ -1,3 +1,4 @@
+use hpc_primitives::contract::sdk_events::{self, attrs as sdk_attrs};
 use hpc_store::{StateRead, StateWrite};
 
 use crate::address::Address;
@@ -94,20 +95,20 @@ impl BankKeeper {
         }
         AuthKeeper::get_or_create(state, to);
         ctx.emit(
-            Event::new("coin_spent")
-                .attr("spender", from)
-                .attr("amount", amount),
+            Event::new(sdk_events::COIN_SPENT)
+                .attr(sdk_attrs::SPENDER, from)
+                .attr(sdk_attrs::AMOUNT, amount),
         );
         ctx.emit(
-            Event::new("coin_received")
-                .attr("receiver", to)
-                .attr("amount", amount),
+            Event::new(sdk_events::COIN_RECEIVED)
+                .attr(sdk_attrs::RECEIVER, to)
+                .attr(sdk_attrs::AMOUNT, amount),
         );
         ctx.emit(
-            Event::new("transfer")
-                .attr("recipient", to)
-                .attr("sender", from)
-                .attr("amount", amount),
+            Event::new(sdk_events::TRANSFER)
+                .attr(sdk_attrs::RECIPIENT, to)
+                .attr(sdk_attrs::SENDER, from)
+                .attr(sdk_attrs::AMOUNT, amount),
         );
         Ok(())
     }

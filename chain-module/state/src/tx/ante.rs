@@ -5,6 +5,7 @@
 use base64::Engine;
 use cosmos_sdk_proto::cosmos::tx::signing::v1beta1::SignMode;
 use cosmos_sdk_proto::cosmos::tx::v1beta1::{mode_info, Fee, SignDoc, SignerInfo};
+use hpc_primitives::contract::sdk_events::{self, attrs as sdk_attrs};
 use hpc_store::{StateRead, StateWrite};
 use prost::Message;
 use sha2::Digest;
@@ -82,9 +83,9 @@ pub fn run_ante(
     }
     let deducted = fee_to_deduct(state, mode, &fee_payer, &fee_coins);
     deduct_fee(state, ctx, &fee_payer, &deducted)?;
-    let mut events = vec![Event::new("tx")
-        .attr("fee", &fee_coins)
-        .attr("fee_payer", fee_payer)];
+    let mut events = vec![Event::new(sdk_events::TX)
+        .attr(sdk_attrs::FEE, &fee_coins)
+        .attr(sdk_attrs::FEE_PAYER, fee_payer)];
     for (i, signer) in signers.iter().enumerate() {
         let signer_tx = SignerOfTx {
             tx,
@@ -409,11 +410,11 @@ fn verify_signer(
             )));
         }
     }
-    let mut events =
-        vec![Event::new("tx").attr("acc_seq", format!("{signer}/{}", account.sequence))];
+    let mut events = vec![Event::new(sdk_events::TX)
+        .attr(sdk_attrs::ACC_SEQ, format!("{signer}/{}", account.sequence))];
     if let Some(sig) = tx.raw.signatures.get(i) {
-        events.push(Event::new("tx").attr(
-            "signature",
+        events.push(Event::new(sdk_events::TX).attr(
+            sdk_attrs::SIGNATURE,
             base64::engine::general_purpose::STANDARD.encode(sig),
         ));
     }
