@@ -82,41 +82,31 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-impl<T: StateRead + ?Sized> StateRead for &T {
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        (**self).get(key)
-    }
-    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Entries {
-        (**self).range(start, end, limit)
-    }
-    fn range_bounded(
-        &self,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-        max_examined: u64,
-    ) -> BoundedRange {
-        (**self).range_bounded(start, end, limit, max_examined)
-    }
+/// Reads through a reference read the referent, every method included (a default method
+/// left unforwarded would hide the referent's own).
+macro_rules! forward_state_read {
+    ($($reference:ty),*) => {$(
+        impl<T: StateRead + ?Sized> StateRead for $reference {
+            fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+                (**self).get(key)
+            }
+            fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Entries {
+                (**self).range(start, end, limit)
+            }
+            fn range_bounded(
+                &self,
+                start: &[u8],
+                end: Option<&[u8]>,
+                limit: usize,
+                max_examined: u64,
+            ) -> BoundedRange {
+                (**self).range_bounded(start, end, limit, max_examined)
+            }
+        }
+    )*};
 }
 
-impl<T: StateRead + ?Sized> StateRead for &mut T {
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        (**self).get(key)
-    }
-    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Entries {
-        (**self).range(start, end, limit)
-    }
-    fn range_bounded(
-        &self,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-        max_examined: u64,
-    ) -> BoundedRange {
-        (**self).range_bounded(start, end, limit, max_examined)
-    }
-}
+forward_state_read!(&T, &mut T);
 
 impl<T: StateWrite + ?Sized> StateWrite for &mut T {
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
