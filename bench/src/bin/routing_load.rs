@@ -81,6 +81,10 @@ struct Args {
     /// Override consensus_params.block.max_gas (default: what `hpcd init` writes).
     #[arg(long)]
     block_max_gas: Option<i64>,
+    /// Override app.toml `[store] cache-mib` of the node (default: what `hpcd init` writes):
+    /// how much of hpcd's RSS is its state store's page cache.
+    #[arg(long)]
+    store_cache_mib: Option<u64>,
     /// Seconds between RSS / disk samples.
     #[arg(long, default_value_t = 10)]
     sample_secs: u64,
@@ -504,6 +508,12 @@ async fn start_network(args: &Args) -> anyhow::Result<(TestNode, Vec<Enforcer>, 
         let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
         doc["consensus_params"]["block"]["max_gas"] = serde_json::json!(gas.to_string());
         std::fs::write(&path, serde_json::to_vec_pretty(&doc)?)?;
+    }
+    if let Some(mib) = args.store_cache_mib {
+        let path = node.home.join("config/app.toml");
+        let mut doc: toml_edit::DocumentMut = std::fs::read_to_string(&path)?.parse()?;
+        doc["store"]["cache-mib"] = toml_edit::value(i64::try_from(mib)?);
+        std::fs::write(&path, doc.to_string())?;
     }
     node.start(2).await;
     let nodes = args.cluster_nodes.to_string();
