@@ -241,7 +241,11 @@ pub mod limits {
     /// Page size of a list query that gives none, and the largest one served.
     pub const DEFAULT_PAGE_LIMIT: u64 = 100;
     pub const MAX_PAGE_LIMIT: u64 = 1_000;
-    /// Most stored keys one list query examines (see the node's pagination).
+    /// Most stored keys one list query examines: those skipped by `offset`, refused by a
+    /// filter, counted for `count_total` or returned, and the deleted keys a store still
+    /// keeps for older heights, so a query's work is bounded as a tx's is by gas. A page
+    /// that reaches it early ends with fewer items and a `next_key`; an `offset` or a
+    /// `count_total` that would pass it is refused, naming the field.
     pub const MAX_SCANNED_ENTRIES: u64 = 100_000;
 }
 

@@ -64,12 +64,6 @@ pub fn paginate(
     )
 }
 
-// MAX_SCANNED_ENTRIES bounds the stored keys one list query examines: those skipped by
-// `offset`, refused by a filter, counted for `count_total` or returned, and the deleted
-// keys the store still keeps for older heights, so a query's work is bounded as a tx's is
-// by gas. A page that reaches it early ends with fewer items and a `next_key`; an `offset`
-// or a `count_total` that would pass it is refused, naming the field.
-
 /// Entries read per store call while counting past the page for `count_total`.
 const COUNT_CHUNK: usize = 1_024;
 
@@ -121,7 +115,7 @@ impl Iterator for ChunkedScan<'_> {
         let read =
             self.state
                 .range_bounded(&self.cursor, self.end.as_deref(), self.chunk, self.budget);
-        self.budget -= read.examined.min(self.budget);
+        self.budget = self.budget.saturating_sub(read.examined);
         match read.resume {
             Some(resume) => {
                 self.exhausted = true;

@@ -5,7 +5,7 @@
 use hpc_proto::virtengine::hpc::v1::{
     JobState, RoutingAuditRecord, RoutingViolation, SchedulingDecision,
 };
-use hpc_store::StateWrite;
+use hpc_store::{key_after, StateWrite};
 
 use super::keeper::{self as keys, Keeper};
 use super::params::HpcKeeper;
@@ -52,10 +52,8 @@ fn sweep<S: StateWrite>(
         }
     }
     if resume.is_none() && entries.len() == MAX_EXAMINED_PER_BLOCK {
-        // The smallest key after the last one examined.
-        let mut next = entries.last().expect("entries examined").0.clone();
-        next.push(0);
-        resume = Some(next);
+        let last = &entries.last().expect("entries examined").0;
+        resume = Some(key_after(last));
     }
     Keeper::set_prune_cursor(state, name, resume.as_deref());
     pruned
